@@ -1,0 +1,55 @@
+"""The ``oddsuite`` command.
+
+Each sub-command lives in ``oddsuite.commands.<name>`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (taking the parsed
+args, returning an exit code). Only this module and the command modules print.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+#: sub-command modules under oddsuite.commands, in the order `--help` lists them
+COMMANDS = [
+    "generate",
+    "verify",
+]
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one clear message, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="oddsuite",
+        description="Validate object detectors against an ODD: generate scene suites, evaluate, compare, inject faults, trace, report.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"oddsuite.commands.{name}").register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from oddsuite.errors import OddsuiteError
+
+    try:
+        return int(args.func(args) or 0)
+    except (OddsuiteError, UserError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
