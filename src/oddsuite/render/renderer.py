@@ -1,0 +1,261 @@
+"""Offscreen rendering of a Scene with pyrender (EGL; Mesa llvmpipe on a CPU).
+
+A ``Renderer`` uploads a scene once and then renders any subset of its ROIs under any
+environment (sun, clouds, headlights, road surface, shadows, fog, rain, snow), giving a
+``Frame``: rgb, depth, per-pixel instance ids and, per visible ROI, its visible box, full
+(unoccluded, unclipped) box, visible fraction and truncation.
+"""
+from __future__ import annotations
+
+import math
+import os
+import types
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+# pyrender 0.1.45 still uses np.infty, which NumPy 2 removed; restore the alias before import.
+if not hasattr(np, "infty"):
+    np.infty = np.inf  # type: ignore[attr-defined]
+import pyrender  # noqa: E402
+
+from oddsuite.render import weather  # noqa: E402
+from oddsuite.scenes.scene import Scene  # noqa: E402
+
+NEUTRAL = (0.5, 0.5, 0.5)  # background of isolate / fill of cutout
+
+SURFACES = {  # base colour, metallic, roughness of the road under each surface state
+    "dry": ((0.22, 0.22, 0.23), 0.0, 0.9),
+    "wet": ((0.10, 0.10, 0.11), 0.25, 0.18),
+    "icy": ((0.42, 0.46, 0.52), 0.1, 0.06),
+    "snow": ((0.88, 0.89, 0.92), 0.0, 0.95),
+}
+
+
+@dataclass(frozen=True)
+class ObjectStats:
+    roi_id: int
+    visible_px: int
+    visible_box: Optional[tuple[float, float, float, float]]  # xywh, None when no pixel is visible
+    full_box: tuple[float, float, float, float]  # xywh of the whole object, unclipped
+    visible_fraction: float
+    truncation: float
+
+
+@dataclass(frozen=True)
+class Frame:
+    rgb: np.ndarray  # HxWx3 uint8
+    depth: np.ndarray  # HxW float32, metres along the view axis, 0 where nothing
+    ids: np.ndarray  # HxW int32: roi id, -1 for scenery and sky
+    objects: dict[int, ObjectStats]
+
+
+def environment_of(scene: Scene, variant: Any = None) -> dict[str, Any]:
+    """The environment in effect: the scene's sampled values with the variant's overrides."""
+    env = dict(scene.params.environment)
+    env["road_surface"] = scene.params.scenery["road_surface"]
+    env["shadows"] = True
+    env["headlights"] = None
+    if variant is not None:
+        for k in ("sun_elevation_deg", "sun_azimuth_deg", "cloud_cover", "fog_visibility_m", "rain_mm_h",
+                  "snow_mm_h", "road_surface", "shadows", "headlights"):
+            v = getattr(variant, k)
+            if v is not None:
+                env[k] = v
+    if env["headlights"] is None:
+        env["headlights"] = env["sun_elevation_deg"] < 0
+    return env
+
+
+def _focused_light_cam(focus: np.ndarray, half: float):
+    """Directional shadow camera around the ROI area, not the whole (400 m) scene."""
+
+    def get(self, scene, light_node, flags):
+        light = light_node.light
+        pose = scene.get_pose(light_node).copy()
+        if isinstance(light, pyrender.DirectionalLight):
+            cam = pyrender.OrthographicCamera(xmag=half, ymag=half, znear=0.1, zfar=6 * half)
+            pose[:3, 3] = focus + pose[:3, 2] * 3 * half
+        else:
+            cam = light._get_shadow_camera(scene.scale)
+        return np.linalg.inv(pose), cam.get_projection_matrix()
+
+    return get
+
+
+def _bbox_xywh(mask: np.ndarray) -> Optional[tuple[float, float, float, float]]:
+    ys = np.flatnonzero(mask.any(axis=1))
+    if len(ys) == 0:
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return (float(xs[0]), float(ys[0]), float(xs[-1] + 1 - xs[0]), float(ys[-1] + 1 - ys[0]))
+
+
+class Renderer:
+    """Renders scenes of one resolution. Keep one per process; it owns the GL context."""
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = int(width), int(height)
+        self._r = pyrender.OffscreenRenderer(self.width, self.height)
+        self._scene_key: Any = None
+        self._unocc: dict[int, int] = {}
+
+    def close(self) -> None:
+        self._r.delete()
+
+    # -- scene upload
+    def _upload(self, scene: Scene) -> None:
+        key = (scene.params.suite_seed, scene.scene_id, id(scene))
+        if key == self._scene_key:
+            return
+        ps = pyrender.Scene(bg_color=[0, 0, 0, 1], ambient_light=[0.3, 0.3, 0.3])
+        self._road_mats: list[pyrender.MetallicRoughnessMaterial] = []
+        self._marking_mats: list[tuple[pyrender.MetallicRoughnessMaterial, tuple]] = []
+        self._terrain_mats: list[tuple[pyrender.MetallicRoughnessMaterial, tuple]] = []
+        self._scenery_nodes: list[pyrender.Node] = []
+        self._object_nodes: dict[int, pyrender.Node] = {}
+        for item in scene.scenery:
+            node = ps.add(self._mesh(item.asset, kind=item.asset.name), pose=item.pose)
+            self._scenery_nodes.append(node)
+        for obj in scene.objects:
+            self._object_nodes[obj.roi_id] = ps.add(self._mesh(obj.asset), pose=obj.pose)
+        cam = scene.camera
+        self._cam_node = ps.add(pyrender.IntrinsicsCamera(cam.intrinsics[0, 0], cam.intrinsics[1, 1],
+                                                          cam.intrinsics[0, 2], cam.intrinsics[1, 2],
+                                                          znear=0.1, zfar=1000.0), pose=cam.pose)
+        self._sun = pyrender.DirectionalLight(color=[1, 1, 1], intensity=3.0)
+        self._sun_node = ps.add(self._sun, pose=np.eye(4))
+        self._heads = []
+        for dy in (-0.7, 0.7):
+            T = np.eye(4)
+            T[:3, :3] = cam.pose[:3, :3]
+            T[:3, 3] = [0.5, dy, 0.7]
+            light = pyrender.SpotLight(color=[1.0, 0.97, 0.9], intensity=0.0, innerConeAngle=0.25, outerConeAngle=0.6)
+            self._heads.append(light)
+            ps.add(light, pose=T)
+        far = max([o.distance_m for o in scene.objects] + [20.0])
+        focus = np.array([far / 2 + 2, 0, 0])
+        self._r._renderer._get_light_cam_matrices = types.MethodType(
+            _focused_light_cam(focus, max(20.0, far / 2 + 12)), self._r._renderer)
+        self._seg_map = {n: 0 for n in self._scenery_nodes}
+        for rid, n in self._object_nodes.items():
+            self._seg_map[n] = [(rid + 1) % 256, (rid + 1) // 256, 0]
+        self._ps, self._scene_key, self._unocc = ps, key, {}
+
+    def _mesh(self, asset, kind: str = "") -> pyrender.Mesh:
+        prims = []
+        for part in asset.parts:
+            mat = pyrender.MetallicRoughnessMaterial(baseColorFactor=list(part.color), metallicFactor=part.metallic,
+                                                     roughnessFactor=part.roughness)
+            if kind == "ground/road":
+                self._road_mats.append(mat)
+            elif kind == "ground/marking":
+                self._marking_mats.append((mat, part.color))
+            elif kind in ("ground/terrain", "ground/sidewalk", "ground/kerb"):
+                self._terrain_mats.append((mat, part.color))
+            m = part.mesh  # flat shading: one normal per face
+            prims.append(pyrender.Primitive(positions=m.vertices[m.faces].reshape(-1, 3).astype(np.float32),
+                                            normals=np.repeat(m.face_normals, 3, axis=0).astype(np.float32),
+                                            material=mat, mode=pyrender.constants.GLTF.TRIANGLES))
+        return pyrender.Mesh(primitives=prims)
+
+    # -- environment
+    def _apply_env(self, env: dict[str, Any], isolate: bool) -> None:
+        el, az = math.radians(env["sun_elevation_deg"]), math.radians(env["sun_azimuth_deg"])
+        cloud = float(env["cloud_cover"])
+        to_sun = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+        z = to_sun / np.linalg.norm(to_sun)
+        x = np.cross([0, 0, 1.0], z)
+        x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0, 0])
+        T = np.eye(4)
+        T[:3, :3] = np.stack([x, np.cross(z, x), z], 1)
+        self._ps.set_pose(self._sun_node, T)
+        day = float(np.clip((env["sun_elevation_deg"] + 6) / 16, 0, 1))  # 0 below -6°, 1 above 10°
+        direct = 4.0 * math.sqrt(max(math.sin(el), 0.0)) * (1 - 0.8 * cloud)
+        warm = float(np.clip(1 - env["sun_elevation_deg"] / 15, 0, 1))  # low sun is orange
+        self._sun.intensity = direct
+        self._sun.color = np.array([1.0, 1 - 0.25 * warm, 1 - 0.5 * warm])
+        amb = 0.04 + 0.5 * day * (0.6 + 0.4 * cloud)
+        self._ps.ambient_light = np.array([amb, amb, amb * (1.05 + 0.1 * (1 - day))])
+        for h in self._heads:
+            h.intensity = 600.0 if env["headlights"] else 0.0
+        sky_day = np.array([0.55, 0.7, 0.92]) * (1 - cloud) + np.array([0.72, 0.74, 0.76]) * cloud
+        sky_dusk = np.array([0.85, 0.55, 0.35])
+        sky_night = np.array([0.02, 0.03, 0.07])
+        sky = sky_day * day + sky_night * (1 - day)
+        sky = sky * (1 - 0.6 * warm * day) + sky_dusk * 0.6 * warm * day
+        self._ps.bg_color = np.array([*(NEUTRAL if isolate else sky), 1.0])
+        col, met, rough = SURFACES[env["road_surface"]]
+        for m in self._road_mats:
+            m.baseColorFactor = np.array([*col, 1.0])
+            m.metallicFactor, m.roughnessFactor = met, rough
+        snowy = env["road_surface"] == "snow"
+        for m, c in self._marking_mats:
+            m.baseColorFactor = np.array([*SURFACES["snow"][0], 1.0]) if snowy else np.array(c)
+        for m, c in self._terrain_mats:
+            m.baseColorFactor = np.array([*SURFACES["snow"][0], 1.0]) if (snowy or env["snow_mm_h"] > 2) else np.array(c)
+
+    def _visible(self, rois: Optional[Iterable[int]], scenery: bool) -> set[int]:
+        show = set(self._object_nodes) if rois is None else set(rois)
+        for rid, n in self._object_nodes.items():
+            n.mesh.is_visible = rid in show
+        for n in self._scenery_nodes:
+            n.mesh.is_visible = scenery
+        return show
+
+    def _unoccluded_px(self, rid: int) -> int:
+        """Pixels of ROI ``rid`` rendered alone (cached per scene: it depends on geometry only)."""
+        if rid not in self._unocc:
+            for r2, n in self._object_nodes.items():
+                n.mesh.is_visible = r2 == rid
+            for n in self._scenery_nodes:
+                n.mesh.is_visible = False
+            d = self._r.render(self._ps, flags=pyrender.RenderFlags.DEPTH_ONLY)
+            self._unocc[rid] = int((d > 0).sum())
+        return self._unocc[rid]
+
+    # -- the main entry
+    def render(self, scene: Scene, env: dict[str, Any], rois: Optional[Iterable[int]] = None,
+               scenery: bool = True, rng: Optional[np.random.Generator] = None) -> Frame:
+        """Render ``scene`` with only ``rois`` present (all when None); without scenery for isolate."""
+        if (scene.camera.width, scene.camera.height) != (self.width, self.height):
+            raise ValueError(f"renderer is {self.width}x{self.height}, scene camera is "
+                             f"{scene.camera.width}x{scene.camera.height}")
+        self._upload(scene)
+        show = self._visible(rois, scenery)
+        self._apply_env(env, isolate=not scenery)
+        flags = pyrender.RenderFlags.NONE
+        if env.get("shadows", True) and env["sun_elevation_deg"] > 1 and scenery:
+            flags |= pyrender.RenderFlags.SHADOWS_DIRECTIONAL
+        color, depth = self._r.render(self._ps, flags=flags)
+        seg, _ = self._r.render(self._ps, flags=pyrender.RenderFlags.SEG, seg_node_map=self._seg_map)
+        ids = seg[..., 0].astype(np.int32) + 256 * seg[..., 1].astype(np.int32) - 1
+        rgb = weather.apply(color, depth, env, scene.camera, rng if rng is not None else np.random.default_rng(0),
+                            isolate=not scenery)
+        stats = self._stats(scene, ids, show)
+        self._visible(None, True)
+        return Frame(rgb, depth.astype(np.float32), ids, stats)
+
+    def _stats(self, scene: Scene, ids: np.ndarray, show: set[int]) -> dict[int, ObjectStats]:
+        out: dict[int, ObjectStats] = {}
+        H, W = ids.shape
+        for obj in scene.objects:
+            if obj.roi_id not in show:
+                continue
+            mask = ids == obj.roi_id
+            vis = int(mask.sum())
+            uv, _ = scene.camera.project(obj.world_vertices())
+            x0, y0 = uv.min(0)
+            x1, y1 = uv.max(0)
+            full = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+            area = max((x1 - x0) * (y1 - y0), 1e-9)
+            cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
+            inside = max(cx1 - cx0, 0) * max(cy1 - cy0, 0)
+            trunc = float(np.clip(1 - inside / area, 0, 1))
+            unocc = self._unoccluded_px(obj.roi_id) if vis else 0
+            whole = unocc / max(1 - trunc, 1e-6) if unocc else 0.0
+            vf = float(np.clip(vis / whole, 0, 1)) if whole > 0 else 0.0
+            out[obj.roi_id] = ObjectStats(obj.roi_id, vis, _bbox_xywh(mask), full, vf, trunc)
+        return out
