@@ -1,0 +1,137 @@
+"""Train a YOLO detector from its yaml on an exported data set, on CPU, offline, seeded, and
+save it as a model directory (yaml + safetensors + card) that ``load_detector`` reads.
+
+Nothing is downloaded: the network is built from its architecture yaml (random init,
+``pretrained=False``), fonts and dependency checks are kept local (see ``_ultra``), AMP (whose
+check fetches a model) is off, and plots are off. The weights kept are the EMA weights of the
+best epoch, taken in memory when ultralytics saves its checkpoint, so oddsuite never reads
+ultralytics' pickled ``.pt`` files back; the run folder holding them is removed afterwards.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from oddsuite.errors import ModelError
+from oddsuite.models._ultra import ultralytics_offline
+from oddsuite.models.yolo import arch_of, build_model, load_arch, save_model_dir
+
+log = logging.getLogger(__name__)
+
+
+def _read_names(data_yaml: Path) -> dict[int, str]:
+    import yaml
+
+    from oddsuite.models.common import parse_names
+
+    try:
+        data = yaml.safe_load(data_yaml.read_text())
+        return parse_names(data["names"])
+    except (OSError, yaml.YAMLError, KeyError, ValueError) as e:
+        raise ModelError(f"{data_yaml}: cannot read class names ('names'): {e}") from e
+
+
+def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Path = "yolov8n.yaml",
+                   epochs: int = 1, imgsz: int = 160, batch: int = 8, seed: int = 0, workers: int = 0,
+                   device: str = "cpu", name: str | None = None, command: str | None = None,
+                   extra: dict[str, Any] | None = None, keep_run_dir: bool = False, **train_args) -> Path:
+    """Train ``arch`` from scratch on ``data_yaml`` and write OUT/model.{yaml,safetensors,json}.
+
+    The card (model.json) records classes, imgsz, the weights' sha256, the command (``command``
+    or this call), seed, epochs, the ultralytics/torch versions, the data set and its final
+    validation metrics. ``train_args`` go to ultralytics (e.g. ``mosaic=0``, ``lr0=0.01``).
+    Returns the output directory.
+    """
+    import torch
+
+    ultralytics_offline()
+    import ultralytics
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    data_yaml = Path(data_yaml).resolve()
+    out = Path(out_dir)
+    if not data_yaml.is_file():
+        raise ModelError(f"{data_yaml}: no such data set yaml")
+    arch_s = str(arch)
+    if arch_s.endswith((".pt", ".pth")):
+        raise ModelError(f"{arch}: training starts from an architecture yaml, not a pickled checkpoint")
+    if Path(arch_s).is_file():
+        load_arch(Path(arch_s))  # a user's yaml is checked before ultralytics builds it
+    names = _read_names(data_yaml)
+    out.mkdir(parents=True, exist_ok=True)
+    run_root = Path(tempfile.mkdtemp(prefix=".train-run-", dir=out))
+
+    args = dict(model=arch_s, data=str(data_yaml), epochs=int(epochs), imgsz=int(imgsz), batch=int(batch),
+                seed=int(seed), deterministic=True, workers=int(workers), device=device, plots=False, amp=False,
+                pretrained=False, project=str(run_root), name="train", exist_ok=True, verbose=False, val=True,
+                cache=False, save=True)
+    args.update(train_args)
+    captured: dict[str, Any] = {}
+
+    def on_model_save(trainer) -> None:
+        if trainer.best_fitness == trainer.fitness or "state" not in captured:
+            ema = trainer.ema.ema
+            captured["state"] = {k: v.detach().to("cpu").float().clone() if v.is_floating_point()
+                                 else v.detach().to("cpu").clone() for k, v in ema.state_dict().items()}
+            captured["arch"] = arch_of(ema)
+            captured["epoch"] = int(trainer.epoch) + 1
+
+    try:
+        trainer = DetectionTrainer(overrides=args)
+        trainer.add_callback("on_model_save", on_model_save)
+        trainer.train()
+        if "state" not in captured:
+            raise ModelError(f"training on {data_yaml} finished without saving a model")
+        metrics = {k: float(v) for k, v in (getattr(trainer, "metrics", None) or {}).items()
+                   if isinstance(v, (int, float))}
+        model = build_model(captured["arch"], "trained model")
+        model.load_state_dict(captured["state"], strict=True)
+        run_dir = Path(trainer.save_dir)
+        log_dir = out / "train_log"
+        log_dir.mkdir(exist_ok=True)
+        for f in ("results.csv", "args.yaml"):
+            if (run_dir / f).is_file():
+                shutil.copy2(run_dir / f, log_dir / f)
+    finally:
+        if not keep_run_dir:
+            shutil.rmtree(run_root, ignore_errors=True)
+
+    if command is None:
+        command = "train_detector(" + ", ".join(
+            [repr(str(data_yaml)), repr(str(out))]
+            + [f"{k}={v!r}" for k, v in dict(arch=arch_s, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed,
+                                               workers=workers, device=device, **train_args).items()]) + ")"
+    card_extra = {
+        "command": command,
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "training": {
+            "arch": arch_s,
+            "data": str(data_yaml),
+            "batch": int(batch),
+            "best_epoch": captured.get("epoch"),
+            "device": device,
+            "deterministic": True,
+            "ultralytics_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in args.items()
+                                 if k not in ("project", "name", "exist_ok")},
+            "versions": {"ultralytics": ultralytics.__version__, "torch": torch.__version__,
+                         "python": sys.version.split()[0]},
+            "metrics": metrics,
+        },
+    }
+    if extra:
+        card_extra.update(extra)
+    save_model_dir(model, out, names, int(imgsz), name=name or out.name, extra=card_extra)
+    log.info("trained model saved to %s", out)
+    return out
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as typed, for the card."""
+    return " ".join(shlex.quote(a) for a in (argv if argv is not None else ["oddsuite", *sys.argv[1:]]))
