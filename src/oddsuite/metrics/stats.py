@@ -1,0 +1,92 @@
+"""Rates with their counts and Wilson 95% intervals.
+
+Every figure carries its count ``n``; a rate with ``n = 0`` is undefined (``None``),
+never 0 (metrics.md, Rules).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+#: two-sided 95% normal quantile, scipy.stats.norm.ppf(0.975)
+Z95 = 1.959963984540054
+
+
+def wilson_interval(k: float, n: float, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval for ``k`` successes out of ``n`` trials.
+
+    ``k`` may be fractional (a mean of per-unit fractions times the number of units).
+    Returns ``None`` when ``n == 0`` (the rate is undefined).
+    """
+    if n <= 0:
+        return None
+    if k < 0 or k > n:
+        raise ValueError(f"wilson_interval: k={k} outside [0, n={n}]")
+    p = k / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2.0 * n)) / denom
+    half = (z / denom) * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)  # exact bounds, not 1 - 1e-16
+    return (lo, hi)
+
+
+def rate(k: int, n: int) -> dict[str, Any]:
+    """``{"value": k/n, "k": k, "n": n, "ci95": [lo, hi]}``; value and ci95 are None when n = 0."""
+    ci = wilson_interval(k, n)
+    return {
+        "value": (k / n) if n > 0 else None,
+        "k": int(k),
+        "n": int(n),
+        "ci95": list(ci) if ci is not None else None,
+    }
+
+
+def mean_rate(fractions: Iterable[float], **counts: int) -> dict[str, Any]:
+    """Average of per-unit fractions (each in [0, 1]) with a Wilson interval over the units.
+
+    ``n`` is the number of units averaged; the interval treats the mean as a proportion
+    over ``n`` units (``k = mean * n``). Extra keyword counts (e.g. ``n_pairs``) are added.
+    """
+    values = [float(f) for f in fractions]
+    n = len(values)
+    value = (sum(values) / n) if n else None
+    ci = wilson_interval(value * n, n) if value is not None else None
+    out: dict[str, Any] = {"value": value, "n": n}
+    out.update({key: int(v) for key, v in counts.items()})
+    out["ci95"] = list(ci) if ci is not None else None
+    return out
+
+
+def mean_or_none(values: Iterable[float]) -> dict[str, Any]:
+    """``{"value": mean, "n": count}``; value None when there is nothing to average."""
+    vals = [float(v) for v in values]
+    return {"value": (sum(vals) / len(vals)) if vals else None, "n": len(vals)}
+
+
+def ratio_or_none(num: float | None, den: float | None) -> float | None:
+    """num / den, or None when either is undefined or den is 0."""
+    if num is None or den is None or den == 0:
+        return None
+    return num / den
+
+
+def json_clean(obj: Any) -> Any:
+    """Recursively turn NaN/inf into None and numpy scalars into Python ones (strict JSON)."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [json_clean(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
