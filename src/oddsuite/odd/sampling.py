@@ -18,6 +18,7 @@ times, then a SpecError says which rule cannot be met.
 """
 from __future__ import annotations
 
+import hashlib
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,7 @@ class SceneParams:
 
     def rng(self, stream: str) -> np.random.Generator:
         """An independent Generator for one purpose (placement, weather, …) of this scene."""
-        tag = int.from_bytes(stream.encode()[:8].ljust(8, b"\0"), "little")
+        tag = int.from_bytes(hashlib.sha256(stream.encode()).digest()[:8], "little")
         return np.random.default_rng(np.random.SeedSequence([self.suite_seed, self.scene_id, tag]))
 
     def flat(self) -> dict[str, Any]:
