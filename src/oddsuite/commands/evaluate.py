@@ -1,0 +1,113 @@
+"""``oddsuite evaluate SUITE --model PATH --out DIR``: run a detector over a suite and score it."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+from typing import Any
+
+
+def _class_map(text: str) -> dict[str, str]:
+    from oddsuite.evaluate.classes import parse_class_map
+
+    try:
+        return parse_class_map(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _unit_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from e
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="run a detector over a suite and score it (mAP, context accuracy, ROI influence)",
+        description="Run a detector over every image of SUITE (resuming a partial run in --out) and write "
+                    "predictions.json, outcomes.parquet, metrics.json and run.json (docs/FORMAT.md).")
+    p.add_argument("suite", metavar="SUITE", type=Path, help="suite folder (from `oddsuite generate`)")
+    p.add_argument("--model", required=True, type=Path, metavar="PATH", help="model file (local path)")
+    p.add_argument("--sha256", metavar="HEX", default=None, help="expected SHA-256 of the model file")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow model formats that unpickle Python objects (only for files you trust)")
+    p.add_argument("--class-map", type=_class_map, default=None, metavar="A=B,...",
+                   help="detector class name = suite category name, e.g. person=pedestrian,bicycle=cyclist")
+    p.add_argument("--iou", type=_unit_float, default=0.5, help="IoU for ROI outcomes (default 0.5)")
+    p.add_argument("--conf", type=_unit_float, default=0.25, help="operating score threshold (default 0.25)")
+    p.add_argument("--batch", type=_positive_int, default=8, help="images per predict call (default 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder (resumable)")
+    p.set_defaults(func=run)
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(fig: dict[str, Any]) -> str:
+    ci = fig.get("ci95")
+    return "" if not ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """A short table of the headline figures, each with its count."""
+    m = metrics["map"]
+    ca = metrics["context_accuracy"]["overall"]
+    fp = metrics["context_fp"]
+    rpc = metrics["rpc"]
+    rows = [
+        ("full-scene mAP@[.5:.95]", _fmt(m["full"]["map"]), f"{m['full']['n_images']} images"),
+        ("full-scene AP50", _fmt(m["full"]["ap50"]), f"{m['full']['n_gt']} boxes"),
+        ("permutation mAP", _fmt(m["permutation"]["map"]), f"{m['permutation']['n_images']} images"),
+        ("isolated mAP", _fmt(m["isolated"]["map"]), f"{m['isolated']['n_images']} images"),
+        ("rPC (perm / isolated)", _fmt(rpc["value"]), ""),
+        ("context accuracy", _fmt(ca["value"]) + _ci(ca), f"{ca['n']} ROIs, {ca['n_pairs']} pairs"),
+        ("context-induced FP / image", _fmt(fp["per_image"]["value"]), f"{fp['n_images']} images"),
+    ]
+    dropped = metrics.get("dropped_classes")
+    if dropped:
+        rows.append(("dropped detections", str(dropped["n"]), f"{len(dropped['by_class'])} classes"))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    return [f"  {a:<{w0}}  {b:>{w1}}  {c}".rstrip() for a, b, c in rows]
+
+
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run(args: argparse.Namespace) -> int:
+    from oddsuite.evaluate import evaluate_suite
+    from oddsuite.models import load_detector
+
+    detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
+    metrics = evaluate_suite(args.suite, detector, args.out, iou=args.iou, conf=args.conf, batch=args.batch,
+                             class_map=args.class_map, model_sha256=args.sha256 or _sha256(args.model),
+                             progress=not args.no_progress)
+    print(f"{detector.name} on {args.suite}  (iou {args.iou}, conf {args.conf})")
+    for line in summary_lines(metrics):
+        print(line)
+    print(f"results: {args.out}")
+    return 0

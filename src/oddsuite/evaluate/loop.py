@@ -1,0 +1,328 @@
+"""The evaluation loop: predict every image of a suite with a Detector, resumably, then score.
+
+Layout of the results folder (FORMAT.md): predictions.json, outcomes.parquet,
+metrics.json, run.json, plus ``.state/`` (resume bookkeeping, like a suite's):
+
+- ``.state/key.json``: what the partial predictions belong to (detector name and
+  classes, class mapping, suite manifest hash). A re-run with another detector or suite
+  into the same folder is refused instead of mixing predictions.
+- ``.state/predictions/chunk-NNNNNN.jsonl``: one file per finished batch, one line per
+  image (its detections in suite categories and its dropped-class counts). Each chunk is
+  written atomically (temporary file, then ``os.replace``), so the partial predictions
+  only ever grow by whole batches; a re-run predicts only the images no chunk holds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import platform
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from oddsuite.errors import ModelError, OddsuiteError, SuiteError
+from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
+from oddsuite.evaluate.io import write_json_atomic, write_parquet_atomic, write_text_atomic
+from oddsuite.evaluate.suite import Suite, load_suite
+from oddsuite.metrics.coco import MAP_SCORE_FLOOR
+from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, OUTCOME_COLUMNS
+from oddsuite.metrics.summary import score_predictions
+from oddsuite.metrics.tables import with_parameters
+from oddsuite.models.base import Detections, Detector
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".state"
+CHUNK_DIR = "predictions"
+PREDICTIONS = "predictions.json"
+OUTCOMES = "outcomes.parquet"
+METRICS = "metrics.json"
+RUN = "run.json"
+
+
+@dataclass(frozen=True)
+class PredictionRun:
+    """predictions: COCO results in suite categories, in image order; dropped: detector
+    class name -> [n (score >= 0.001), n with score >= conf]; invalid: detections discarded
+    as malformed (non-finite, negative size, unknown class index)."""
+
+    predictions: list[dict[str, Any]]
+    dropped: dict[str, list[int]]
+    invalid: int
+    n_predicted: int
+    n_resumed: int
+    mapping: ClassMapping
+
+
+def _load_image(suite: Suite, image: Mapping[str, Any]) -> np.ndarray:
+    path = suite.image_path(dict(image))
+    if not path.is_file():
+        raise SuiteError(f"{path}: image file missing (annotations.json images id {image['id']})")
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except OSError as e:
+        raise SuiteError(f"{path}: not a readable image ({e})") from e
+    if arr.shape[0] != image["height"] or arr.shape[1] != image["width"]:
+        raise SuiteError(f"{path}: is {arr.shape[1]}x{arr.shape[0]} but annotations.json images id {image['id']} "
+                         f"says width {image['width']}, height {image['height']}")
+    return arr
+
+
+def _convert(image_id: int, det: Detections, mapping: ClassMapping, detector_classes: Mapping[int, str],
+             conf: float) -> tuple[list[dict[str, Any]], dict[str, list[int]], int]:
+    """One image's Detections -> COCO results in suite categories, dropped counts, invalid count."""
+    out: list[dict[str, Any]] = []
+    dropped: dict[str, list[int]] = {}
+    invalid = 0
+    for (x1, y1, x2, y2), s, c in zip(det.boxes.tolist(), det.scores.tolist(), det.class_ids.tolist()):
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2, s)) or x2 < x1 or y2 < y1 or c not in detector_classes:
+            invalid += 1
+            continue
+        if s < MAP_SCORE_FLOOR:
+            continue
+        cat = mapping.to_suite.get(int(c))
+        if cat is None:
+            d = dropped.setdefault(str(detector_classes[c]), [0, 0])
+            d[0] += 1
+            d[1] += int(s >= conf)
+            continue
+        out.append({"image_id": image_id, "category_id": cat, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": s})
+    return out, dropped, invalid
+
+
+def _state_key(suite: Suite, detector: Detector, mapping: ClassMapping) -> dict[str, Any]:
+    return {
+        "detector": str(detector.name),
+        "detector_classes": {str(k): str(v) for k, v in sorted(detector.classes.items())},
+        "class_mapping": dict(sorted(mapping.names.items())),
+        "suite_manifest_sha256": suite.manifest_sha256,
+        "suite_images": len(suite.gt["images"]),
+    }
+
+
+def _read_chunks(chunk_dir: Path, known: set[int]) -> dict[int, dict[str, Any]]:
+    done: dict[int, dict[str, Any]] = {}
+    for path in sorted(chunk_dir.glob("chunk-*.jsonl")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                rec = json.loads(line)
+                image_id = int(rec["image_id"])
+                rec["detections"], rec["dropped"], rec["invalid"]
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                raise SuiteError(f"{path}: line {n}: not a prediction record ({e}); delete this file to "
+                                 f"re-predict its images") from e
+            if image_id not in known:
+                raise SuiteError(f"{path}: line {n}: image_id {image_id} is not in the suite")
+            done.setdefault(image_id, rec)
+    return done
+
+
+def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batch: int = 8,
+                  class_map: Mapping[str, str] | str | None = None, conf: float = DEFAULT_CONF,
+                  progress: bool = True) -> PredictionRun:
+    """Predict every image of ``suite`` not yet predicted in ``out_dir`` (see module doc)."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    out = Path(out_dir)
+    if class_map is None:
+        class_map = getattr(detector, "class_map", None) or None  # set by models.load_detector(class_map=...)
+    mapping = map_classes(detector.classes, suite.categories, class_map)
+    if mapping.dropped:
+        log.info("detector classes the suite lacks, dropped: %s", sorted(mapping.dropped.values()))
+    state = out / STATE_DIR
+    chunk_dir = state / CHUNK_DIR
+    key = _state_key(suite, detector, mapping)
+    key_path = state / "key.json"
+    if key_path.is_file():
+        old = json.loads(key_path.read_text(encoding="utf-8"))
+        old_conf = old.pop("conf", None)
+        if old != key:
+            diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
+            raise OddsuiteError(f"{out}: holds partial predictions of another run (differs in {diff}); "
+                                f"use another --out folder or delete {state}")
+        if old_conf != conf:
+            log.warning("%s: earlier batches counted dropped detections at conf %s, now %s", out, old_conf, conf)
+    write_json_atomic(key_path, {**key, "conf": conf})
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+
+    images = suite.gt["images"]
+    known = {int(im["id"]) for im in images}
+    done = _read_chunks(chunk_dir, known)
+    todo = [im for im in images if int(im["id"]) not in done]
+    n_resumed = len(done)
+    if n_resumed:
+        log.info("resuming: %d of %d images already predicted", n_resumed, len(images))
+    seq = max((int(p.stem.split("-")[1]) for p in chunk_dir.glob("chunk-*.jsonl")), default=0)
+    bar = tqdm(total=len(images), initial=n_resumed, unit="img", desc=f"evaluate {detector.name}",
+               disable=not progress, leave=False)
+    try:
+        for start in range(0, len(todo), batch):
+            part = todo[start:start + batch]
+            arrays = [_load_image(suite, im) for im in part]
+            result = detector.predict(arrays, conf=MAP_SCORE_FLOOR)
+            if not isinstance(result, (list, tuple)) or len(result) != len(part):
+                raise ModelError(f"detector {detector.name!r}: predict() on {len(part)} images returned "
+                                 f"{len(result) if isinstance(result, (list, tuple)) else type(result).__name__}")
+            lines = []
+            for im, det in zip(part, result):
+                if not isinstance(det, Detections):
+                    raise ModelError(f"detector {detector.name!r}: predict() returned {type(det).__name__}, "
+                                     f"not Detections")
+                dets, dropped, invalid = _convert(int(im["id"]), det, mapping, detector.classes, conf)
+                rec = {"image_id": int(im["id"]), "detections": dets, "dropped": dropped, "invalid": invalid}
+                done[int(im["id"])] = rec
+                lines.append(json.dumps(rec, allow_nan=False))
+            seq += 1
+            write_text_atomic(chunk_dir / f"chunk-{seq:06d}.jsonl", "\n".join(lines) + "\n")
+            bar.update(len(part))
+    finally:
+        bar.close()
+
+    predictions: list[dict[str, Any]] = []
+    dropped_total: dict[str, list[int]] = {}
+    invalid = 0
+    for im in images:
+        rec = done[int(im["id"])]
+        predictions.extend(rec["detections"])
+        invalid += int(rec["invalid"])
+        for name, (n, n_conf) in rec["dropped"].items():
+            d = dropped_total.setdefault(name, [0, 0])
+            d[0] += int(n)
+            d[1] += int(n_conf)
+    if invalid:
+        log.warning("detector %r returned %d malformed detections (non-finite, negative size or unknown class); "
+                    "they were discarded", detector.name, invalid)
+    return PredictionRun(predictions, dict(sorted(dropped_total.items())), invalid, len(todo), n_resumed, mapping)
+
+
+def load_predictions(predictions: str | Path | Sequence[Mapping[str, Any]], suite: Suite) -> list[dict[str, Any]]:
+    """Predictions (a COCO results list or the path of a predictions.json), checked against the suite."""
+    where = "predictions"
+    if isinstance(predictions, (str, Path)):
+        path = Path(predictions)
+        where = str(path)
+        if not path.is_file():
+            raise SuiteError(f"{path}: missing")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise SuiteError(f"{path}: not valid JSON ({e})") from e
+    else:
+        data = predictions
+    if not isinstance(data, (list, tuple)):
+        raise SuiteError(f"{where}: expected a list of detections (COCO results format)")
+    ids = set(suite.image_ids)
+    cats = set(suite.categories)
+    out = []
+    for i, d in enumerate(data):
+        w = f"{where}: [{i}]"
+        if not isinstance(d, Mapping):
+            raise SuiteError(f"{w}: expected an object, got {type(d).__name__}")
+        img, cat, bb, s = d.get("image_id"), d.get("category_id"), d.get("bbox"), d.get("score")
+        if isinstance(img, bool) or not isinstance(img, (int, np.integer)) or int(img) not in ids:
+            raise SuiteError(f"{w}.image_id: expected the id of a suite image, got {img!r}")
+        if isinstance(cat, bool) or not isinstance(cat, (int, np.integer)) or int(cat) not in cats:
+            raise SuiteError(f"{w}.category_id: expected a suite category id {sorted(cats)}, got {cat!r}")
+        if not (isinstance(bb, (list, tuple)) and len(bb) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bb)
+                and bb[2] >= 0 and bb[3] >= 0):
+            raise SuiteError(f"{w}.bbox: expected [x, y, w, h], finite, w and h >= 0, got {bb!r}")
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+            raise SuiteError(f"{w}.score: expected a finite number, got {s!r}")
+        out.append({"image_id": int(img), "category_id": int(cat), "bbox": [float(v) for v in bb], "score": float(s)})
+    return out
+
+
+def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int | None) -> dict[str, Any] | None:
+    if dropped is None:
+        return None
+    return {
+        "n": int(sum(v[0] for v in dropped.values())),
+        "n_above_conf": int(sum(v[1] for v in dropped.values())),
+        "by_class": {k: {"n": int(v[0]), "n_above_conf": int(v[1])} for k, v in sorted(dropped.items())},
+        "invalid": invalid,
+    }
+
+
+def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None, *, iou: float, conf: float,
+                 dropped: Mapping[str, Sequence[int]] | None, invalid: int | None,
+                 slices: Mapping[str, Iterable[int]] | None) -> dict[str, Any]:
+    scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, slices=slices)
+    metrics = dict(scores.metrics)
+    metrics["dropped_classes"] = _dropped_section(dropped, invalid)
+    if out_dir is not None:
+        outcomes = with_parameters(scores.outcomes, suite.scenes, suite.rois)
+        front = OUTCOME_COLUMNS + ["not_visible"]
+        outcomes = outcomes[[c for c in dict.fromkeys(front) if c in outcomes.columns]
+                            + [c for c in outcomes.columns if c not in front]]
+        write_parquet_atomic(Path(out_dir) / OUTCOMES, outcomes)
+        write_json_atomic(Path(out_dir) / METRICS, metrics)
+    return metrics
+
+
+def score(suite_dir: str | Path, predictions: str | Path | Sequence[Mapping[str, Any]],
+          out_dir: str | Path | None = None, *, iou: float = DEFAULT_IOU, conf: float = DEFAULT_CONF,
+          dropped: Mapping[str, Sequence[int]] | None = None,
+          slices: Mapping[str, Iterable[int]] | None = None) -> dict[str, Any]:
+    """Score saved predictions (no detector needed). Returns the metrics.json dict; with
+    ``out_dir`` also writes outcomes.parquet and metrics.json there. ``dropped``: the
+    dropped-class counts of the run (name -> [n, n_above_conf]) when known; ``slices``:
+    extra named image-id sets whose mAP is reported under ``map.slices``."""
+    suite = load_suite(suite_dir)
+    preds = load_predictions(predictions, suite)
+    return _score_suite(suite, preds, Path(out_dir) if out_dir is not None else None, iou=iou, conf=conf,
+                        dropped=dropped, invalid=None, slices=slices)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("oddsuite", "pycocotools", "numpy", "pandas", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Path, *, iou: float = DEFAULT_IOU,
+                   conf: float = DEFAULT_CONF, batch: int = 8, class_map: Mapping[str, str] | str | None = None,
+                   model_sha256: str | None = None, progress: bool = True,
+                   slices: Mapping[str, Iterable[int]] | None = None) -> dict[str, Any]:
+    """Run ``detector`` on every image of the suite (resuming a partial run in ``out_dir``),
+    write predictions.json, outcomes.parquet, metrics.json and run.json, return the metrics."""
+    if not isinstance(detector, Detector):
+        raise ModelError(f"{detector!r} is not a Detector (needs name, classes, predict)")
+    suite = load_suite(suite_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if class_map is None:
+        class_map = getattr(detector, "class_map", None) or None
+    run = predict_suite(suite, detector, out, batch=batch, class_map=class_map, conf=conf, progress=progress)
+    write_json_atomic(out / PREDICTIONS, run.predictions, indent=None)
+    metrics = _score_suite(suite, run.predictions, out, iou=iou, conf=conf, dropped=run.dropped,
+                           invalid=run.invalid, slices=slices)
+    write_json_atomic(out / RUN, {
+        "detector": {"name": str(detector.name),
+                     "classes": {str(k): str(v) for k, v in sorted(detector.classes.items())},
+                     "model_sha256": model_sha256},
+        "suite": {"path": str(Path(suite_dir).resolve()), "manifest_sha256": suite.manifest_sha256,
+                  "n_images": len(suite.gt["images"])},
+        "settings": {"iou": iou, "conf": conf, "batch": batch, "map_score_floor": MAP_SCORE_FLOOR,
+                     "class_map": parse_class_map(class_map), "class_mapping": run.mapping.names,
+                     "dropped_classes": sorted(run.mapping.dropped.values())},
+        "images_predicted": run.n_predicted,
+        "images_resumed": run.n_resumed,
+        "predictions_sha256": hashlib.sha256((out / PREDICTIONS).read_bytes()).hexdigest(),
+        "versions": _versions(),
+    })
+    return metrics
