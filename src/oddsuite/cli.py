@@ -15,6 +15,7 @@ import sys
 COMMANDS = [
     "generate",
     "verify",
+    "evaluate",
 ]
 
 
