@@ -1,12 +1,18 @@
 """COCO mAP (pycocotools) over the whole suite and over slices of its images.
 
 ``COCOeval.evaluate()`` (the per-image, per-category matching: the expensive part) runs
-ONCE over all images; a slice (any set of image ids) is then scored by running
-pycocotools' own ``accumulate()`` and ``summarize()`` on a copy of the evaluator whose
-``params.imgIds`` is the slice and whose ``evalImgs`` are the slice's entries, laid out
-exactly as ``evaluate()`` on that slice alone would lay them out. The per-image results
-do not depend on the other images, so the figures equal a pycocotools run on the slice
-alone, bit for bit (tests/test_metrics_coco.py checks this with float equality).
+ONCE over all images. A slice (any set of image ids) is then scored by accumulating only
+its images' share of those results and running pycocotools' own ``summarize()`` on a copy
+of the evaluator whose ``params.imgIds`` is the slice. The per-image results do not
+depend on the other images, so the figures equal a pycocotools run on the slice alone,
+bit for bit (tests/test_metrics_coco.py checks this with float equality).
+
+Accumulating: by default a vectorised transcription of ``COCOeval.accumulate`` (same
+stable sorts, same float operations in the same order; its precision envelope, a reverse
+running maximum, is exact) over the detections flattened once per category and area
+range: several times faster than the original's Python loops. ``method="pycocotools"``
+instead runs the original ``accumulate()`` on the slice's ``evalImgs``, laid out exactly
+as ``evaluate()`` on the slice alone lays them out. Both are tested against pycocotools.
 """
 from __future__ import annotations
 
@@ -114,6 +120,96 @@ def _stats_of(ev: COCOeval, per_class: bool) -> dict[str, Any]:
     return out
 
 
+class _Flat:
+    """The per-image results of one evaluate(), flattened per (category, area range) once, so
+    that a slice's accumulate selects its detections with index masks instead of re-joining
+    thousands of small per-image arrays. Order is kept: images in id order, then each
+    image's detections in evaluateImg's order, exactly the order pycocotools concatenates."""
+
+    def __init__(self, eval_imgs: Sequence[Any], n_img: int, p: Any) -> None:
+        K = len(p.catIds) if p.useCats else 1
+        A, T = len(p.areaRng), len(p.iouThrs)
+        self.n_img = n_img
+        self.parts: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+        for k in range(K):
+            for a in range(A):
+                base = k * A * n_img + a * n_img
+                present = np.zeros(n_img, dtype=bool)
+                npig = np.zeros(n_img, dtype=np.int64)
+                img, rank, sc, dtm, dtig = [], [], [], [], []
+                for j in range(n_img):
+                    e = eval_imgs[base + j]
+                    if e is None:
+                        continue
+                    present[j] = True
+                    npig[j] = np.count_nonzero(np.asarray(e["gtIgnore"]) == 0)
+                    d = len(e["dtScores"])
+                    if d:
+                        img.append(np.full(d, j, dtype=np.int64))
+                        rank.append(np.arange(d, dtype=np.int64))
+                        sc.append(np.asarray(e["dtScores"], dtype=np.float64))
+                        dtm.append(e["dtMatches"])
+                        dtig.append(e["dtIgnore"])
+                if img:
+                    cat = (np.concatenate(img), np.concatenate(rank), np.concatenate(sc),
+                           np.concatenate(dtm, axis=1), np.concatenate(dtig, axis=1))
+                else:
+                    cat = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
+                           np.zeros((T, 0)), np.zeros((T, 0), dtype=bool))
+                self.parts[(k, a)] = (present, npig) + cat
+
+
+def _accumulate(flat: _Flat, pos: Sequence[int], p: Any) -> dict[str, Any]:
+    """``COCOeval.accumulate`` for the images at positions ``pos``, vectorised; every float is
+    computed as the original computes it (see the module doc)."""
+    T, R = len(p.iouThrs), len(p.recThrs)
+    K = len(p.catIds) if p.useCats else 1
+    A, M = len(p.areaRng), len(p.maxDets)
+    precision = -np.ones((T, R, K, A, M))
+    recall = -np.ones((T, K, A, M))
+    scores = -np.ones((T, R, K, A, M))
+    rec_thrs = np.asarray(p.recThrs)
+    in_slice = np.zeros(flat.n_img, dtype=bool)
+    in_slice[np.asarray(pos, dtype=np.int64)] = True
+    for k in range(K):
+        for a in range(A):
+            present, npig_img, det_img, det_rank, det_score, det_m, det_ig = flat.parts[(k, a)]
+            if not present[in_slice].any():
+                continue  # pycocotools: no evalImgs entry for this slice
+            npig = int(npig_img[in_slice].sum())
+            if npig == 0:
+                continue
+            det_in = in_slice[det_img]
+            for m, max_det in enumerate(p.maxDets):
+                sel = det_in & (det_rank < max_det)
+                dt_scores = det_score[sel]
+                inds = np.argsort(-dt_scores, kind="mergesort")
+                dt_sorted = dt_scores[inds]
+                dtm = det_m[:, sel][:, inds]
+                dt_ig = det_ig[:, sel][:, inds]
+                tps = np.logical_and(dtm, np.logical_not(dt_ig))
+                fps = np.logical_and(np.logical_not(dtm), np.logical_not(dt_ig))
+                tp_sum = np.cumsum(tps, axis=1).astype(dtype=float)
+                fp_sum = np.cumsum(fps, axis=1).astype(dtype=float)
+                nd = tp_sum.shape[1]
+                rc = tp_sum / npig
+                pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
+                recall[:, k, a, m] = rc[:, -1] if nd else 0
+                # pycocotools: for i from nd-1 down to 1, pr[i-1] = max(pr[i-1], pr[i])
+                pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1] if nd else pr
+                for t in range(T):
+                    ri = np.searchsorted(rc[t], rec_thrs, side="left")
+                    ok = ri < nd  # pycocotools stops filling (leaves 0) at the first index past the end
+                    q = np.zeros((R,))
+                    ss = np.zeros((R,))
+                    q[ok] = pr[t, ri[ok]]
+                    ss[ok] = dt_sorted[ri[ok]]
+                    precision[t, :, k, a, m] = q
+                    scores[t, :, k, a, m] = ss
+    return {"params": p, "counts": [T, R, K, A, M], "date": "", "precision": precision, "recall": recall,
+            "scores": scores}
+
+
 class SliceEvaluator:
     """One ``COCOeval.evaluate()`` over all images; mAP of any slice by accumulating its share.
 
@@ -122,7 +218,10 @@ class SliceEvaluator:
     """
 
     def __init__(self, gt: Mapping[str, Any], dets: Sequence[Mapping[str, Any]], *,
-                 score_floor: float = MAP_SCORE_FLOOR) -> None:
+                 score_floor: float = MAP_SCORE_FLOOR, method: str = "fast") -> None:
+        if method not in ("fast", "pycocotools"):
+            raise ValueError(f"method must be 'fast' or 'pycocotools', got {method!r}")
+        self.method = method
         self.score_floor = score_floor
         self.coco_gt = gt_coco(gt)
         self.coco_dt = dt_coco(self.coco_gt, dets, score_floor)
@@ -130,6 +229,7 @@ class SliceEvaluator:
         with _quiet():
             ev.evaluate()
         self._ev = ev
+        self._flat: _Flat | None = None
         self.img_ids: list[int] = [int(i) for i in ev.params.imgIds]
         self._pos = {img_id: j for j, img_id in enumerate(self.img_ids)}
         self._n_gt = {i: 0 for i in self.img_ids}
@@ -151,17 +251,25 @@ class SliceEvaluator:
         n_img, n_area = len(p0.imgIds), len(p0.areaRng)
         n_cat = len(p0.catIds) if p0.useCats else 1
         sub = copy.copy(ev)
-        params = copy.deepcopy(p0)
+        # shallow copies: accumulate()/summarize() only read the parameter lists (deep-copying
+        # the full image-id list per slice would cost more than the slice's accumulate)
+        params = copy.copy(p0)
         params.imgIds = list(ids)
         sub.params = params
-        sub._paramsEval = copy.deepcopy(params)
+        sub._paramsEval = copy.copy(params)
         pos = [self._pos[i] for i in ids]
-        sub.evalImgs = [ev.evalImgs[k * n_area * n_img + a * n_img + j]
-                        for k in range(n_cat) for a in range(n_area) for j in pos]
-        sub.eval = {}
         sub.stats = []
-        with _quiet():
-            sub.accumulate()
+        if self.method == "pycocotools":
+            sub.evalImgs = [ev.evalImgs[k * n_area * n_img + a * n_img + j]
+                            for k in range(n_cat) for a in range(n_area) for j in pos]
+            sub.eval = {}
+            with _quiet():
+                sub.accumulate()
+        else:
+            if self._flat is None:
+                self._flat = _Flat(ev.evalImgs, n_img, p0)
+            sub.evalImgs = []  # not needed: the fast accumulate reads the flattened results
+            sub.eval = _accumulate(self._flat, pos, params)
         return sub
 
     def stats(self, img_ids: Iterable[int], *, per_class: bool = False) -> dict[str, Any]:
