@@ -8,7 +8,8 @@ can be re-made by itself, on any worker, identically:
   with the suite seed) over the non-fixed global dimensions, which covers the ODD more
   evenly than random draws for the same number of scenes.
 - ``grid``: scene ``i`` is cell ``i`` (mixed radix, wrapping) of the cartesian grid of
-  every global dimension (all choices, ``grid_levels`` points per range).
+  every global dimension (all choices, ``grid_levels`` points per range), counting only
+  the cells that keep the rules.
 
 Global dimensions are scenery, environment, camera and the per-class object counts;
 per-object placement (distance, lateral offset, heading, scale) is always drawn from the
@@ -19,6 +20,7 @@ times, then a SpecError says which rule cannot be met.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,20 +144,46 @@ def _first_point(spec: OddSpec, dims: list[tuple[str, Domain]], seed: int, scene
             for i, ui in zip(free, u):
                 vals[i] = dims[i][1].at(ui)
         return vals
-    # grid: mixed radix over each dimension's grid points
+    cells = _valid_grid_cells(spec)
+    return list(cells[scene_id % len(cells)])
+
+
+#: the grid sampler enumerates its cells; past this many it refuses
+MAX_GRID_CELLS = 2_000_000
+
+
+def _valid_grid_cells(spec: OddSpec) -> list[tuple[Any, ...]]:
+    """Every grid cell that keeps the rules, in mixed-radix order (first dimension fastest)."""
+    key = (spec.source_text, spec.grid_levels, spec.model_dump_json())
+    if key in _GRID_CACHE:
+        return _GRID_CACHE[key]
+    dims = global_dimensions(spec)
     axes = [d.grid(spec.grid_levels) for _, d in dims]
-    idx, vals = scene_id, []
+    total = 1
     for ax in axes:
-        vals.append(ax[idx % len(ax)])
-        idx //= len(ax)
-    return vals
+        total *= len(ax)
+    if total > MAX_GRID_CELLS:
+        raise SpecError(f"{spec.source_path}: sampler: grid has {total} cells (> {MAX_GRID_CELLS}); "
+                        f"lower grid_levels or fix some dimensions, or use halton")
+    paths = [p for p, _ in dims]
+    cells = []
+    for combo in itertools.product(*reversed(axes)):
+        vals = tuple(reversed(combo))
+        if broken_rule(spec, dict(zip(paths, vals))) is None:
+            cells.append(vals)
+    if not cells:
+        raise SpecError(f"{spec.source_path}: rules: no grid cell satisfies the rules")
+    _GRID_CACHE.clear()
+    _GRID_CACHE[key] = cells
+    return cells
+
+
+_GRID_CACHE: dict[Any, list[tuple[Any, ...]]] = {}
 
 
 def grid_size(spec: OddSpec) -> int:
-    n = 1
-    for _, d in global_dimensions(spec):
-        n *= len(d.grid(spec.grid_levels))
-    return n
+    """Number of grid cells that keep the rules (scenes past it wrap around)."""
+    return len(_valid_grid_cells(spec))
 
 
 def sample_scene(spec: OddSpec, seed: int, scene_id: int) -> SceneParams:

@@ -253,7 +253,10 @@ def parse_spec(text: str, source: str = "<string>") -> OddSpec:
             msg = msg.removeprefix("Value error, ")
             msgs.append(f"{source}:{line}: {where}: {msg}" if line else f"{source}: {where}: {msg}")
         raise SpecError("invalid ODD spec\n  " + "\n  ".join(msgs)) from None
-    return spec.model_copy(update={"source_path": source, "source_text": text})
+    spec = spec.model_copy(update={"source_path": source, "source_text": text})
+    for key in spec.objects:
+        spec.mesh_path(key)  # user meshes must exist, inside the spec's folder
+    return spec
 
 
 def _submodel(ann: Any) -> Any:

@@ -93,8 +93,20 @@ def _bbox_xywh(mask: np.ndarray) -> Optional[tuple[float, float, float, float]]:
     return (float(xs[0]), float(ys[0]), float(xs[-1] + 1 - xs[0]), float(ys[-1] + 1 - ys[0]))
 
 
+_SHARED: dict[tuple[int, int], "Renderer"] = {}
+
+
+def get_renderer(width: int, height: int) -> "Renderer":
+    """The process-wide renderer of a resolution. EGL contexts are costly and do not like
+    being created and destroyed repeatedly in one process: share one per size."""
+    key = (int(width), int(height))
+    if key not in _SHARED:
+        _SHARED[key] = Renderer(*key)
+    return _SHARED[key]
+
+
 class Renderer:
-    """Renders scenes of one resolution. Keep one per process; it owns the GL context."""
+    """Renders scenes of one resolution. Prefer ``get_renderer``: it owns a GL context."""
 
     def __init__(self, width: int, height: int):
         self.width, self.height = int(width), int(height)
@@ -180,7 +192,7 @@ class Renderer:
         amb = 0.04 + 0.5 * day * (0.6 + 0.4 * cloud)
         self._ps.ambient_light = np.array([amb, amb, amb * (1.05 + 0.1 * (1 - day))])
         for h in self._heads:
-            h.intensity = 600.0 if env["headlights"] else 0.0
+            h.intensity = 120.0 if env["headlights"] else 0.0
         sky_day = np.array([0.55, 0.7, 0.92]) * (1 - cloud) + np.array([0.72, 0.74, 0.76]) * cloud
         sky_dusk = np.array([0.85, 0.55, 0.35])
         sky_night = np.array([0.02, 0.03, 0.07])
@@ -212,8 +224,9 @@ class Renderer:
                 n.mesh.is_visible = r2 == rid
             for n in self._scenery_nodes:
                 n.mesh.is_visible = False
-            d = self._r.render(self._ps, flags=pyrender.RenderFlags.DEPTH_ONLY)
-            self._unocc[rid] = int((d > 0).sum())
+            # SEG, like the visible count: no multisampling, so edge pixels are counted alike
+            seg, _ = self._r.render(self._ps, flags=pyrender.RenderFlags.SEG, seg_node_map=self._seg_map)
+            self._unocc[rid] = int(seg[..., :2].any(-1).sum())
         return self._unocc[rid]
 
     # -- the main entry

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "oddsuite-suite/1"
 STATE = ".state"
+#: the first columns of scenes.parquet; every scene parameter follows, sorted by name
+RECORD_COLUMNS = ("image_id", "file_name", "scene_id", "subset", "subset_size", "n_rois", "variant", "mode", "is_full")
 NEUTRAL_RGB = np.array([128, 128, 128], dtype=np.uint8)
 
 
@@ -83,17 +85,6 @@ def images_per_scene(spec: OddSpec, params: SceneParams, plan: PlanOptions) -> i
 
 # ----------------------------------------------------------------------------- worker
 
-_RENDERERS: dict[tuple[int, int], Any] = {}
-
-
-def _renderer(w: int, h: int):
-    from oddsuite.render import Renderer
-
-    if (w, h) not in _RENDERERS:
-        _RENDERERS[(w, h)] = Renderer(w, h)
-    return _RENDERERS[(w, h)]
-
-
 def _annotations(frame, subset: tuple[int, ...], scene, min_visible: float) -> list[dict[str, Any]]:
     by_id = {o.roi_id: o for o in scene.objects}
     anns = []
@@ -128,7 +119,7 @@ def _cutout(frame, subset: tuple[int, ...]):
 
 def render_scene(job: SceneJob) -> dict[str, Any]:
     """Render every image of one scene and write them; returns (and saves) the scene record."""
-    from oddsuite.render import environment_of
+    from oddsuite.render import environment_of, get_renderer
     from oddsuite.scenes import build_scene
 
     spec = parse_spec(job.spec_text, source=job.spec_path)
@@ -137,7 +128,7 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
     out = Path(job.out_dir)
     sub_list = job.plan.subsets_of(params)
     n = len(scene.objects)
-    r = _renderer(spec.camera.width, spec.camera.height)
+    r = get_renderer(spec.camera.width, spec.camera.height)
     images: list[dict[str, Any]] = []
     files: dict[str, str] = {}
     folder = f"images/{job.scene_id:06d}"
@@ -261,7 +252,7 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
             failures.append(rec)
             log.error("scene %s failed: %s", rec.key, rec.error)
             continue
-        records[job.scene_id] = rec
+        records[job.scene_id] = json.loads(dumps_json(rec))  # the same form a resumed record has
         if on_scene:
             on_scene(len(rec["images"]))
     if failures:
@@ -314,7 +305,10 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
                      "min_visible": spec.min_visible},
             "licenses": [], "categories": cats, "images": images, "annotations": anns}
     atomic_write_bytes(out / "annotations.json", dumps_json(coco))
-    atomic_write_bytes(out / "scenes.parquet", parquet_bytes(pd.DataFrame(rows)))
+    df = pd.DataFrame(rows)
+    fixed = list(RECORD_COLUMNS)
+    df = df[fixed + sorted(c for c in df.columns if c not in fixed)]
+    atomic_write_bytes(out / "scenes.parquet", parquet_bytes(df))
     roi_cols = ["scene_id", "roi_id", "category", "category_id", "asset", "distance_m", "lateral_m", "heading_deg",
                 "scale", "x_m", "y_m", "placement_tries"]
     atomic_write_bytes(out / "rois.parquet", parquet_bytes(pd.DataFrame(rois, columns=roi_cols)))
