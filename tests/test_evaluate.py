@@ -246,3 +246,21 @@ def test_cli_evaluate(suite_dir, tmp_path, monkeypatch, capsys):
     code = cli.main(["evaluate", str(suite_dir), "--model", str(model), "--class-map", "person=bicycle",
                      "--no-progress", "--out", str(tmp_path / "res2")])
     assert code == 2 and "bicycle" in capsys.readouterr().err
+
+
+def test_compare_saved_predictions(suite_dir, tmp_path):
+    from oddsuite.evaluate import compare_predictions
+
+    out = tmp_path / "res"
+    evaluate_suite(suite_dir, PixelDetector(), out, class_map={"person": "pedestrian"}, progress=False)
+    preds = json.loads((out / "predictions.json").read_text())
+    same = compare_predictions(suite_dir, out / "predictions.json", preds,
+                               by=("mode", "environment.fog_visibility_m", "roi.distance_m"))
+    assert same["overall"]["agreement"]["value"] == 1.0
+    assert same["overall"]["flips"]["hit_to_not"]["k"] == 0 and same["overall"]["flips"]["not_to_hit"]["k"] == 0
+    assert set(same["slices"]["environment.fog_visibility_m"]) == {"1000.0", "60.0"}
+    assert set(same["slices"]["roi.distance_m"]) == {"10.0", "15.0"}
+    no_peds = [p for p in preds if p["category_id"] != 2]
+    diff = compare_predictions(suite_dir, preds, no_peds, by=("category",))
+    assert diff["slices"]["category"]["pedestrian"]["flips"]["hit_to_not"]["k"] == 3
+    assert diff["slices"]["category"]["car"]["flips"]["hit_to_not"]["k"] == 0

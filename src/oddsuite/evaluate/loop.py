@@ -32,6 +32,7 @@ from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
 from oddsuite.evaluate.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 from oddsuite.evaluate.suite import Suite, load_suite
 from oddsuite.metrics.coco import MAP_SCORE_FLOOR
+from oddsuite.metrics.consistency import consistency
 from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, OUTCOME_COLUMNS
 from oddsuite.metrics.summary import score_predictions
 from oddsuite.metrics.tables import with_parameters
@@ -152,6 +153,8 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
             log.warning("%s: earlier batches counted dropped detections at conf %s, now %s", out, old_conf, conf)
     write_json_atomic(key_path, {**key, "conf": conf})
     chunk_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in chunk_dir.glob(".chunk-*.tmp"):  # a batch cut off while being written
+        leftover.unlink()
 
     images = suite.gt["images"]
     known = {int(im["id"]) for im in images}
@@ -280,6 +283,18 @@ def score(suite_dir: str | Path, predictions: str | Path | Sequence[Mapping[str,
     preds = load_predictions(predictions, suite)
     return _score_suite(suite, preds, Path(out_dir) if out_dir is not None else None, iou=iou, conf=conf,
                         dropped=dropped, invalid=None, slices=slices)
+
+
+def compare_predictions(suite_dir: str | Path, preds_a: str | Path | Sequence[Mapping[str, Any]],
+                        preds_b: str | Path | Sequence[Mapping[str, Any]], *, iou: float = DEFAULT_IOU,
+                        conf: float = DEFAULT_CONF, by: Sequence[str] = ("variant", "mode", "subset_size"),
+                        top: int = 10) -> dict[str, Any]:
+    """Pre/post consistency (metrics.md §6) of two saved prediction sets on one suite; ``by``
+    may name any column of scenes.parquet, of the outcome table, or ``roi.<rois.parquet column>``."""
+    suite = load_suite(suite_dir)
+    a = load_predictions(preds_a, suite)
+    b = load_predictions(preds_b, suite)
+    return consistency(suite.gt, a, b, iou=iou, conf=conf, scenes=suite.scenes, rois=suite.rois, by=by, top=top)
 
 
 def _versions() -> dict[str, str]:
