@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plan", choices=["full", "exhaustive", "k-subsets", "ablation", "sampled"],
                    help="ROI permutation plan (default: the spec's)")
     p.add_argument("--modes", help="masking modes, comma-separated: remove,isolate,cutout (default: the spec's)")
+    p.add_argument("--renderer", choices=["exact", "composite"],
+                   help="remove-mode subsets: exact re-render, or composite (1 + n renders per scene and variant)")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="where scenes run (default local)")
     p.add_argument("--address", default=None, help="Ray cluster address (with --executor ray), e.g. auto")
     p.set_defaults(func=run)
@@ -36,7 +38,7 @@ def make_executor(args):
 def run(args) -> int:
     from oddsuite.suite import generate_suite
 
-    modes = tuple(m.strip() for m in args.modes.split(",")) if args.modes else None
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes is not None else None
     bar: dict = {}
 
     def on_start(n_scenes: int, n_images: int) -> None:
@@ -48,7 +50,7 @@ def run(args) -> int:
 
     try:
         res = generate_suite(args.spec, args.out, scenes=args.scenes, seed=args.seed, workers=args.workers,
-                             plan=args.plan, modes=modes, executor=make_executor(args),
+                             plan=args.plan, modes=modes, renderer=args.renderer, executor=make_executor(args),
                              on_start=on_start, on_scene=on_scene)
     finally:
         if "b" in bar:

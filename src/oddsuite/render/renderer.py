@@ -231,8 +231,9 @@ class Renderer:
 
     # -- the main entry
     def render(self, scene: Scene, env: dict[str, Any], rois: Optional[Iterable[int]] = None,
-               scenery: bool = True, rng: Optional[np.random.Generator] = None) -> Frame:
-        """Render ``scene`` with only ``rois`` present (all when None); without scenery for isolate."""
+               scenery: bool = True, rng: Optional[np.random.Generator] = None, apply_weather: bool = True) -> Frame:
+        """Render ``scene`` with only ``rois`` present (all when None); without scenery for isolate.
+        ``apply_weather=False`` returns the clean render (fog, rain and snow not yet applied)."""
         if (scene.camera.width, scene.camera.height) != (self.width, self.height):
             raise ValueError(f"renderer is {self.width}x{self.height}, scene camera is "
                              f"{scene.camera.width}x{scene.camera.height}")
@@ -245,13 +246,17 @@ class Renderer:
         color, depth = self._r.render(self._ps, flags=flags)
         seg, _ = self._r.render(self._ps, flags=pyrender.RenderFlags.SEG, seg_node_map=self._seg_map)
         ids = seg[..., 0].astype(np.int32) + 256 * seg[..., 1].astype(np.int32) - 1
-        rgb = weather.apply(color, depth, env, scene.camera, rng if rng is not None else np.random.default_rng(0),
-                            isolate=not scenery)
-        stats = self._stats(scene, ids, show)
+        rgb = np.ascontiguousarray(color[..., :3])
+        if apply_weather:
+            rgb = weather.apply(rgb, depth, env, scene.camera, rng if rng is not None else np.random.default_rng(0),
+                                isolate=not scenery)
+        stats = self.stats(scene, ids, show)
         self._visible(None, True)
         return Frame(rgb, depth.astype(np.float32), ids, stats)
 
-    def _stats(self, scene: Scene, ids: np.ndarray, show: set[int]) -> dict[int, ObjectStats]:
+    def stats(self, scene: Scene, ids: np.ndarray, show: set[int]) -> dict[int, ObjectStats]:
+        """Per ROI in ``show``: visible box and pixels from ``ids``, full box, visible fraction, truncation."""
+        self._upload(scene)
         out: dict[int, ObjectStats] = {}
         H, W = ids.shape
         for obj in scene.objects:

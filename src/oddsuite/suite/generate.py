@@ -43,18 +43,27 @@ class PlanOptions:
     k: int = 2
     n: int = 16
     max_subsets: int = 256
+    renderer: str = "exact"  # how remove-mode subsets are made: exact re-render or composite
 
     @staticmethod
-    def from_spec(spec: OddSpec, plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None) -> "PlanOptions":
+    def from_spec(spec: OddSpec, plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None,
+                  renderer: Optional[str] = None) -> "PlanOptions":
         p = spec.permutations
-        return PlanOptions(plan or p.plan, tuple(modes) if modes else tuple(p.modes), p.k, p.n, p.max_subsets)
+        bad = [m for m in (modes or ()) if m not in ("remove", "isolate", "cutout")]
+        if bad:
+            raise SpecError(f"unknown masking mode(s) {bad}; expected remove, isolate or cutout")
+        if renderer not in (None, "exact", "composite"):
+            raise SpecError(f"unknown renderer {renderer!r}; expected exact or composite")
+        return PlanOptions(plan or p.plan, tuple(modes) if modes is not None else tuple(p.modes), p.k, p.n,
+                           p.max_subsets, renderer or p.renderer)
 
     def subsets_of(self, params: SceneParams, where: str = "") -> list[tuple[int, ...]]:
         return subsets(self.plan, [o.roi_id for o in params.objects], k=self.k, n_sampled=self.n,
                        max_subsets=self.max_subsets, rng=params.rng("subsets"), where=where)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"plan": self.plan, "modes": list(self.modes), "k": self.k, "n": self.n, "max_subsets": self.max_subsets}
+        return {"plan": self.plan, "modes": list(self.modes), "k": self.k, "n": self.n, "max_subsets": self.max_subsets,
+                "renderer": self.renderer}
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ def _cutout(frame, subset: tuple[int, ...]):
 def render_scene(job: SceneJob) -> dict[str, Any]:
     """Render every image of one scene and write them; returns (and saves) the scene record."""
     from oddsuite.render import environment_of, get_renderer
+    from oddsuite.render.composite import CompositeRenderer
     from oddsuite.scenes import build_scene
 
     spec = parse_spec(job.spec_text, source=job.spec_path)
@@ -153,11 +163,18 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
         env = environment_of(scene, variant)
         wrng = lambda: params.rng(f"weather:{variant.name}")  # noqa: E731 - same streaks in every image
         full = r.render(scene, env, None, True, wrng())
+        comp = None
         emit(full, variant.name, "full", all_ids, env)
         for mode in job.plan.modes:
             for sub in sub_list:
-                if mode == "remove":
-                    fr = full if sub == all_ids else r.render(scene, env, sub, True, wrng())
+                if mode == "remove" and sub == all_ids:
+                    fr = full
+                elif mode == "remove" and job.plan.renderer == "composite":
+                    if comp is None:
+                        comp = CompositeRenderer(r, scene, env)
+                    fr = comp.frame(sub, wrng())
+                elif mode == "remove":
+                    fr = r.render(scene, env, sub, True, wrng())
                 elif mode == "isolate":
                     fr = r.render(scene, env, sub, False, wrng())
                 elif mode == "cutout":
@@ -210,7 +227,8 @@ def _state_ok(out: Path, scene_id: int) -> Optional[dict[str, Any]]:
 
 
 def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, seed: int, workers: int = 1,
-                   plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None, executor: Any = None,
+                   plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None,
+                   renderer: Optional[str] = None, executor: Any = None,
                    on_start: Optional[Callable[[int, int], None]] = None,
                    on_scene: Optional[Callable[[int], None]] = None) -> GenerateResult:
     """Generate (or resume) a suite. ``on_start(n_scenes, n_images)`` is called once the
@@ -220,7 +238,7 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
     spec = load_spec(spec_path)
     if scenes < 1:
         raise SpecError(f"--scenes must be at least 1, got {scenes}")
-    opts = PlanOptions.from_spec(spec, plan, modes)
+    opts = PlanOptions.from_spec(spec, plan, modes, renderer)
     out = Path(out_dir)
     _check_out_dir(out, spec, seed, opts)
     n_images = plan_suite(spec, seed, scenes, opts)
