@@ -122,5 +122,6 @@ def test_per_class_ap_by_name():
     gt, dets = synthetic(30, seed=5)
     s = SliceEvaluator(gt, dets).stats(range(1, 31), per_class=True)
     assert set(s["per_class"]) == {"car", "pedestrian", "cyclist"}
+    assert sum(v["n_gt"] for v in s["per_class"].values()) == s["n_gt"]
     aps = [v["ap"] for v in s["per_class"].values() if v["ap"] is not None]
     assert s["map"] == pytest.approx(float(np.mean(aps)))

@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
     detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
     metrics = evaluate_suite(args.suite, detector, args.out, iou=args.iou, conf=args.conf, batch=args.batch,
-                             class_map=args.class_map, model_sha256=args.sha256 or _sha256(args.model),
+                             class_map=args.class_map,
+                             model_sha256=args.sha256 or getattr(detector, "sha256", None) or _sha256(args.model),
                              progress=not args.no_progress)
     print(f"{detector.name} on {args.suite}  (iou {args.iou}, conf {args.conf})")
     for line in summary_lines(metrics):

@@ -33,6 +33,7 @@ from oddsuite.evaluate.io import write_json_atomic, write_parquet_atomic, write_
 from oddsuite.evaluate.suite import Suite, load_suite
 from oddsuite.metrics.coco import MAP_SCORE_FLOOR
 from oddsuite.metrics.consistency import consistency
+from oddsuite.metrics.stats import json_clean
 from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, OUTCOME_COLUMNS
 from oddsuite.metrics.summary import score_predictions
 from oddsuite.metrics.tables import with_parameters
@@ -143,7 +144,10 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
     key = _state_key(suite, detector, mapping)
     key_path = state / "key.json"
     if key_path.is_file():
-        old = json.loads(key_path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(key_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise SuiteError(f"{key_path}: not valid JSON ({e}); delete {state} to start over") from e
         old_conf = old.pop("conf", None)
         if old != key:
             diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
@@ -261,6 +265,7 @@ def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None
     scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, slices=slices)
     metrics = dict(scores.metrics)
     metrics["dropped_classes"] = _dropped_section(dropped, invalid)
+    metrics = json_clean(metrics)  # plain Python values; NaN -> None
     if out_dir is not None:
         outcomes = with_parameters(scores.outcomes, suite.scenes, suite.rois)
         front = OUTCOME_COLUMNS + ["not_visible"]
@@ -322,6 +327,8 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
     out.mkdir(parents=True, exist_ok=True)
     if class_map is None:
         class_map = getattr(detector, "class_map", None) or None
+    if model_sha256 is None:
+        model_sha256 = getattr(detector, "sha256", None)  # models.load_detector sets it
     run = predict_suite(suite, detector, out, batch=batch, class_map=class_map, conf=conf, progress=progress)
     write_json_atomic(out / PREDICTIONS, run.predictions, indent=None)
     metrics = _score_suite(suite, run.predictions, out, iou=iou, conf=conf, dropped=run.dropped,

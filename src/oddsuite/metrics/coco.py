@@ -234,6 +234,7 @@ class SliceEvaluator:
         self._pos = {img_id: j for j, img_id in enumerate(self.img_ids)}
         self._n_gt = {i: 0 for i in self.img_ids}
         self._n_ignore = {i: 0 for i in self.img_ids}
+        self._n_gt_cat: dict[int, dict[int, int]] = {}
         for a in self.coco_gt.dataset["annotations"]:
             key = int(a["image_id"])
             if key in self._n_gt:
@@ -241,6 +242,8 @@ class SliceEvaluator:
                     self._n_ignore[key] += 1
                 else:
                     self._n_gt[key] += 1
+                    per = self._n_gt_cat.setdefault(int(a["category_id"]), {})
+                    per[key] = per.get(key, 0) + 1
         self._n_dets = {i: 0 for i in self.img_ids}
         for d in self.coco_dt.dataset["annotations"]:
             self._n_dets[int(d["image_id"])] += 1
@@ -276,7 +279,8 @@ class SliceEvaluator:
         """mAP@[.5:.95], AP50, … of the images ``img_ids`` (unknown ids are an error).
 
         Every value is None when the slice has no non-ignore ground truth (pycocotools' -1).
-        Counts: ``n_images``, ``n_gt`` (non-ignore boxes), ``n_ignore``, ``n_dets``.
+        Counts: ``n_images``, ``n_gt`` (non-ignore boxes), ``n_ignore``, ``n_dets``; with
+        ``per_class``, ``per_class[name] = {"category_id", "ap", "ap50", "n_gt"}``.
         """
         ids = sorted({int(i) for i in img_ids})
         unknown = [i for i in ids if i not in self._pos]
@@ -294,6 +298,10 @@ class SliceEvaluator:
                 out["per_class"] = {}
         else:
             out = _stats_of(self._slice_eval(ids), per_class)
+            if per_class:
+                for fig in out["per_class"].values():
+                    per = self._n_gt_cat.get(fig["category_id"], {})
+                    fig["n_gt"] = sum(per.get(i, 0) for i in ids)
         out.update(counts)
         return out
 

@@ -52,7 +52,7 @@ def mean_rate(fractions: Iterable[float], **counts: int) -> dict[str, Any]:
     values = [float(f) for f in fractions]
     n = len(values)
     value = (sum(values) / n) if n else None
-    ci = wilson_interval(value * n, n) if value is not None else None
+    ci = wilson_interval(min(max(value * n, 0.0), float(n)), n) if value is not None else None
     out: dict[str, Any] = {"value": value, "n": n}
     out.update({key: int(v) for key, v in counts.items()})
     out["ci95"] = list(ci) if ci is not None else None
