@@ -16,6 +16,8 @@ COMMANDS = [
     "generate",
     "verify",
     "evaluate",
+    "export",
+    "train",
 ]
 
 

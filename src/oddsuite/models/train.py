@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
 import shutil
 import sys
 import tempfile
@@ -23,6 +22,26 @@ from oddsuite.models._ultra import ultralytics_offline
 from oddsuite.models.yolo import arch_of, build_model, load_arch, save_model_dir
 
 log = logging.getLogger(__name__)
+
+#: Training suites use suite seeds ``TRAIN_SEED_BASE + seed`` (seed in [0, 2**32)); validation
+#: suites use small seeds. numpy's SeedSequence pads entropy with zero words and splits big ints
+#: into 32-bit words, so naive offsets can collide ([s + 2**32, i] == [s, 1, i]); with this base
+#: a training scene's entropy is [s, 2**30, scene, ...], which equals a validation scene's
+#: [seed, scene, ...] only for a validation scene id of 2**30 -- never in practice.
+TRAIN_SEED_BASE = 2 ** 62
+MAX_TRAIN_SEED = 2 ** 32
+
+
+def training_suite_seed(seed: int) -> int:
+    """The suite seed of the training suite for training seed ``seed`` (in [0, 2**32))."""
+    if not 0 <= int(seed) < MAX_TRAIN_SEED:
+        raise ValueError(f"training seed must be in [0, 2**32), got {seed}")
+    return TRAIN_SEED_BASE + int(seed)
+
+
+def is_training_seed(suite_seed: int) -> bool:
+    """Whether a suite seed belongs to the training range (a validation suite should not use one)."""
+    return TRAIN_SEED_BASE <= int(suite_seed) < TRAIN_SEED_BASE + MAX_TRAIN_SEED
 
 
 def _read_names(data_yaml: Path) -> dict[int, str]:
@@ -56,11 +75,11 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
 
     data_yaml = Path(data_yaml).resolve()
     out = Path(out_dir)
-    if not data_yaml.is_file():
-        raise ModelError(f"{data_yaml}: no such data set yaml")
     arch_s = str(arch)
     if arch_s.endswith((".pt", ".pth")):
         raise ModelError(f"{arch}: training starts from an architecture yaml, not a pickled checkpoint")
+    if not data_yaml.is_file():
+        raise ModelError(f"{data_yaml}: no such data set yaml")
     if Path(arch_s).is_file():
         load_arch(Path(arch_s))  # a user's yaml is checked before ultralytics builds it
     names = _read_names(data_yaml)
@@ -131,7 +150,3 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
     log.info("trained model saved to %s", out)
     return out
 
-
-def command_line(argv: list[str] | None = None) -> str:
-    """The command as typed, for the card."""
-    return " ".join(shlex.quote(a) for a in (argv if argv is not None else ["oddsuite", *sys.argv[1:]]))

@@ -39,6 +39,8 @@ CARD_FORMAT = "oddsuite-detector/1"
 WEIGHTS_NAME = "model.safetensors"
 ARCH_NAME = "model.yaml"
 CARD_NAME = "model.json"
+#: the safetensors metadata key holding our JSON (classes, imgsz)
+META_KEY = "oddsuite"
 
 #: top-level keys of an ultralytics model yaml that we accept
 _ARCH_KEYS = {"nc", "scales", "scale", "backbone", "head", "depth_multiple", "width_multiple", "activation",
@@ -293,8 +295,10 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
 
     state = {k: v.detach().to("cpu").float().clone().contiguous() if v.is_floating_point()
              else v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": CARD_FORMAT, "classes": json.dumps({str(k): v for k, v in classes.items()}),
-            "imgsz": str(int(imgsz))}
+    # one metadata key: safetensors keeps metadata in a hash map whose order varies from run to run,
+    # and the file's bytes (its SHA-256 pin) must depend only on the weights, classes and imgsz
+    meta = {META_KEY: json.dumps({"format": CARD_FORMAT, "classes": {str(k): v for k, v in classes.items()},
+                                  "imgsz": int(imgsz)}, sort_keys=True)}
     fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -321,16 +325,27 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
     return out
 
 
-def read_safetensors(path: Path) -> tuple[dict, dict[str, str]]:
-    """State dict and metadata of a safetensors file (no code runs: it is a flat tensor container)."""
+def read_safetensors(path: Path) -> tuple[dict, dict[str, Any]]:
+    """State dict and metadata of a safetensors file (no code runs: it is a flat tensor container).
+
+    The metadata is ours (``classes``, ``imgsz`` under the ``oddsuite`` key) or, from other
+    writers, plain string keys of the same names.
+    """
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
+            meta: dict[str, Any] = dict(f.metadata() or {})
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
         raise ModelError(f"{path}: not a readable safetensors file: {e}") from e
+    if META_KEY in meta:
+        try:
+            ours = json.loads(meta.pop(META_KEY))
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{path}: metadata '{META_KEY}' is not JSON: {e}") from e
+        if isinstance(ours, dict):
+            meta.update(ours)
     return state, meta
 
 
@@ -361,7 +376,7 @@ def load_ultralytics(weights: Path, arch: Path, *, classes: dict[int, str] | Non
         log.warning("%s: no class names in a card, the weights' metadata or the yaml; using class0..class%d",
                     weights, cfg["nc"] - 1)
     if imgsz is None:
-        imgsz = int(meta["imgsz"]) if str(meta.get("imgsz", "")).isdigit() else 640
+        imgsz = int(meta["imgsz"]) if str(meta.get("imgsz", "")).strip().isdigit() else 640
     return UltralyticsDetector(model, classes, imgsz, name=name, sha256=sha256, source=weights, **kw)
 
 

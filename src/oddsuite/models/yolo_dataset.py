@@ -52,6 +52,11 @@ def _load_annotations(suite: Path) -> dict:
     return coco
 
 
+def _is_full_scene(im: dict) -> bool:
+    """The whole scene as rendered: every ROI, no masking (mode 'full'), under any variant."""
+    return bool(im.get("is_full", True)) and im.get("mode", "full") == "full"
+
+
 def _yaml_names(names: dict[int, str]) -> str:
     return "".join(f"  {i}: {json.dumps(n)}\n" for i, n in names.items())
 
@@ -60,7 +65,7 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
                 link: bool = True, val_fraction: float = 0.2, seed: int = 0) -> Path:
     """Write an ultralytics data set from a suite; returns the path of its data.yaml.
 
-    images: ``"full"`` exports only full-scene images (``is_full``), ``"all"`` every image of the
+    images: ``"full"`` exports only full-scene images (``is_full`` and mode ``full``), ``"all"`` every image of the
     suite (ROI subsets and masking modes included). link: symlink the images (default) or copy
     them. val_fraction: share of scenes held out for validation (at least one when there are two
     or more scenes; with 0, or a single scene, val is the train set). seed: the split's seed.
@@ -78,7 +83,7 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
     cat_index = {c["id"]: i for i, c in enumerate(cats)}
     names = {i: c["name"] for i, c in enumerate(cats)}
 
-    sel = [im for im in coco["images"] if images == "all" or im.get("is_full", True)]
+    sel = [im for im in coco["images"] if images == "all" or _is_full_scene(im)]
     if not sel:
         raise SuiteError(f"{ann_path}: no {'full-scene ' if images == 'full' else ''}images to export")
     by_image: dict[int, list[dict]] = {}

@@ -1,0 +1,115 @@
+"""``oddsuite train SPEC --out DIR``: make a detector for an ODD.
+
+Generates a training suite from SPEC (full scenes under the spec's environment variants) with
+a suite seed from the training range (disjoint from validation seeds, see
+``oddsuite.models.train.training_suite_seed``), exports it as a YOLO data set and trains
+yolov8n from its yaml on CPU, offline. DIR ends up loadable by ``load_detector`` /
+``oddsuite evaluate --model DIR``::
+
+    DIR/model.yaml  model.safetensors  model.json  train_log/  train_suite/  train_data/
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _seed(text: str) -> int:
+    from oddsuite.models.train import MAX_TRAIN_SEED
+
+    try:
+        v = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from e
+    if not 0 <= v < MAX_TRAIN_SEED:
+        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {v}")
+    return v
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a detector for an ODD on a generated training suite (CPU, offline)",
+        description="Generate a training suite from SPEC (seeds disjoint from validation suites), export it "
+                    "as a YOLO data set and train a YOLO detector from its yaml. --out is then a model "
+                    "directory for `oddsuite evaluate --model`. Re-running resumes the suite generation.")
+    p.add_argument("spec", metavar="SPEC", type=Path, help="ODD spec (YAML)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (model + its data)")
+    p.add_argument("--scenes", type=_positive_int, default=50, help="training scenes to render (default 50)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="training seed in [0, 2**32): picks the training suite and seeds training (default 0)")
+    p.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default 30)")
+    p.add_argument("--imgsz", type=_positive_int, default=640, help="network input size (default 640)")
+    p.add_argument("--batch", type=_positive_int, default=8, help="training batch size (default 8)")
+    p.add_argument("--arch", default="yolov8n.yaml", help="ultralytics model yaml (default yolov8n.yaml)")
+    p.add_argument("--images", choices=["full", "all"], default="full",
+                   help="train on full-scene images (default) or on every image incl. ROI subsets")
+    p.add_argument("--plan", choices=["full", "exhaustive", "k-subsets", "ablation", "sampled"], default="full",
+                   help="ROI permutation plan of the training suite (default full: no permutations)")
+    p.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+                   help="share of training scenes held out for ultralytics' validation (default 0.2)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="rendering worker processes (default 1)")
+    p.set_defaults(func=run)
+
+
+def command_of(args) -> str:
+    """The command line equivalent to ``args`` (for the model card), every option spelled out."""
+    import shlex
+
+    opts = [("--out", args.out), ("--scenes", args.scenes), ("--seed", args.seed), ("--epochs", args.epochs),
+            ("--imgsz", args.imgsz), ("--batch", args.batch), ("--arch", args.arch), ("--images", args.images),
+            ("--plan", args.plan), ("--val-fraction", args.val_fraction), ("--workers", args.workers)]
+    words = ["oddsuite", "train", str(args.spec)] + [w for k, v in opts for w in (k, str(v))]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def run(args) -> int:
+    import sys
+
+    from tqdm import tqdm
+
+    from oddsuite.models.train import train_detector, training_suite_seed
+    from oddsuite.models.yolo_dataset import export_yolo
+    from oddsuite.suite import generate_suite
+
+    out: Path = args.out
+    suite_seed = training_suite_seed(args.seed)
+    suite_dir, data_dir = out / "train_suite", out / "train_data"
+    bar: dict = {}
+
+    def on_start(n_scenes: int, n_images: int) -> None:
+        print(f"{args.spec}: training suite of {n_scenes} scenes, {n_images} images (suite seed {suite_seed}) "
+              f"-> {suite_dir}")
+        bar["b"] = tqdm(total=n_images, unit="img", desc="rendering")
+
+    def on_scene(n: int) -> None:
+        bar["b"].update(n)
+
+    try:
+        res = generate_suite(args.spec, suite_dir, scenes=args.scenes, seed=suite_seed, workers=args.workers,
+                             plan=args.plan, on_start=on_start, on_scene=on_scene)
+    finally:
+        if "b" in bar:
+            bar["b"].close()
+    if getattr(res, "failures", None):
+        print(f"warning: {len(res.failures)} scenes failed to render and are left out", file=sys.stderr)
+    data_yaml = export_yolo(suite_dir, data_dir, images=args.images, link=True, val_fraction=args.val_fraction,
+                            seed=args.seed)
+    print(f"data set: {data_yaml}; training {args.arch} for {args.epochs} epochs at imgsz {args.imgsz} (CPU)")
+    train_detector(data_yaml, out, arch=args.arch, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                   seed=args.seed, workers=0, name=out.name, command=command_of(args),
+                   extra={"training_suite": {"dir": str(suite_dir), "seed": suite_seed, "scenes": args.scenes,
+                                             "spec": str(args.spec), "plan": args.plan,
+                                             "images": args.images}})
+    print(f"model written: {out} (evaluate with: oddsuite evaluate SUITE --model {out} --out RESULTS)")
+    return 0
