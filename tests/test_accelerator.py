@@ -217,6 +217,22 @@ def test_dense_fault_columns_use_cumsum_path_and_match():
     np.testing.assert_array_equal(SystolicArray(R, C).matmul(x, w, faults=fm), slow_reference(x, w, R, C, fm))
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_faults_on_padding_rows_keep_their_row_order(dense):
+    """K=2 < R=20: PE rows 2.. only pass the sum on; their faults still apply, in row order."""
+    R = 20
+    x = np.array([[3, 4], [-1, 2]], np.int8)
+    w = np.array([[5], [6]], np.int8)  # sums 39 (0b100111) and 7
+    faults = [Fault(9, 0, 5, "stuck-at-0"), Fault(4, 0, 5, "stuck-at-1")]  # row 4 sets bit 5, row 9 clears it
+    if dense:  # enough faults in the column to take the cumulative-sum path
+        faults += [Fault(r, 0, 31, "stuck-at-0") for r in range(10, 20)] + [Fault(1, 0, 0, "stuck-at-1"), Fault(0, 0, 1, "stuck-at-1")]
+    fm = FaultMap(R, 1, tuple(faults))
+    got = SystolicArray(R, 1).matmul(x, w, faults=fm)
+    np.testing.assert_array_equal(got, slow_reference(x, w, R, 1, fm))
+    if not dense:
+        np.testing.assert_array_equal(got, [[7], [7]])  # 39 -> 39|32 -> 39 & ~32 = 7; 7 -> 39 -> 7
+
+
 @pytest.mark.parametrize("mode", ["propagate", "te-drop"])
 @pytest.mark.parametrize("case", range(6))
 def test_timing_fast_path_equals_slow_reference(mode, case):

@@ -40,6 +40,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -136,6 +137,10 @@ class FaultMap:
 
     def pe_masks(self) -> dict[tuple[int, int], tuple[int, int]]:
         """Per faulty PE ``(and_mask, or_mask)`` (signed 32-bit ints): ``out = (v & and) | or``."""
+        return dict(self._pe_masks)
+
+    @cached_property
+    def _pe_masks(self) -> dict[tuple[int, int], tuple[int, int]]:
         out: dict[tuple[int, int], tuple[int, int]] = {}
         for f in self.faults:
             a, o = out.get((f.row, f.col), (-1, 0))

@@ -18,17 +18,21 @@ How it is computed (exact in every case, see the tests against a per-PE simulati
 - **Stuck-at faults** touch only the output columns ``j`` whose PE column holds a fault, and
   only from the first faulty row down. For such a column with faulty rows
   ``r_1 < ... < r_n``, let ``P_i`` be the clean partial sum of a tile through row ``r_i``.
-  The faulty tile output is ``s_n + (tile_sum - P_n)`` with ``s_0 = 0`` and
-  ``s_i = force_i(s_{i-1} + P_i - P_{i-1})``, so the column's result is
-  ``clean_total + sum_t (s_n - P_n)``: only the clean prefixes at the faulty rows are
-  needed. They come from one batched matrix multiply of the per-tile activations with the
-  column's weights masked to rows ``<= r_i`` (few faults per column), or from a cumulative
-  sum of the column's products (many faults per column). The cost of a run with ``F``
-  faulty PEs is about ``1 + F / C`` clean runs.
+  The faulty tile output is ``s_n + (tile_sum - P_n)`` with ``s_i = force_i(s_{i-1} + P_i -
+  P_{i-1})`` (``s_0 = P_0 = 0``), so the column's result is ``clean_total + sum_t (s_n -
+  P_n)``: only the clean prefixes at the faulty rows are needed. They come from the same
+  matrix multiply as the clean product, with one extra output column per fault (the column's
+  weights masked to rows ``<= r_i`` of each tile), or, for columns with many faults, from a
+  cumulative sum of the column's products. A run with ``F`` faulty PEs costs about
+  ``1 + F/C`` clean runs plus a few element-wise passes over the faulty outputs.
 - **FAP** (fault-aware pruning): the weights mapped to faulty PEs are zeroed and those PEs
   bypassed, so the result is exactly the clean product with those weights zeroed.
 - **Timing errors** are sparse events (``m, t, r, j``), corrected one by one from clean
   prefixes gathered for just those events.
+
+Internally everything runs transposed — ``Y^T (N, M) = W^T (N, K) @ X^T (K, M)`` — so that
+an output column is a contiguous row (fast gathers and element-wise passes) and an im2col
+block ``(K, L)`` is used as it comes, giving the convolution's ``(N, L)`` layout directly.
 """
 from __future__ import annotations
 
@@ -44,6 +48,8 @@ from .quant import MAX_PRODUCT
 
 #: exact-integer limit of float32 sums
 _F32_EXACT = 1 << 24
+#: longest K whose float32 product is exact
+_K_EXACT_F32 = min(1024, _F32_EXACT // MAX_PRODUCT)
 #: elements per temporary tensor in the fault replay (float32: 64 MiB)
 _BUDGET = 1 << 24
 #: columns with more faulty rows than this use the cumulative-sum prefix method
@@ -57,6 +63,10 @@ def _as_float_tensor(a: Any) -> torch.Tensor:
     if t.dtype not in (torch.float32, torch.float64):
         t = t.to(torch.float32)
     return t
+
+
+def _wrap32(v: torch.Tensor) -> torch.Tensor:
+    return v.to(torch.int64).to(torch.int32).to(torch.int64)
 
 
 @dataclass
@@ -77,6 +87,36 @@ class RunStats:
         return dict(self.__dict__)
 
 
+@dataclass
+class _Group:
+    """Faulty output columns replayed together."""
+
+    dense: bool
+    jg: torch.Tensor        # (G,) output columns, by descending fault count
+    rows: torch.Tensor      # (F,) faulty row of each fault (clamped into a single partial tile)
+    col: torch.Tensor       # (F,) group-local column of each fault
+    blocks: list            # (offset, count) of the faults of rank 0, 1, ...: columns 0..count-1
+    a: torch.Tensor         # (F, 1) and-masks (sign-extended int64)
+    o: torch.Tensor         # (F, 1) or-masks
+    WT: torch.Tensor | None = None   # dense: (T, G, width) the columns' weights
+    offset: int = 0         # sparse: first row of this group's prefixes in the extended product
+
+
+@dataclass
+class StuckAtPlan:
+    """Replay plan of one weight matrix under one fault map (see :meth:`SystolicArray.plan_stuck_at`)."""
+
+    K: int
+    N: int
+    T: int
+    width: int
+    groups: list = field(default_factory=list)
+    columns: torch.Tensor | None = None
+    #: T == 1: ``[W^T; prefix rows]`` ``(N + F_sparse, K)``; T > 1: per tile ``(k0, k1, (F_sparse, k1-k0))``
+    ext: Any = None
+    n_sparse: int = 0
+
+
 class SystolicArray:
     """A weight-stationary ``rows x cols`` array; see the module docstring for the model."""
 
@@ -85,7 +125,7 @@ class SystolicArray:
             raise ValueError(f"array size must be positive, got {rows}x{cols}")
         self.rows, self.cols = int(rows), int(cols)
         # per-tile sums of up to R products must be exact in the replay dtype
-        self._tile_dtype = torch.float32 if self.rows * MAX_PRODUCT < _F32_EXACT else torch.float64
+        self._tile_dtype = torch.float32 if self.rows <= _K_EXACT_F32 else torch.float64
 
     @classmethod
     def parse(cls, text: str) -> "SystolicArray":
@@ -121,7 +161,7 @@ class SystolicArray:
         if (faults.rows, faults.cols) != (self.rows, self.cols):
             raise ValueError(f"fault map is for a {faults.rows}x{faults.cols} array, this one is {self.rows}x{self.cols}")
 
-    # ---- public product ----------------------------------------------------------------
+    # ---- public products ----------------------------------------------------------------
     def matmul(self, x, w, *, faults: FaultMap | None = None, mitigation: str = "none",
                timing: TimingErrors | None = None, rng: np.random.Generator | None = None,
                events: TimingEvents | None = None, stats: RunStats | None = None):
@@ -140,22 +180,34 @@ class SystolicArray:
         out = acc.to(torch.int64).to(torch.int32)
         return out.numpy() if as_numpy else out
 
-    def accumulate(self, X: torch.Tensor, W: torch.Tensor, *, faults: FaultMap | None = None,
-                   mitigation: str = "none", timing: TimingErrors | None = None,
-                   rng: np.random.Generator | None = None, events: TimingEvents | None = None,
-                   stats: RunStats | None = None, fap_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The fast path: ``X (M, K)``, ``W (K, N)`` float tensors holding int8 values.
+    def accumulate(self, X: torch.Tensor, W: torch.Tensor, **kw) -> torch.Tensor:
+        """``X (M, K)``, ``W (K, N)`` float tensors of int8 values -> ``(M, N)`` accumulators.
 
-        Returns the exact int32 accumulator values in a float32, float64 or int64 tensor
-        (whichever was cheapest to keep exact); ``.to(torch.int64)`` gives the integers.
-        ``fap_mask`` (bool ``(K, N)``, True = pruned) may be passed precomputed.
+        Same options as :meth:`accumulate_t` (a ``plan`` must come from :meth:`plan_stuck_at`).
+        """
+        return self.accumulate_t(X.t(), W.t(), **kw).t()
+
+    def accumulate_t(self, XT: torch.Tensor, WT: torch.Tensor, *, faults: FaultMap | None = None,
+                     mitigation: str = "none", timing: TimingErrors | None = None,
+                     rng: np.random.Generator | None = None, events: TimingEvents | None = None,
+                     stats: RunStats | None = None, plan: StuckAtPlan | None = None,
+                     exact: bool = True) -> torch.Tensor:
+        """The fast path, transposed: ``XT (K, M)``, ``WT (N, K)`` float tensors holding int8
+        values -> ``(N, M)`` accumulators.
+
+        The result holds the exact int32 accumulator values in a float32, float64 or int64
+        tensor (whichever was cheapest to keep exact); ``.to(torch.int64)`` gives the integers.
+        With ``exact=False`` it is float32 even where a corrupted accumulator needs more than 24
+        bits (rounded as ``.to(torch.float32)`` would round it): what a caller that dequantises
+        in float32 anyway wants. ``plan`` (from :meth:`plan_stuck_at_t` for this ``WT`` and
+        ``faults``) may be passed precomputed when one layer runs many times.
         """
         if mitigation not in MITIGATIONS:
             raise ValueError(f"mitigation must be one of {MITIGATIONS}, got {mitigation!r}")
-        M, K = X.shape
-        K2, N = W.shape
+        K, M = XT.shape
+        N, K2 = WT.shape
         if K != K2:
-            raise ValueError(f"matmul shapes do not match: x {tuple(X.shape)}, w {tuple(W.shape)}")
+            raise ValueError(f"matmul shapes do not match: x {(M, K)}, w {(K2, N)}")
         st = RunStats(calls=1, macs=M * self.n_tiles(K) * self.rows * N)
         if faults is not None and len(faults) == 0:
             faults = None
@@ -165,12 +217,13 @@ class SystolicArray:
             raise ValueError("timing errors together with a stuck-at fault map are not modelled")
 
         if faults is not None and mitigation == "fap":
-            mask = fap_mask if fap_mask is not None else self.faulty_weight_mask(K, N, faults)
-            W = W.masked_fill(mask.to(W.device), 0.0)
-        acc = self._clean(X, W)
-
+            WT = WT.masked_fill(self.faulty_weight_mask(K, N, faults).t(), 0.0)
         if faults is not None and mitigation == "none":
-            acc = self._apply_stuck_at(X, W, acc, faults, st)
+            if plan is None:
+                plan = self.plan_stuck_at_t(WT, faults)
+            acc = self._stuck_at(XT, WT, plan, st, exact)
+        else:
+            acc = self._clean(XT, WT)
         if timing is not None or events is not None:
             if events is None:
                 if rng is None:
@@ -178,140 +231,195 @@ class SystolicArray:
                 events = sample_timing_events(M, self.n_tiles(K), self.rows, N, timing.rate, rng)
             mode = timing.mode if timing is not None else "propagate"
             keep_bits = timing.keep_bits if timing is not None else 16
-            acc = self._apply_timing(X, W, acc, events, mode, keep_bits, st)
+            acc = self._apply_timing(XT, WT, acc, events, mode, keep_bits, st, exact)
         if stats is not None:
             stats.add(st)
         return acc
 
     # ---- clean product --------------------------------------------------------------------
-    def _clean(self, X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-        K = X.shape[1]
-        chunk = _F32_EXACT // MAX_PRODUCT  # 1032 -> use 1024
-        chunk = 1024 if chunk >= 1024 else chunk
-        Xf, Wf = X.to(torch.float32), W.to(torch.float32)
-        if K <= chunk:
-            acc = Xf @ Wf
-        else:
-            acc = None
-            for a in range(0, K, chunk):
-                part = (Xf[:, a:a + chunk] @ Wf[a:a + chunk]).to(torch.float64)
-                acc = part if acc is None else acc.add_(part)
+    @staticmethod
+    def _clean(XT: torch.Tensor, WT: torch.Tensor) -> torch.Tensor:
+        K = XT.shape[0]
+        Xf, Wf = XT.to(torch.float32), WT.to(torch.float32)
+        if K <= _K_EXACT_F32:
+            return Wf @ Xf
+        acc = None
+        for a in range(0, K, _K_EXACT_F32):
+            part = (Wf[:, a:a + _K_EXACT_F32] @ Xf[a:a + _K_EXACT_F32]).to(torch.float64)
+            acc = part if acc is None else acc.add_(part)
         if K * MAX_PRODUCT >= (1 << 31):  # can wrap: do it exactly
-            acc = acc.to(torch.int64).to(torch.int32).to(torch.int64)
+            acc = _wrap32(acc)
         return acc
 
-    def _tiles(self, X: torch.Tensor, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero-padded per-tile views: ``Xt (T, M, R)``, ``Wt (T, R, N)`` in the tile dtype."""
-        M, K = X.shape
-        N = W.shape[1]
-        R, T = self.rows, self.n_tiles(K)
-        pad = T * R - K
-        Xp = torch.nn.functional.pad(X.to(self._tile_dtype), (0, pad))
-        Wp = torch.nn.functional.pad(W.to(self._tile_dtype), (0, 0, 0, pad))
-        return Xp.view(M, T, R).transpose(0, 1), Wp.view(T, R, N)
-
     # ---- stuck-at replay ------------------------------------------------------------------
-    def _fault_instances(self, faults: FaultMap, N: int):
-        """Per output column ``j`` the sorted faulty rows and their masks."""
+    def plan_stuck_at(self, W: torch.Tensor, faults: FaultMap) -> StuckAtPlan:
+        """The replay plan for ``W (K, N)`` (for :meth:`accumulate`)."""
+        return self.plan_stuck_at_t(W.t(), faults)
+
+    def plan_stuck_at_t(self, WT: torch.Tensor, faults: FaultMap) -> StuckAtPlan:
+        """Everything the stuck-at replay of ``WT (N, K)`` under ``faults`` needs but ``X``.
+
+        Faulty columns are grouped (by fault count) into batches; in a group, columns are
+        ordered by descending fault count and faults by (rank within column, column), so that
+        the k-th faults of all columns having at least k+1 form one contiguous block over a
+        prefix of the columns (no gathers in the replay).
+        """
+        self._check_map(faults)
+        N, K = WT.shape
+        T = self.n_tiles(K)
+        width = self.rows if T > 1 else K  # a single partial tile needs no padding
         by_col: dict[int, list[tuple[int, int, int]]] = {}
         for (r, c), (a, o) in faults.pe_masks().items():
             if c >= N:
-                continue  # PE column holds no output column of this layer
+                continue  # this PE column holds no output column of the layer
             for j in range(c, N, self.cols):
                 by_col.setdefault(j, []).append((r, a, o))
-        for j in by_col:
-            by_col[j].sort()
-        return by_col
-
-    def _apply_stuck_at(self, X, W, acc, faults: FaultMap, st: RunStats) -> torch.Tensor:
-        M = X.shape[0]
-        N = W.shape[1]
-        by_col = self._fault_instances(faults, N)
-        if not by_col or M == 0:
-            return acc
-        st.replayed_columns += len(by_col)
-        Xt, Wt = self._tiles(X, W)
-        T, R = Xt.shape[0], self.rows
-        # columns sorted by fault count so that groups are homogeneous
+        plan = StuckAtPlan(K=K, N=N, T=T, width=width)
+        if not by_col:
+            return plan
+        Wt = WT.to(self._tile_dtype)
+        if T * width != K:
+            Wt = torch.nn.functional.pad(Wt, (0, T * width - K))
+        Wt = Wt.view(N, T, width).transpose(0, 1)  # (T, N, width)
         cols = sorted(by_col, key=lambda j: (len(by_col[j]), j))
-        mc = max(1, min(M, _BUDGET // (T * R)))  # rows of X per chunk
-        groups: list[tuple[str, list[int]]] = []
+        f_max = 1024
+        d_max = max(1, _BUDGET // (T * 1024 * width))
+        groups: list[list[int]] = []
         cur: list[int] = []
-        cur_kind, cur_f = None, 0
-        f_max = max(R, _BUDGET // (T * mc))
-        d_max = max(1, _BUDGET // (T * mc * R))
+        cur_dense, cur_f = False, 0
         for j in cols:
-            kind = "dense" if len(by_col[j]) > _DENSE_FAULTS_PER_COLUMN else "sparse"
             n = len(by_col[j])
-            full = (kind != cur_kind) or (kind == "sparse" and cur_f + n > f_max) or (kind == "dense" and len(cur) >= d_max)
+            dense = n > _DENSE_FAULTS_PER_COLUMN
+            full = dense != cur_dense or (not dense and cur_f + n > f_max) or (dense and len(cur) >= d_max)
             if cur and full:
-                groups.append((cur_kind, cur))
+                groups.append(cur)
                 cur, cur_f = [], 0
-            cur_kind = kind
+            cur_dense = dense
             cur.append(j)
             cur_f += n
         if cur:
-            groups.append((cur_kind, cur))
-
-        acc64 = acc.to(torch.float64) if acc.dtype == torch.float32 else acc
-        out_cols, out_vals = [], []
-        for kind, gcols in groups:
-            # flat fault list of the group, ordered by (column, rank)
-            rows_f, col_local, rank, amask, omask = [], [], [], [], []
-            for li, j in enumerate(gcols):
-                for k, (r, a, o) in enumerate(by_col[j]):
-                    rows_f.append(r); col_local.append(li); rank.append(k); amask.append(a); omask.append(o)
-            rows_t = torch.tensor(rows_f, dtype=torch.int64)
-            col_t = torch.tensor(col_local, dtype=torch.int64)
-            rank_np = np.asarray(rank)
-            a_t = torch.tensor(amask, dtype=torch.int64)
-            o_t = torch.tensor(omask, dtype=torch.int64)
+            groups.append(cur)
+        ar = torch.arange(width)
+        sparse_rows: list[torch.Tensor] = []  # (T, F_g, width) masked weight rows
+        for gcols in groups:
+            gcols = sorted(gcols, key=lambda j: (-len(by_col[j]), j))
+            faults_of = [sorted(by_col[j]) for j in gcols]
+            rows_f, col_f, a_f, o_f, blocks = [], [], [], [], []
+            for k in range(len(faults_of[0])):
+                n_k = sum(1 for fl in faults_of if len(fl) > k)
+                blocks.append((len(rows_f), n_k))
+                for li in range(n_k):
+                    r, a, o = faults_of[li][k]
+                    # rows past K in a single partial tile are clamped to K-1 (padding adds 0)
+                    rows_f.append(min(r, width - 1)); col_f.append(li); a_f.append(a); o_f.append(o)
             jg = torch.tensor(gcols, dtype=torch.int64)
-            delta = torch.empty(M, len(gcols), dtype=torch.int64)
-            if kind == "sparse":
-                ar = torch.arange(R)
-                Wsel = Wt[:, :, jg[col_t]] * (ar[:, None] <= rows_t[None, :]).to(Wt.dtype)  # (T, R, F)
+            rows_t = torch.tensor(rows_f, dtype=torch.int64)
+            col_t = torch.tensor(col_f, dtype=torch.int64)
+            dense = len(faults_of[0]) > _DENSE_FAULTS_PER_COLUMN
+            g = _Group(dense=dense, jg=jg, rows=rows_t, col=col_t, blocks=blocks,
+                       a=torch.tensor(a_f, dtype=torch.int64)[:, None], o=torch.tensor(o_f, dtype=torch.int64)[:, None])
+            if dense:
+                g.WT = Wt[:, jg].contiguous()  # (T, G, width)
+            else:  # each fault's column, masked to the rows at and above the fault
+                g.offset = sum(x.shape[1] for x in sparse_rows)
+                sparse_rows.append(Wt[:, jg[col_t]] * (ar[None, :] <= rows_t[:, None]).to(Wt.dtype))
+            plan.groups.append(g)
+        plan.columns = torch.cat([g.jg for g in plan.groups])
+        if sparse_rows:
+            S = torch.cat(sparse_rows, dim=1)  # (T, F_sparse, width)
+            plan.n_sparse = S.shape[1]
+            if T == 1 and self._tile_dtype == torch.float32:
+                plan.ext = torch.cat([WT.to(torch.float32), S[0].to(torch.float32)], dim=0).contiguous()
+            else:
+                plan.ext = [(t * width, min(K, (t + 1) * width), S[t, :, :min(K, (t + 1) * width) - t * width].contiguous())
+                            for t in range(T)]
+        return plan
+
+    def _stuck_at(self, XT, WT, plan: StuckAtPlan, st: RunStats, exact: bool) -> torch.Tensor:
+        K, M = XT.shape
+        if (WT.shape[0], K) != (plan.N, plan.K):
+            raise ValueError("stuck-at plan was made for another weight shape")
+        if not plan.groups or M == 0:
+            return self._clean(XT, WT)
+        st.replayed_columns += len(plan.columns)
+        T, width, N = plan.T, plan.width, plan.N
+        P_sparse = None
+        if isinstance(plan.ext, torch.Tensor):
+            # one K tile: the clean product and every sparse prefix in one pass over X
+            out = plan.ext @ XT.to(torch.float32)
+            acc, P_sparse = out[:N], out[N:].unsqueeze(0)  # (1, F_sparse, M)
+        else:
+            acc = self._clean(XT, WT)
+            if plan.ext is not None:
+                Xs = XT.to(self._tile_dtype)
+                P_sparse = torch.empty(T, plan.n_sparse, M, dtype=self._tile_dtype)
+                for t, (k0, k1, S) in enumerate(plan.ext):
+                    torch.mm(S, Xs[k0:k1], out=P_sparse[t])
+        deltas = []
+        for g in plan.groups:
+            if not g.dense:
+                P = P_sparse[:, g.offset:g.offset + len(g.rows)]
+                deltas.append(self._replay(P.to(torch.int64), g))
+                continue
+            Xt = XT.to(self._tile_dtype)
+            if T * width != K:
+                Xt = torch.nn.functional.pad(Xt, (0, 0, 0, T * width - K))
+            Xt = Xt.view(T, width, M)
+            G = len(g.jg)
+            mc = max(1, min(M, _BUDGET // (T * width * G)))
+            delta = torch.empty(G, M, dtype=torch.int64)
             for m0 in range(0, M, mc):
-                Xc = Xt[:, m0:m0 + mc]
-                if kind == "sparse":
-                    P = torch.bmm(Xc, Wsel)  # (T, mc, F) clean prefixes through each faulty row
-                else:
-                    prod = Xc.unsqueeze(-1) * Wt[:, None, :, jg]  # (T, mc, R, G)
-                    cs = prod.cumsum_(2)
-                    P = cs[:, :, rows_t, col_t]  # (T, mc, F)
-                P = P.to(torch.int64)
-                delta[m0:m0 + mc] = self._replay(P, col_t, rank_np, a_t, o_t, len(gcols))
-            out_cols.append(jg)
-            out_vals.append(delta)
-        jcat = torch.cat(out_cols)
-        dcat = torch.cat(out_vals, dim=1)
-        acc64[:, jcat] = (acc64[:, jcat].to(torch.int64) + dcat).to(torch.int32).to(acc64.dtype)
-        return acc64
+                # (T, width, G, mc) products -> prefix sums down the rows of each tile
+                cs = (Xt[:, :, None, m0:m0 + mc] * g.WT.transpose(1, 2)[:, :, :, None]).cumsum_(1)
+                P = cs[:, g.rows, g.col]  # (T, F, mc)
+                del cs
+                delta[:, m0:m0 + mc] = self._replay(P.to(torch.int64), g)
+            deltas.append(delta)
+        dcat = torch.cat(deltas, dim=0) if len(deltas) > 1 else deltas[0]
+        jc = plan.columns
+        fixed = dcat.add_(acc.index_select(0, jc).to(torch.int64)).to(torch.int32)
+        if exact and acc.dtype == torch.float32:
+            acc = acc.to(torch.float64)
+        acc.index_copy_(0, jc, fixed.to(acc.dtype))
+        return acc
 
     @staticmethod
-    def _replay(P: torch.Tensor, col_t: torch.Tensor, rank: np.ndarray, a_t, o_t, G: int) -> torch.Tensor:
-        """The forcing recursion over the faulty rows of each column; returns ``(mc, G)`` deltas."""
-        T, mc, _ = P.shape
-        s = torch.zeros(T, mc, G, dtype=torch.int64)
-        prev = torch.zeros(T, mc, G, dtype=torch.int64)
-        for k in range(int(rank.max()) + 1):
-            idx = torch.from_numpy(np.nonzero(rank == k)[0])
-            c = col_t[idx]
-            Pk = P[:, :, idx]
-            v = (s[:, :, c] + Pk - prev[:, :, c]).to(torch.int32).to(torch.int64)
-            v = (v & a_t[idx]) | o_t[idx]
-            s[:, :, c] = v
-            prev[:, :, c] = Pk
-        return (s - prev).sum(0)
+    def _replay(P: torch.Tensor, g: _Group) -> torch.Tensor:
+        """The forcing recursion over the faulty rows of each column; ``(G, mc)`` deltas.
+
+        ``P (T, F, mc)``: clean prefixes through each fault's row, faults in the group's
+        (rank, column) order. Per column: ``s_1 = force_1(P_1)``,
+        ``s_i = force_i(s_{i-1} + P_i - P_{i-1})``, delta ``= s_n - P_n`` summed over tiles.
+        """
+        _, G = g.blocks[0]
+        P0 = P[:, :G]
+        s = P0 & g.a[:G]  # |P| < 2**31: no wrap needed
+        s |= g.o[:G]
+        if len(g.blocks) == 1:  # one fault per column
+            s -= P0
+            return s[0] if s.shape[0] == 1 else s.sum(0)
+        n1 = g.blocks[1][1]  # columns with two faults or more: a prefix of the group
+        prev = P0[:, :n1].clone()
+        for off, n in g.blocks[1:]:
+            Pk = P[:, off:off + n]
+            v = _wrap32(s[:, :n] + Pk - prev[:, :n])
+            v &= g.a[off:off + n]
+            v |= g.o[off:off + n]
+            s[:, :n] = v
+            prev[:, :n] = Pk
+        s[:, :n1] -= prev
+        s[:, n1:] -= P0[:, n1:]
+        return s[0] if s.shape[0] == 1 else s.sum(0)
 
     # ---- timing errors --------------------------------------------------------------------
-    def _apply_timing(self, X, W, acc, ev: TimingEvents, mode: str, keep_bits: int, st: RunStats) -> torch.Tensor:
+    def _apply_timing(self, XT, WT, acc, ev: TimingEvents, mode: str, keep_bits: int, st: RunStats,
+                      exact: bool) -> torch.Tensor:
         n = len(ev)
         st.timing_events += n
         if n == 0:
             return acc
-        M, K = X.shape
-        N = W.shape[1]
+        K, M = XT.shape
+        N = WT.shape[0]
         R, T = self.rows, self.n_tiles(K)
         if (ev.m.max() >= M or ev.t.max() >= T or ev.r.max() >= R or ev.j.max() >= N
                 or min(ev.m.min(), ev.t.min(), ev.r.min(), ev.j.min()) < 0):
@@ -324,8 +432,14 @@ class SystolicArray:
         new_group[1:] = key[1:] != key[:-1]
         start = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
         rank = np.arange(n) - start
-        Xp = torch.nn.functional.pad(X.to(torch.float64), (0, T * R - K))
-        Wp = torch.nn.functional.pad(W.to(torch.float64), (0, 0, 0, T * R - K))
+        X64, W64 = XT.to(torch.float64), WT.to(torch.float64)
+
+        def gather(kk: torch.Tensor, mm: torch.Tensor, jj: torch.Tensor) -> torch.Tensor:
+            """X[m, k] * W[k, j], 0 past K (padding rows)."""
+            inside = kk < K
+            kc = kk.clamp(max=K - 1)
+            return X64[kc, mm] * W64[jj, kc] * inside
+
         if mode == "te-drop":
             # the successor's product is dropped, unless this MAC's own product was dropped
             effective = np.ones(n, dtype=bool)
@@ -334,8 +448,7 @@ class SystolicArray:
                 effective[i] = not effective[i - 1]
             effective &= r < R - 1
             e = np.nonzero(effective)[0]
-            kk = torch.from_numpy(t[e] * R + r[e] + 1)
-            dprod = Xp[torch.from_numpy(m[e]), kk] * Wp[kk, torch.from_numpy(j[e])]
+            dprod = gather(torch.from_numpy(t[e] * R + r[e] + 1), torch.from_numpy(m[e]), torch.from_numpy(j[e]))
             delta = -dprod.to(torch.int64)
             st.timing_effective += int((dprod != 0).sum())
             mm, jj = m[e], j[e]
@@ -343,14 +456,13 @@ class SystolicArray:
             low = (1 << keep_bits) - 1
             P = torch.empty(n, dtype=torch.int64)
             ar = torch.arange(R)
-            chunk = max(1, _BUDGET // R)
+            chunk = max(1, _BUDGET // (4 * R))
             mt, tt, rt, jt = (torch.from_numpy(a) for a in (m, t, r, j))
             for a in range(0, n, chunk):
                 sl = slice(a, a + chunk)
                 kidx = tt[sl, None] * R + ar[None, :]  # (c, R)
-                xs = Xp[mt[sl, None], kidx]
-                ws = Wp[kidx, jt[sl, None]]
-                P[sl] = ((xs * ws) * (ar[None, :] <= rt[sl, None])).sum(1).to(torch.int64)
+                prods = gather(kidx, mt[sl, None].expand_as(kidx), jt[sl, None].expand_as(kidx))
+                P[sl] = (prods * (ar[None, :] <= rt[sl, None])).sum(1).to(torch.int64)
             s = torch.zeros(n, dtype=torch.int64)   # corrupted partial sum after each event
             changed = torch.zeros(n, dtype=torch.bool)
             for k in range(int(rank.max()) + 1):
@@ -359,17 +471,24 @@ class SystolicArray:
                     v = P[idx]
                 else:  # previous event of the same pass: its corrupted value plus the clean rows between
                     v = s[idx - 1] + P[idx] - P[idx - 1]
-                v = v.to(torch.int32).to(torch.int64)
+                v = _wrap32(v)
                 e = v & low
                 changed[idx] = e != v
                 s[idx] = e
             st.timing_effective += int(changed.sum())
             last = np.ones(n, dtype=bool)
             last[:-1] = new_group[1:]
-            li = torch.from_numpy(np.nonzero(last)[0])
+            li = np.nonzero(last)[0]
             delta = s[li] - P[li]
-            mm, jj = m[li.numpy()], j[li.numpy()]
-        acc64 = acc.to(torch.int64)
-        flat = acc64.view(-1)
-        flat.index_add_(0, torch.from_numpy(mm * N + jj), delta)
-        return acc64.to(torch.int32).to(torch.int64)
+            mm, jj = m[li], j[li]
+        # merge deltas per output, then fix only those outputs
+        flat = torch.from_numpy(jj * M + mm)
+        uniq, inv = torch.unique(flat, return_inverse=True)
+        dsum = torch.zeros(len(uniq), dtype=torch.int64).index_add_(0, inv, delta)
+        if exact and acc.dtype == torch.float32:
+            acc = acc.to(torch.float64)
+        elif not acc.is_contiguous():
+            acc = acc.contiguous()
+        av = acc.view(-1)
+        av[uniq] = _wrap32(av[uniq].to(torch.int64) + dsum).to(acc.dtype)
+        return acc

@@ -158,10 +158,14 @@ class _AccelLayer(nn.Module):
             rng = np.random.default_rng(np.random.SeedSequence([acc.transient.seed, 1, self.index]))
             w = flip_bits_int8(w, acc.transient.weight_rate, rng)
         self._w_eff = w
-        mats = self._mats_of(w)
-        self._fap_masks = [None] * len(mats)
+        mats = self._mats_of(w)  # W^T per group: (N_g, K_g)
+        self._plans = [None] * len(mats)
         if acc.faults is not None and acc.mitigation == "fap":
-            self._fap_masks = [acc.array.faulty_weight_mask(m.shape[0], m.shape[1], acc.faults) for m in mats]
+            # FAP: the weights on faulty PEs are zeroed once; the bypassed PEs then add nothing
+            mats = [m.masked_fill(acc.array.faulty_weight_mask(m.shape[1], m.shape[0], acc.faults).t(), 0.0)
+                    for m in mats]
+        elif acc.faults is not None:
+            self._plans = [acc.array.plan_stuck_at_t(m, acc.faults) for m in mats]
         self._w_mats = mats
 
     def _mats_of(self, w: torch.Tensor) -> list[torch.Tensor]:
@@ -170,18 +174,19 @@ class _AccelLayer(nn.Module):
     def _x_scale(self) -> float:
         return activation_scale(float(self.x_amax))
 
-    def _product(self, X: torch.Tensor, g: int) -> torch.Tensor:
-        """Float ``(M, N_g)`` pre-activations of group ``g`` for the int8 input matrix ``X``."""
+    def _product(self, XT: torch.Tensor, g: int) -> torch.Tensor:
+        """Float ``(N_g, M)`` pre-activations (no bias) of group ``g`` for int8 inputs ``XT (K_g, M)``."""
         acc = self.accelerator
-        Wm = self._w_mats[g]
+        WT = self._w_mats[g]
         rng = None
         if acc.timing is not None:
             rng = np.random.default_rng(np.random.SeedSequence([acc.timing.seed, 0, self.index, g, self.calls]))
-        a = acc.array.accumulate(X, Wm, faults=acc.faults, mitigation=acc.mitigation, timing=acc.timing,
-                                 rng=rng, stats=acc.stats, fap_mask=self._fap_masks[g])
-        n0 = g * Wm.shape[1]
-        scale = self._x_scale() * self.w_scale[n0:n0 + Wm.shape[1]]
-        return a.to(torch.float32) * scale
+        stuck = acc.faults if acc.mitigation == "none" else None  # FAP is already in the weights
+        a = acc.array.accumulate_t(XT, WT, faults=stuck, timing=acc.timing, rng=rng, stats=acc.stats,
+                                   plan=self._plans[g], exact=False)
+        n0 = g * WT.shape[0]
+        scale = self._x_scale() * self.w_scale[n0:n0 + WT.shape[0]]
+        return a.to(torch.float32).mul_(scale[:, None]) if a.dtype != torch.float32 else a * scale[:, None]
 
     def _quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         acc = self.accelerator
@@ -210,7 +215,7 @@ class AccelLinear(_AccelLayer):
         self._setup(src, acc, index, name)
 
     def _mats_of(self, w):
-        return [w.to(torch.float32).t().contiguous()]
+        return [w.to(torch.float32).contiguous()]
 
     def _float(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -218,7 +223,7 @@ class AccelLinear(_AccelLayer):
     def _int8(self, x):
         shape = x.shape
         X = self._quantize_input(x).reshape(-1, self.in_features)
-        y = self._product(X, 0)
+        y = self._product(X.t(), 0).t()
         if self.bias is not None:
             y = y + self.bias.float()
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
@@ -239,8 +244,8 @@ class AccelConv2d(_AccelLayer):
     def _mats_of(self, w):
         g = self.groups
         n_g = self.out_channels // g
-        w2 = w.to(torch.float32).reshape(self.out_channels, -1)  # (N, Cin/g*kh*kw)
-        return [w2[i * n_g:(i + 1) * n_g].t().contiguous() for i in range(g)]
+        w2 = w.to(torch.float32).reshape(self.out_channels, -1)  # (N, Cin/g*kh*kw): W^T
+        return [w2[i * n_g:(i + 1) * n_g].contiguous() for i in range(g)]
 
     def _float(self, x):
         if self.padding_mode != "zeros":
@@ -277,15 +282,16 @@ class AccelConv2d(_AccelLayer):
         else:
             cols = F.unfold(xq, (kh, kw), dilation=(dh, dw), padding=(ph, pw), stride=(sh, sw))  # (B, Cin*kh*kw, L)
         L = cols.shape[-1]
-        k_g = cols.shape[1] // self.groups
-        outs = []
-        for g in range(self.groups):
-            X = cols[:, g * k_g:(g + 1) * k_g].transpose(1, 2).reshape(B * L, k_g)
-            outs.append(self._product(X, g))
-        y = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # (B*L, N)
+        K = cols.shape[1]
+        XT = cols[0] if B == 1 else cols.transpose(0, 1).reshape(K, B * L)  # (K, M), M = B*L
+        k_g = K // self.groups
+        outs = [self._product(XT[g * k_g:(g + 1) * k_g], g) for g in range(self.groups)]
+        y = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)  # (N, B*L)
         if self.bias is not None:
-            y = y + self.bias.float()
-        y = y.reshape(B, L, self.out_channels).transpose(1, 2).reshape(B, self.out_channels, Ho, Wo)
+            y = y + self.bias.float()[:, None]
+        y = y.reshape(self.out_channels, B, Ho, Wo).transpose(0, 1)
+        if B > 1:
+            y = y.contiguous()
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
