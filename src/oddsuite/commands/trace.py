@@ -1,0 +1,100 @@
+"""``oddsuite trace RESULTS_DIR``: trace failures to scene conditions and ROIs."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _depth(text: str) -> int:
+    v = _positive_int(text)
+    if v > 3:
+        raise argparse.ArgumentTypeError(f"expected 1, 2 or 3 (rules stay readable), got {text!r}")
+    return v
+
+
+def _bins(text: str) -> tuple[str, list[float]]:
+    col, sep, edges = text.partition("=")
+    try:
+        values = [float(e) for e in edges.split(",") if e.strip() != ""]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected COLUMN=EDGE,EDGE,... with numbers, got {text!r}") from e
+    if not sep or not col.strip() or not values or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected COLUMN=EDGE,EDGE,... (distinct numbers), got {text!r}")
+    return col.strip(), values
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "trace", help="trace failures to scene conditions and ROIs (slices, heatmaps, rules, ROI influence)",
+        description="Find the scene conditions and co-present ROIs under which the detector fails, from an "
+                    "evaluation's results folder; writes RESULTS_DIR/trace/trace.json and PNG figures. A failure "
+                    "is a ROI that is missed or mislabelled; ignore regions are left out.")
+    p.add_argument("results", metavar="RESULTS_DIR", type=Path, help="results folder (from `oddsuite evaluate`)")
+    p.add_argument("--images", choices=("full", "permutation", "all"), default="full",
+                   help="which images to trace: full scenes (default), permutation images, or all")
+    p.add_argument("--min-support", type=_positive_int, default=20, metavar="N",
+                   help="fewest ROI rows for a slice, heatmap cell or rule to be ranked (default 20)")
+    p.add_argument("--max-depth", type=_depth, default=3, metavar="D", help="depth of the rule tree, 1..3 (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the rule tree (default 0)")
+    p.add_argument("--top-pairs", type=int, default=4, metavar="K", help="heatmaps of the K best pairs (default 4)")
+    p.add_argument("--bins", type=_bins, action="append", default=[], metavar="COLUMN=E1,E2,...",
+                   help="bin edges for a numeric column instead of the default bins "
+                        "(e.g. fog_visibility_m=100,500); repeatable")
+    p.add_argument("--suite", type=Path, default=None, metavar="DIR",
+                   help="the suite (default: run.json's suite path) for image boxes of ROI positions")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default RESULTS_DIR/trace)")
+    p.set_defaults(func=run)
+
+
+def _ci(r: dict[str, Any]) -> str:
+    if r.get("value") is None:
+        return "undefined (n = 0)"
+    lo, hi = r["ci95"]
+    return f"{r['value']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def summary_lines(data: dict[str, Any], top: int = 5) -> list[str]:
+    ov = data["overall"]
+    lines = [f"traced {ov['n']} ROI rows of {data['settings']['image_set_text']}: "
+             f"failure rate {_ci(ov['rate'])}, {ov['failures']} failures"]
+    if data["slices"]:
+        lines.append(f"most clearly failing conditions (n >= {data['settings']['min_support']}):")
+        for s in data["slices"][:top]:
+            share = s["share_of_failures"]
+            lines.append(f"  {s['condition']}: failure rate {_ci(s['rate'])}, n = {s['n']}"
+                         + (f", {share:.0%} of all failures" if share is not None else ""))
+    else:
+        lines.append(f"no condition has n >= {data['settings']['min_support']} ROI rows (lower --min-support)")
+    rules = [r for r in data["rules"] if r["above_overall"]]
+    if rules:
+        lines.append("rules:")
+        for r in rules[:top]:
+            share = r["share_of_failures"]
+            lines.append(f"  {r['text']}: failure rate {_ci(r['rate'])}, n = {r['n']}"
+                         + (f", {share:.0%} of all failures" if share is not None else ""))
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from oddsuite.trace import trace_results
+
+    bins = dict(args.bins) if args.bins else None
+    t = trace_results(args.results, suite_dir=args.suite, out_dir=args.out, image_set=args.images,
+                      min_support=args.min_support, max_depth=args.max_depth, seed=args.seed,
+                      top_pairs=args.top_pairs, bins=bins)
+    for line in summary_lines(t.data):
+        print(line)
+    out = args.out if args.out is not None else args.results / "trace"
+    print(f"trace: {out / 'trace.json'} (+ {len(t.figures)} figures)")
+    return 0

@@ -1,0 +1,270 @@
+"""Trace failures to scene conditions and ROIs: one results folder in, trace.json + figures out.
+
+``trace_outcomes`` works on tables (the outcome table, optionally the ROI-influence table
+and the ROIs' boxes); ``trace_results`` reads a results folder (docs/FORMAT.md), runs it and
+writes ``RESULTS_DIR/trace/trace.json`` and PNG figures. trace.json holds, with every rate's
+count and Wilson 95% interval:
+
+- ``overall``: failures among the traced ROI rows;
+- ``dimensions``: every condition dimension with its levels (and the columns skipped);
+- ``slices``: the levels with enough support, most clearly failing first (see
+  ``oddsuite.trace.slices`` for the score), each with example failing rows;
+- ``pairs``: the pairs of dimensions whose cells explain the most failures, cell tables
+  (drawn as heatmaps);
+- ``rules``: the leaves of a shallow decision tree as readable rules, with examples;
+- ``influence``: which co-present ROIs break each failing ROI class, by class and relative
+  position (``oddsuite.trace.influence``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from oddsuite.errors import OddsuiteError
+from oddsuite.metrics.stats import json_clean
+from oddsuite.trace.dimensions import build_dimensions
+from oddsuite.trace.influence import full_boxes, influence_ranking
+from oddsuite.trace.rules import MAX_DEPTH, decision_rules
+from oddsuite.trace.slices import IMAGE_SETS, failure_rows, level_table, overall, pair_tables, rank_slices
+
+log = logging.getLogger(__name__)
+
+FORMAT = "oddsuite-trace/1"
+TRACE_DIR = "trace"
+TRACE_JSON = "trace.json"
+DEFAULT_MIN_SUPPORT = 20
+#: slices and rules that get example rows
+N_EXAMPLE_SLICES = 10
+
+IMAGE_SET_TEXT = {
+    "full": "full-scene images (every ROI present)",
+    "permutation": "permutation images (ROI subsets, the rest masked)",
+    "all": "all images (full scenes and permutations)",
+}
+
+
+@dataclass(frozen=True)
+class Trace:
+    """data: the trace.json dict; figures: file name -> PNG bytes."""
+
+    data: dict[str, Any]
+    figures: dict[str, bytes]
+
+
+def _examples(rows: pd.DataFrame, mask: np.ndarray, k: int) -> list[dict[str, Any]]:
+    """Up to ``k`` failing rows of ``mask``, from distinct scenes where possible, clearly
+    visible ROIs first (a failure on a fully visible object is the convincing one)."""
+    sub = rows.loc[mask & rows["failure"].to_numpy()]
+    if not len(sub) or k <= 0:
+        return []
+    vis = sub["visible_fraction"].fillna(0.0) if "visible_fraction" in sub.columns else pd.Series(0.0, index=sub.index)
+    sub = sub.assign(_vis=-vis).sort_values(["_vis", "scene_id", "variant", "roi_id", "image_id"], kind="mergesort")
+    picked, seen = [], set()
+    for _, r in sub.iterrows():
+        if r["scene_id"] in seen:
+            continue
+        seen.add(r["scene_id"])
+        picked.append(r)
+        if len(picked) >= k:
+            break
+    if len(picked) < k:
+        ids = {int(r["image_id"]) * 100003 + int(r["roi_id"]) for r in picked}
+        for _, r in sub.iterrows():
+            if len(picked) >= k:
+                break
+            key = int(r["image_id"]) * 100003 + int(r["roi_id"])
+            if key not in ids:
+                ids.add(key)
+                picked.append(r)
+    out = []
+    for r in picked:
+        out.append({"image_id": int(r["image_id"]), "scene_id": int(r["scene_id"]), "roi_id": int(r["roi_id"]),
+                    "variant": str(r["variant"]), "mode": str(r["mode"]), "category": r.get("category"),
+                    "outcome": str(r["outcome"]),
+                    "visible_fraction": float(r["visible_fraction"]) if "visible_fraction" in r else None})
+    return out
+
+
+def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = None,
+                   boxes: Mapping[tuple[int, int], tuple[float, float, float, float]] | None = None,
+                   image_set: str = "full", min_support: int = DEFAULT_MIN_SUPPORT, max_depth: int = MAX_DEPTH,
+                   min_leaf: int | None = None, seed: int = 0, top_pairs: int = 4,
+                   bins: Mapping[str, Sequence[float]] | None = None, n_examples: int = 3) -> dict[str, Any]:
+    """The trace.json dict (module doc) of one outcome table (outcomes.parquet's columns).
+
+    image_set: ``full`` | ``permutation`` | ``all`` (``oddsuite.trace.slices.failure_rows``);
+    min_support: the fewest ROI rows a slice, a heatmap cell or a rule leaf needs to be
+    shown / ranked (``min_leaf`` defaults to it); bins: user bin edges per column.
+    """
+    if min_support < 1:
+        raise ValueError(f"min_support must be >= 1, got {min_support}")
+    rows = failure_rows(outcomes, image_set)
+    dims, skipped = build_dimensions(rows, bins=bins)
+    tables = [level_table(rows, d, min_support=min_support) for d in dims]
+    ranked = rank_slices(tables)
+    for s in ranked[:N_EXAMPLE_SLICES]:
+        d = next(d for d in dims if d.column == s["dimension"])
+        s["examples"] = _examples(rows, d.codes == s["level_index"], n_examples)
+    pairs = pair_tables(rows, dims, min_support=min_support, top=top_pairs)
+    for i, p in enumerate(pairs, 1):
+        p["figure"] = f"heatmap_{i}.png"
+    tree = decision_rules(rows, dims, max_depth=max_depth, min_leaf=min_leaf or min_support, seed=seed)
+    leaf_of_row = tree.pop("leaf_of_row")
+    for i, r in enumerate(tree["rules"]):
+        r["examples"] = _examples(rows, leaf_of_row == i, n_examples) if r["above_overall"] else []
+    fails = rows.loc[rows["failure"]]
+    by_class = fails.groupby("category").size().to_dict() if "category" in rows.columns else {}
+    by_roi = {(int(s), int(r)): int(n) for (s, r), n in fails.groupby(["scene_id", "roi_id"]).size().items()}
+    infl = influence_ranking(outcomes, influence=influence, boxes=boxes, failures_by_class=by_class,
+                             failures_by_roi=by_roi)
+    n_small = sum(1 for t in tables for s in t if not s["supported"])
+    data = {
+        "format": FORMAT,
+        "settings": {"image_set": image_set, "image_set_text": IMAGE_SET_TEXT[image_set],
+                     "min_support": int(min_support), "max_depth": int(max_depth),
+                     "min_leaf": int(min_leaf or min_support), "seed": int(seed), "top_pairs": int(top_pairs),
+                     "bins": {k: list(v) for k, v in (bins or {}).items()},
+                     "failure": "outcome != hit (miss or mislabel); ignore-region rows excluded",
+                     "ranking": "score = lower Wilson 95% bound of the slice's failure rate - overall failure rate"},
+        "overall": overall(rows),
+        "dimensions": [{**d.describe(), "table": t} for d, t in zip(dims, tables)],
+        "skipped_columns": skipped,
+        "slices": ranked,
+        "n_slices_below_support": n_small,
+        "pairs": pairs,
+        "tree": {"settings": tree["settings"], "importance": tree["importance"]},
+        "rules": tree["rules"],
+        "influence": infl,
+    }
+    return json_clean(data)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise OddsuiteError(f"{path}: not readable JSON ({e})") from e
+
+
+def find_suite(results_dir: Path, suite_dir: str | Path | None = None) -> Path | None:
+    """The suite a results folder was made from: ``suite_dir`` when given, else run.json's
+    suite path when it still exists. None when neither is at hand."""
+    if suite_dir is not None:
+        p = Path(suite_dir)
+        if not (p / "annotations.json").is_file():
+            raise OddsuiteError(f"{p}: not a suite folder (no annotations.json)")
+        return p
+    run = results_dir / "run.json"
+    if run.is_file():
+        try:
+            path = json.loads(run.read_text(encoding="utf-8")).get("suite", {}).get("path")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            path = None
+        if path and (Path(path) / "annotations.json").is_file():
+            return Path(path)
+    return None
+
+
+def load_outcomes(results_dir: str | Path) -> pd.DataFrame:
+    path = Path(results_dir) / "outcomes.parquet"
+    if not path.is_file():
+        raise OddsuiteError(f"{path}: missing; run `oddsuite evaluate` first (docs/FORMAT.md)")
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types
+        raise OddsuiteError(f"{path}: not a readable parquet file ({e})") from e
+
+
+def load_influence(results_dir: str | Path) -> pd.DataFrame | None:
+    """The (scene, target, other) influence pairs of metrics.json, or None when absent."""
+    path = Path(results_dir) / "metrics.json"
+    if not path.is_file():
+        return None
+    pairs = (_read_json(path).get("influence") or {}).get("pairs")
+    if pairs is None:
+        return None
+    cols = ["scene_id", "target_roi", "other_roi", "target_category", "other_category", "influence",
+            "p_hit_without", "p_hit_with", "n"]
+    df = pd.DataFrame(pairs, columns=cols)
+    return df.dropna(subset=["influence"])
+
+
+def trace_results(results_dir: str | Path, *, suite_dir: str | Path | None = None, write: bool = True,
+                  out_dir: str | Path | None = None, **options: Any) -> Trace:
+    """Trace a results folder (outcomes.parquet; metrics.json and the suite when there).
+
+    Writes ``trace.json`` and the figures into ``out_dir`` (default ``RESULTS_DIR/trace``)
+    when ``write``. ``options`` are those of ``trace_outcomes``.
+    """
+    from oddsuite.trace.figures import trace_figures
+
+    res = Path(results_dir)
+    if not res.is_dir():
+        raise OddsuiteError(f"{res}: not a results folder")
+    if options.get("image_set", "full") not in IMAGE_SETS:
+        raise OddsuiteError(f"image set must be one of {IMAGE_SETS}, got {options['image_set']!r}")
+    outcomes = load_outcomes(res)
+    suite = find_suite(res, suite_dir)
+    boxes = None
+    if suite is not None:
+        boxes = full_boxes(_read_json(suite / "annotations.json"))
+    else:
+        log.info("%s: suite not found (run.json's path); ROI sides from ground-plane positions", res)
+    try:
+        data = trace_outcomes(outcomes, influence=load_influence(res), boxes=boxes, **options)
+    except (KeyError, ValueError) as e:
+        raise OddsuiteError(f"{res / 'outcomes.parquet'}: {e.args[0] if e.args else e}") from e
+    data["results_dir"] = str(res.resolve())
+    data["suite_dir"] = str(suite.resolve()) if suite is not None else None
+    figures = trace_figures(data)
+    data["figures"] = sorted(figures)
+    trace = Trace(data, figures)
+    if write:
+        write_trace(trace, Path(out_dir) if out_dir is not None else res / TRACE_DIR)
+    return trace
+
+
+def write_trace(trace: Trace, out_dir: str | Path) -> Path:
+    """trace.json and the PNG figures into ``out_dir`` (atomic writes). Returns trace.json's path."""
+    from oddsuite.evaluate.io import write_json_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, png in trace.figures.items():
+        write_bytes_atomic(out / name, png)
+    write_json_atomic(out / TRACE_JSON, trace.data)
+    return out / TRACE_JSON
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """A temporary file in the same folder, flushed, then renamed over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_trace(path: str | Path) -> dict[str, Any]:
+    """A trace.json (its path, or the folder holding it)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / TRACE_JSON
+    data = _read_json(p)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise OddsuiteError(f"{p}: not a trace.json of format {FORMAT}")
+    return data

@@ -1,0 +1,168 @@
+"""Failure slices: the failure rate of the ROI rows in each level of each dimension, and
+in each cell of pairs of dimensions.
+
+A *failure* is a ROI row whose outcome is not ``hit`` (a miss or a mislabel); ignore-region
+rows (visible fraction below ``min_visible``, or no visible pixel) are neither failures
+nor successes and are left out, as metrics.md treats them.
+
+Ranking. A slice is ranked by ``score = lower Wilson 95% bound of its failure rate −
+overall failure rate``. The score is positive only when the slice fails more often than
+the whole set even at the pessimistic end of its interval, so a slice ranks high when its
+failure rate is high *and* its support is large enough to trust it; a 2-of-2 slice does
+not outrank a 60-of-100 one. Only slices with at least ``min_support`` rows are ranked.
+
+Pairs of dimensions are ranked by how much of the variation in failures their cells
+explain beyond chance: ``(χ² − df) / N`` of the failure-by-cell table, where ``df`` (the
+number of non-empty cells − 1) is what χ² is on average when the cells do not matter.
+A pair where one dimension is a function of the other (e.g. variant and fog visibility
+when each variant fixes the fog) shows nothing that one dimension alone does not, and is
+skipped.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from oddsuite.metrics.stats import rate
+from oddsuite.trace.dimensions import Dimension
+
+#: image sets a trace can look at
+IMAGE_SETS = ("full", "permutation", "all")
+FULL_MODE = "full"
+
+
+def failure_rows(outcomes: pd.DataFrame, image_set: str = "full") -> pd.DataFrame:
+    """The scored ROI rows of one image set with a bool column ``failure``.
+
+    image_set: ``full`` (full-scene images, mode "full", the default), ``permutation``
+    (every other image: ROI subsets with the rest masked), or ``all``.
+    """
+    if image_set not in IMAGE_SETS:
+        raise ValueError(f"image set must be one of {IMAGE_SETS}, got {image_set!r}")
+    missing = [c for c in ("outcome", "ignore", "mode") if c not in outcomes.columns]
+    if missing:
+        raise KeyError(f"outcome table lacks column(s) {missing} (see docs/FORMAT.md, outcomes.parquet)")
+    rows = outcomes.loc[~outcomes["ignore"].astype(bool)]
+    if image_set == "full":
+        rows = rows.loc[rows["mode"] == FULL_MODE]
+    elif image_set == "permutation":
+        rows = rows.loc[rows["mode"] != FULL_MODE]
+    rows = rows.reset_index(drop=True)
+    return rows.assign(failure=(rows["outcome"] != "hit").to_numpy())
+
+
+def overall(rows: pd.DataFrame) -> dict[str, Any]:
+    n = len(rows)
+    k = int(rows["failure"].sum())
+    return {"n": n, "failures": k, "misses": int((rows["outcome"] == "miss").sum()),
+            "mislabels": int((rows["outcome"] == "mislabel").sum()), "rate": rate(k, n)}
+
+
+def _record(n: int, k: int, misses: int, mislabels: int, total_failures: int, base: float | None) -> dict[str, Any]:
+    r = rate(k, n)
+    score = diff = None
+    if r["value"] is not None and base is not None:
+        diff = r["value"] - base
+        score = r["ci95"][0] - base
+    return {"n": int(n), "failures": int(k), "misses": int(misses), "mislabels": int(mislabels), "rate": r,
+            "share_of_failures": (k / total_failures) if total_failures else None,
+            "diff": diff, "score": score}
+
+
+def _counts(codes: np.ndarray, n_levels: int, fail: np.ndarray, miss: np.ndarray) -> tuple[np.ndarray, ...]:
+    n = np.bincount(codes, minlength=n_levels)
+    k = np.bincount(codes, weights=fail, minlength=n_levels).astype(np.int64)
+    m = np.bincount(codes, weights=miss, minlength=n_levels).astype(np.int64)
+    return n, k, m
+
+
+def level_table(rows: pd.DataFrame, dim: Dimension, *, min_support: int) -> list[dict[str, Any]]:
+    """Per level of ``dim``: its slice record (support, failures, rate with interval, …)."""
+    fail = rows["failure"].to_numpy(dtype=np.float64)
+    miss = (rows["outcome"] == "miss").to_numpy(dtype=np.float64)
+    K = int(fail.sum())
+    base = (K / len(rows)) if len(rows) else None
+    n, k, m = _counts(dim.codes, len(dim.levels), fail, miss)
+    out = []
+    for i, lv in enumerate(dim.levels):
+        rec = _record(int(n[i]), int(k[i]), int(m[i]), int(k[i] - m[i]), K, base)
+        out.append({"dimension": dim.column, "name": dim.name, "level": lv.label, "level_index": i,
+                    "condition": dim.level_text(i), **rec, "supported": bool(n[i] >= min_support)})
+    return out
+
+
+def _rank_key(s: dict[str, Any]) -> tuple:
+    return (-(s["score"] if s["score"] is not None else -np.inf), -(s["share_of_failures"] or 0.0), -s["n"],
+            s["dimension"], s["level_index"])
+
+
+def rank_slices(tables: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every supported level of every dimension, best (most clearly failing) first."""
+    flat = [s for t in tables for s in t if s["supported"]]
+    return sorted(flat, key=_rank_key)
+
+
+def _chi2(n: np.ndarray, k: np.ndarray) -> tuple[float, int]:
+    """(χ², df) of failures against the cells with rows."""
+    keep = n > 0
+    n, k = n[keep].astype(np.float64), k[keep].astype(np.float64)
+    N, K = n.sum(), k.sum()
+    if N == 0 or K == 0 or K == N:
+        return 0.0, max(0, int(keep.sum()) - 1)
+    p = K / N
+    chi2 = float(np.sum((k - n * p) ** 2 / (n * p * (1 - p))))
+    return chi2, int(keep.sum()) - 1
+
+
+def pair_tables(rows: pd.DataFrame, dims: Sequence[Dimension], *, min_support: int, top: int = 4,
+                max_levels: int = 12, max_uses: int = 2) -> list[dict[str, Any]]:
+    """The ``top`` pairs of dimensions whose cells explain the most failure variation
+    (module doc), each with its cell table. A dimension appears in at most ``max_uses``
+    of the chosen pairs, so that one dominant condition does not fill every heatmap."""
+    if top <= 0 or len(rows) == 0:
+        return []
+    fail = rows["failure"].to_numpy(dtype=np.float64)
+    miss = (rows["outcome"] == "miss").to_numpy(dtype=np.float64)
+    N, K = len(rows), int(fail.sum())
+    base = K / N
+    cand = [d for d in dims if 2 <= len(d.levels) <= max_levels]
+    scored = []
+    for a, b in combinations(cand, 2):
+        la, lb = len(a.levels), len(b.levels)
+        cell = a.codes * lb + b.codes
+        n, k, m = _counts(cell, la * lb, fail, miss)
+        nonempty = int((n > 0).sum())
+        if nonempty <= max(la, lb):  # one dimension is a function of the other
+            continue
+        chi2, df = _chi2(n, k)
+        score = (chi2 - df) / N
+        if score <= 0:
+            continue
+        scored.append((score, a, b, n, k, m))
+    scored.sort(key=lambda t: (-t[0], t[1].column, t[2].column))
+    uses: dict[str, int] = {}
+    out = []
+    for score, a, b, n, k, m in scored:
+        if uses.get(a.column, 0) >= max_uses or uses.get(b.column, 0) >= max_uses:
+            continue
+        uses[a.column] = uses.get(a.column, 0) + 1
+        uses[b.column] = uses.get(b.column, 0) + 1
+        lb = len(b.levels)
+        cells = []
+        for i in range(len(a.levels)):
+            for j in range(lb):
+                c = i * lb + j
+                if n[c] == 0:
+                    continue
+                rec = _record(int(n[c]), int(k[c]), int(m[c]), int(k[c] - m[c]), K, base)
+                cells.append({"a": i, "b": j, **rec, "supported": bool(n[c] >= min_support)})
+        out.append({
+            "dimensions": [a.column, b.column], "names": [a.name, b.name],
+            "levels": [a.labels(), b.labels()], "score": score, "n": N, "failures": K, "cells": cells,
+        })
+        if len(out) >= top:
+            break
+    return out
