@@ -1,0 +1,457 @@
+"""Post-training static int8 quantization of a detector with ONNX Runtime (``oddsuite quantize``).
+
+The flow a deployment toolchain follows, made reproducible and recorded:
+
+1. the source model (any file :func:`oddsuite.models.load_detector` accepts) becomes an fp32
+   ONNX file: used as it is when it already is one, otherwise exported with
+   :func:`oddsuite.models.onnx_rt.export_onnx` at the detector's own input size;
+2. ``quant_pre_process`` (ONNX shape inference + ONNX Runtime graph optimisation; symbolic
+   shape inference too where it completes — it does not on YOLO heads with a dynamic batch,
+   and then it is skipped and the record says so);
+3. a seeded sample of the calibration suite's images, each pre-processed exactly as the
+   ONNX adapter pre-processes it (:func:`oddsuite.models.common.preprocess`: letterbox to the
+   model's input size, RGB, /255), fed in small chunks to the calibrator (min-max, entropy or
+   percentile), so memory stays bounded whatever the sample size;
+4. ``quantize_static``: QDQ format, per-channel symmetric QInt8 weights, QUInt8 (default) or
+   QInt8 activations; nodes matching ``keep_float`` stay in float (``"head"``: the last
+   Detect module and everything computed from it, the usual choice for YOLO: its output
+   concatenates box coordinates in pixels with class scores in [0, 1], which one int8 scale
+   cannot hold);
+5. the int8 model is written atomically, keeps the source's metadata (class ``names``,
+   ``imgsz``, …, so it loads with ``load_detector``) plus a ``quantization`` entry, and a
+   record ``<out>.json`` (e.g. ``x-int8.onnx.json``) tells how it was made: source and output
+   SHA-256, every calibration image with its SHA-256, the settings, the excluded nodes and the
+   package versions.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from oddsuite.errors import ModelError, SuiteError
+from oddsuite.models.common import preprocess, sha256_file
+
+log = logging.getLogger(__name__)
+
+RECORD_FORMAT = "oddsuite-quantize/1"
+METHODS = ("minmax", "entropy", "percentile")
+ACTIVATION_TYPES = ("quint8", "qint8")
+#: images per calibrator pass (intermediate outputs of a chunk are held in memory at once)
+CALIB_CHUNK = 4
+#: metadata key the int8 model carries (a JSON summary of the settings)
+META_KEY = "quantization"
+
+_MODULE_RE = re.compile(r"(?:^|/)model\.(\d+)(?=/|$)")
+
+
+# --------------------------------------------------------------------------- calibration data
+
+
+def _read_annotations(suite_dir: Path) -> dict[str, Any]:
+    ann = suite_dir / "annotations.json"
+    if not suite_dir.is_dir():
+        raise SuiteError(f"{suite_dir}: not a suite folder")
+    if not ann.is_file():
+        raise SuiteError(f"{ann}: missing (every suite has it; see docs/FORMAT.md)")
+    try:
+        gt = json.loads(ann.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SuiteError(f"{ann}: not valid JSON ({e})") from e
+    images = gt.get("images") if isinstance(gt, dict) else None
+    if not isinstance(images, list) or not images:
+        raise SuiteError(f"{ann}: images: expected a non-empty list")
+    for i, im in enumerate(images):
+        if not isinstance(im, dict) or not isinstance(im.get("file_name"), str) or not im["file_name"] \
+                or isinstance(im.get("id"), bool) or not isinstance(im.get("id"), int):
+            raise SuiteError(f"{ann}: images[{i}]: expected an object with an integer 'id' and a 'file_name'")
+    return gt
+
+
+def calibration_sample(suite_dir: str | Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """A seeded sample of ``n`` images of the suite (all of them when it has fewer), in suite
+    order: ``[{"image_id", "file_name"}]``. The draw uses ``Generator(SeedSequence([seed, n_images]))``
+    over the suite's image list, so the same suite, count and seed give the same images."""
+    if n < 1:
+        raise ValueError(f"calibration images: expected a positive count, got {n}")
+    root = Path(suite_dir)
+    images = _read_annotations(root)["images"]
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), len(images)]))
+    pick = np.arange(len(images)) if n >= len(images) else np.sort(rng.choice(len(images), size=n, replace=False))
+    out = []
+    for i in pick.tolist():
+        im = images[i]
+        path = root / im["file_name"]
+        if not path.is_file():
+            raise SuiteError(f"{path}: image file missing (annotations.json images id {im['id']})")
+        out.append({"image_id": int(im["id"]), "file_name": str(im["file_name"])})
+    return out
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except OSError as e:
+        raise SuiteError(f"{path}: not a readable image ({e})") from e
+
+
+def _calibration_reader_base():
+    from onnxruntime.quantization import CalibrationDataReader
+
+    return CalibrationDataReader
+
+
+class SuiteCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
+    """ONNX Runtime calibration data: the given images, pre-processed as the ONNX adapter does.
+
+    Each item is ``{input_name: float32 (batch, 3, H, W)}``; ``batch`` is 1, or the model's
+    fixed batch size (the last batch then repeats images from the start of the sample rather
+    than padding with black). Images are read lazily; supports ``len`` and ``set_range`` so
+    the calibrator can be fed in chunks.
+    """
+
+    def __init__(self, paths: Sequence[Path], input_name: str, input_hw: tuple[int, int], batch: int = 1):
+        self.paths = [Path(p) for p in paths]
+        self.input_name = input_name
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.batch = max(1, int(batch))
+        n = len(self.paths)
+        self.groups = [[(i + j) % n for j in range(self.batch)] for i in range(0, n, self.batch)]
+        self.start, self.end = 0, len(self.groups)
+        self.pos = 0
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.start, self.end = int(start_index), min(int(end_index), len(self.groups))
+        self.pos = self.start
+
+    def rewind(self) -> None:
+        self.set_range(0, len(self.groups))
+
+    def batch_array(self, k: int) -> np.ndarray:
+        x, _ = preprocess([load_rgb(self.paths[i]) for i in self.groups[k]], self.input_hw)
+        return x
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.pos >= self.end:
+            return None
+        x = self.batch_array(self.pos)
+        self.pos += 1
+        return {self.input_name: x}
+
+
+# --------------------------------------------------------------------------- which nodes stay float
+
+
+def _module_index(name: str) -> int | None:
+    found = _MODULE_RE.findall(name)
+    return int(found[-1]) if found else None
+
+
+def downstream_nodes(model, seeds: Iterable[str]) -> list[str]:
+    """Names of the nodes ``seeds`` and of every node computed (transitively) from their outputs."""
+    seeds = set(seeds)
+    keep: list[str] = []
+    tainted: set[str] = set()
+    for node in model.graph.node:  # ONNX graphs are topologically sorted
+        if node.name in seeds or any(i in tainted for i in node.input if i):
+            keep.append(node.name)
+            tainted.update(o for o in node.output if o)
+    return keep
+
+
+def head_nodes(model) -> list[str]:
+    """The nodes of the detection head: those of the last ``model.N`` module (ultralytics
+    module paths in node names, as both ultralytics' and oddsuite's exporters write them),
+    plus every node computed from them (decoding, concatenation of the output)."""
+    indices = [i for i in (_module_index(n.name) for n in model.graph.node) if i is not None]
+    if not indices:
+        raise ModelError("cannot tell the detection head from the node names (no '/model.N/' module paths); "
+                         "pass --keep-float with a node-name regex, or 'none'")
+    last = max(indices)
+    return downstream_nodes(model, [n.name for n in model.graph.node if _module_index(n.name) == last])
+
+
+def nodes_to_keep_float(model, keep_float: str | None) -> list[str]:
+    """``keep_float``: ``"head"``, ``"none"`` (or None / ""), or a regular expression searched in
+    node names; the matched nodes and every node computed from them stay in float."""
+    spec = (keep_float or "none").strip()
+    if spec == "none":
+        return []
+    if spec == "head":
+        return head_nodes(model)
+    try:
+        rx = re.compile(spec)
+    except re.error as e:
+        raise ModelError(f"--keep-float {spec!r}: not a valid regular expression ({e})") from e
+    hit = [n.name for n in model.graph.node if n.name and rx.search(n.name)]
+    if not hit:
+        sample = [n.name for n in model.graph.node if n.name][:5]
+        raise ModelError(f"--keep-float {spec!r}: matches no node name (names look like {sample})")
+    return downstream_nodes(model, hit)
+
+
+# --------------------------------------------------------------------------- the source model
+
+
+@dataclass(frozen=True)
+class FloatSource:
+    """The fp32 ONNX file to quantize and where it came from."""
+
+    onnx_path: Path
+    kind: str  # "onnx" (given as ONNX) or "exported" (exported here from another format)
+    source_path: Path
+    source_sha256: str  # of the weights file load_detector read
+    onnx_sha256: str
+    name: str
+    classes: dict[int, str]
+    input_hw: tuple[int, int]
+
+
+def float_onnx(model: str | Path, work_dir: str | Path, *, sha256: str | None = None,
+               trust_pickle: bool = False) -> FloatSource:
+    """The model as an fp32 ONNX file: as it is, or exported into ``work_dir``."""
+    from oddsuite.models.loader import load_detector
+    from oddsuite.models.onnx_rt import OnnxDetector, export_onnx
+
+    det = load_detector(model, sha256=sha256, trust_pickle=trust_pickle)
+    if isinstance(det, OnnxDetector):
+        path, kind = det.source, "onnx"
+        if any(t in det.session.get_inputs()[0].type for t in ("float16", "double")):
+            raise ModelError(f"{path}: input is {det.session.get_inputs()[0].type}; quantization needs an fp32 model")
+    elif getattr(det, "torch_model", None) is not None:
+        path = export_onnx(det, Path(work_dir) / "fp32.onnx", det.imgsz)
+        kind = "exported"
+    else:
+        raise ModelError(f"{model}: {type(det).__name__} can neither be quantized nor exported to ONNX")
+    hw = getattr(det, "input_hw", None) or (det.imgsz, det.imgsz)
+    return FloatSource(Path(path), kind, Path(getattr(det, "source", None) or model), str(det.sha256),
+                       sha256_file(path), str(det.name), dict(det.classes), (int(hw[0]), int(hw[1])))
+
+
+def pre_process(src: Path, dst: Path) -> dict[str, Any]:
+    """``quant_pre_process`` with symbolic shape inference when it completes; returns what was done.
+
+    Runs with the working directory set to ``dst``'s folder: ONNX Runtime's symbolic shape
+    inference leaves ``sym_shape_infer_temp.onnx`` and a ``<uuid>.data`` file in the current
+    directory when it gives up, which it does on YOLO heads with a dynamic batch.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    cwd = os.getcwd()
+    os.chdir(dst.parent)
+    try:
+        try:
+            quant_pre_process(str(src), str(dst))
+            return {"symbolic_shape_inference": True, "onnx_shape_inference": True, "ort_optimization": True}
+        except Exception as e:  # noqa: BLE001 - symbolic inference gives up on dynamic-batch YOLO heads
+            log.info("symbolic shape inference failed (%s); pre-processing without it", e)
+        try:
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+            return {"symbolic_shape_inference": False, "onnx_shape_inference": True, "ort_optimization": True}
+        except Exception as e:
+            raise ModelError(f"{src}: ONNX Runtime quantization pre-processing failed: {type(e).__name__}: {e}") from e
+    finally:
+        os.chdir(cwd)
+
+
+# --------------------------------------------------------------------------- quantize
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    path: Path
+    record_path: Path
+    record: dict[str, Any]
+
+
+def record_path_for(out: str | Path) -> Path:
+    """``<out>.json``: the record written beside the quantized model."""
+    out = Path(out)
+    return out.with_name(out.name + ".json")
+
+
+def _versions(exported: bool) -> dict[str, str]:
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("oddsuite", "onnx", "onnxruntime", "numpy") + (("torch", "ultralytics") if exported else ()):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _chunk_size(n: int, most: int = CALIB_CHUNK) -> int:
+    """Largest divisor of n that is at most ``most`` (ORT's strided calibration needs one)."""
+    return max(d for d in range(1, min(n, most) + 1) if n % d == 0)
+
+
+def _op_counts(model) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in model.graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _suite_manifest_sha(suite: Path) -> str | None:
+    m = suite / "manifest.json"
+    return sha256_file(m) if m.is_file() else None
+
+
+def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, *, calib_images: int = 64,
+                   seed: int = 0, method: str = "minmax", keep_float: str | None = "head",
+                   activations: str = "quint8", per_channel: bool = True, sha256: str | None = None,
+                   trust_pickle: bool = False, percentile: float = 99.999) -> QuantizeResult:
+    """Quantize ``model`` to int8 (QDQ) calibrated on ``calib_images`` images of ``calib_suite``;
+    write it to ``out`` and the record to ``<out>.json``. See the module doc for each step."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from oddsuite.models.onnx_rt import OnnxDetector
+
+    method = method.lower()
+    if method not in METHODS:
+        raise ModelError(f"--method: expected one of {list(METHODS)}, got {method!r}")
+    activations = activations.lower()
+    if activations not in ACTIVATION_TYPES:
+        raise ModelError(f"--activations: expected one of {list(ACTIVATION_TYPES)}, got {activations!r}")
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ModelError(f"{out}: the quantized model is an ONNX file; name it *.onnx")
+    suite = Path(calib_suite)
+    sample = calibration_sample(suite, calib_images, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix=".oddsuite-quant.", dir=out.parent) as tmp:
+        tmp = Path(tmp)
+        src = float_onnx(model, tmp, sha256=sha256, trust_pickle=trust_pickle)
+        probe = OnnxDetector(src.onnx_path, classes=src.classes)
+        input_name, input_hw, fixed_batch = probe.input_name, probe.input_hw, probe.fixed_batch
+        del probe
+        pre = tmp / "pre.onnx"
+        pre_info = pre_process(src.onnx_path, pre)
+        pre_model = onnx.load(str(pre))
+        exclude = nodes_to_keep_float(pre_model, keep_float)
+
+        reader = SuiteCalibrationReader([suite / s["file_name"] for s in sample], input_name, input_hw,
+                                        batch=fixed_batch or 1)
+        stride = _chunk_size(len(reader))
+        extra: dict[str, Any] = {"CalibStridedMinMax": stride, "WeightSymmetric": True}
+        if method == "percentile":
+            extra["CalibPercentile"] = float(percentile)
+        cal = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}[method]
+        act_type = QuantType.QUInt8 if activations == "quint8" else QuantType.QInt8
+        qtmp = tmp / "int8.onnx"
+        log.info("quantizing %s: %d calibration images, %s, %d nodes kept float", src.onnx_path, len(sample),
+                 method, len(exclude))
+        chatter = io.StringIO()  # ORT's calibrators print progress; library code only logs
+        try:
+            with contextlib.redirect_stdout(chatter):
+                quantize_static(str(pre), str(qtmp), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                                reduce_range=False, activation_type=act_type, weight_type=QuantType.QInt8,
+                                calibrate_method=cal, nodes_to_exclude=exclude, extra_options=extra)
+        except (SuiteError, ModelError):
+            raise
+        except Exception as e:
+            raise ModelError(f"{src.onnx_path}: ONNX Runtime quantization failed: {type(e).__name__}: {e}") from e
+        finally:
+            if chatter.getvalue().strip():
+                log.debug("onnxruntime: %s", chatter.getvalue().strip())
+
+        qm = onnx.load(str(qtmp))
+        settings = {
+            "method": method, "quant_format": "QDQ", "per_channel": bool(per_channel), "weight_type": "QInt8",
+            "weight_symmetric": True, "activation_type": "QUInt8" if activations == "quint8" else "QInt8",
+            "reduce_range": False, "keep_float": keep_float or "none", "n_nodes_kept_float": len(exclude),
+            **({"percentile": float(percentile)} if method == "percentile" else {}),
+        }
+        meta = {p.key: p.value for p in qm.metadata_props}
+        meta.pop("onnx.infer", None)
+        meta.update({
+            "description": f"oddsuite int8 (QDQ) of {src.name}",
+            "source_sha256": src.onnx_sha256,
+            META_KEY: json.dumps({**settings, "calibration_images": len(sample), "seed": int(seed)}, sort_keys=True),
+        })
+        if "names" not in meta:
+            meta["names"] = str(src.classes)
+        if "imgsz" not in meta:
+            meta["imgsz"] = str(list(input_hw))
+        del qm.metadata_props[:]
+        for k, v in meta.items():
+            e = qm.metadata_props.add()
+            e.key, e.value = k, v
+        onnx.checker.check_model(qm)
+        fd, final_tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            onnx.save(qm, final_tmp)
+            OnnxDetector(final_tmp, name=out.stem)  # it must load in the adapter before it is published
+            os.replace(final_tmp, out)
+        except BaseException:
+            Path(final_tmp).unlink(missing_ok=True)
+            raise
+        ops = _op_counts(qm)
+
+    record = {
+        "format": RECORD_FORMAT,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "output": {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
+                   "n_nodes": sum(ops.values()), "op_counts": ops},
+        "source": {"path": str(src.source_path), "sha256": src.source_sha256, "kind": src.kind,
+                   "onnx_sha256": src.onnx_sha256, "name": src.name,
+                   "classes": {str(k): v for k, v in sorted(src.classes.items())},
+                   "input_hw": list(input_hw)},
+        "calibration": {
+            "suite": str(suite.resolve()), "suite_manifest_sha256": _suite_manifest_sha(suite),
+            "n_requested": int(calib_images), "n_images": len(sample), "seed": int(seed),
+            "sampling": "numpy Generator(SeedSequence([seed, n_suite_images])).choice without replacement, "
+                        "in suite order",
+            "preprocess": f"oddsuite.models.common.preprocess: letterbox to {input_hw[0]}x{input_hw[1]} "
+                          "(pad 114), RGB, /255, NCHW float32",
+            "batch": int(fixed_batch or 1), "chunk": int(stride),
+            "images": [{**s, "sha256": sha256_file(suite / s["file_name"])} for s in sample],
+        },
+        "settings": settings,
+        "pre_process": pre_info,
+        "nodes_kept_float": exclude,
+        "versions": _versions(src.kind == "exported"),
+    }
+    from oddsuite.evaluate.io import write_json_atomic
+
+    rec_path = record_path_for(out)
+    write_json_atomic(rec_path, record)
+    return QuantizeResult(out, rec_path, record)
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """The record of a quantized model (``<model>.json``, or the model path itself)."""
+    p = Path(path)
+    if p.suffix == ".onnx":
+        p = record_path_for(p)
+    try:
+        rec = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"{p}: cannot read the quantization record: {e}") from e
+    if not isinstance(rec, Mapping) or rec.get("format") != RECORD_FORMAT:
+        raise ModelError(f"{p}: not an oddsuite quantization record (format {RECORD_FORMAT})")
+    return dict(rec)
