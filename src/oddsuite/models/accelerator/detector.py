@@ -35,6 +35,10 @@ class AcceleratorDetector:
         except AttributeError as e:
             raise TypeError(f"{type(detector).__name__}.torch_model cannot be replaced: {e}") from e
         self.classes: dict[int, str] = dict(detector.classes)
+        # what the evaluation reads off a loaded detector, when the wrapped one has it
+        for attr in ("sha256", "class_map", "imgsz", "source"):
+            if hasattr(detector, attr):
+                setattr(self, attr, getattr(detector, attr))
         self.base_name = str(detector.name)
         self._name = name
         self.calibration_batch = int(calibration_batch)
@@ -49,12 +53,17 @@ class AcceleratorDetector:
     def name(self) -> str:
         if self._name:
             return self._name
-        d = self.accelerator.describe()
+        acc = self.accelerator
+        d = acc.describe()
         parts = [f"{self.base_name}@{d['array']}"]
         if d["faulty_pes"]:
-            parts.append(f"{d['faulty_pes']}pe-{d['mitigation']}")
+            seed = acc.faults.seed
+            parts.append(f"{d['faulty_pes']}pe-{d['mitigation']}" + (f"-s{seed}" if seed is not None else ""))
         if d["timing"]:
-            parts.append(f"te{d['timing']['rate']:g}-{d['timing']['mode']}")
+            parts.append(f"te{d['timing']['rate']:g}-{d['timing']['mode']}-s{d['timing']['seed']}")
+        if d["transient"]:
+            t = d["transient"]
+            parts.append(f"flip{t['weight_rate']:g}w{t['act_rate']:g}a-s{t['seed']}")
         return "+".join(parts)
 
     def calibrate(self, images: Sequence[np.ndarray]) -> "AcceleratorDetector":

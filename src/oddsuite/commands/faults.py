@@ -1,0 +1,199 @@
+"""``oddsuite faults SUITE --model PATH --out DIR``: a detector on the simulated faulty accelerator.
+
+Stuck-at sweep::
+
+    oddsuite faults SUITE --model PATH --array 256x256 --faulty-pes 0,1,4,16 --fault stuck-at \\
+        --mitigation none,fap --maps 5 --seed 0 --out DIR
+
+Timing-error sweep::
+
+    oddsuite faults SUITE --model PATH --fault timing --error-rate 1e-6,1e-5 --mitigation none,te-drop --out DIR
+
+``SUITE`` may be the literal ``mlp-digits``: the seed's own experiment (an 8-bit
+784x256x256x256x10 MLP on scikit-learn's digits, no suite or model needed), which also
+supports ``--mitigation fap+t``.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+MLP_SUITE = "mlp-digits"
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        out = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
+    if not out or any(v < 0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
+    return out
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        out = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
+    if not out or any(not 0.0 <= v <= 1.0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected comma-separated probabilities in [0, 1], got {text!r}")
+    return out
+
+
+def _str_list(text: str) -> list[str]:
+    out = [v.strip().lower() for v in str(text).split(",") if v.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return out
+
+
+def _bits(text: str) -> list[int]:
+    """``16-31`` or ``0,7,31``."""
+    try:
+        if "-" in text:
+            a, b = (int(v) for v in text.split("-"))
+            out = list(range(a, b + 1))
+        else:
+            out = [int(v) for v in text.split(",")]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected bits like 16-31 or 0,7,31, got {text!r}") from e
+    if not out or any(not 0 <= b <= 31 for b in out):
+        raise argparse.ArgumentTypeError(f"bits must be in 0..31, got {text!r}")
+    return out
+
+
+def _array(text: str):
+    from oddsuite.models.accelerator import SystolicArray
+
+    try:
+        return SystolicArray.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "faults", help="score a detector on a simulated int8 systolic array with stuck-at or timing faults",
+        description="Run a detector with every Conv2d/Linear on a simulated weight-stationary int8 systolic "
+                    "array with seeded stuck-at faults (no mitigation or FAP) or timing errors (propagated or "
+                    "TE-Drop), and score each point on SUITE. SUITE 'mlp-digits' runs the seed's MLP experiment "
+                    "instead (also FAP+T). Writes results.json, results.csv, a plot and the fault maps.")
+    p.add_argument("suite", metavar="SUITE", help=f"suite folder, or '{MLP_SUITE}' for the built-in MLP experiment")
+    p.add_argument("--model", type=Path, metavar="PATH", help="detector model (local path; torch-backed, e.g. ultralytics)")
+    p.add_argument("--sha256", metavar="HEX", default=None, help="expected SHA-256 of the model file")
+    p.add_argument("--trust-pickle", action="store_true", help="allow pickled checkpoints (only files you trust)")
+    p.add_argument("--array", type=_array, default="256x256", metavar="RxC", help="PE array size (default 256x256)")
+    p.add_argument("--fault", choices=("stuck-at", "timing"), default="stuck-at", help="fault model (default stuck-at)")
+    p.add_argument("--faulty-pes", type=_int_list, default=None, metavar="N,...",
+                   help="numbers of faulty PEs (stuck-at; default 0,1,4,16)")
+    p.add_argument("--bits", type=_bits, default=None, metavar="A-B|b,...",
+                   help="bits the stuck-at faults are drawn from (default all 32)")
+    p.add_argument("--error-rate", type=_float_list, default=None, metavar="P,...",
+                   help="per-MAC timing error probabilities (timing; default 1e-6,1e-5)")
+    p.add_argument("--keep-bits", type=int, default=16,
+                   help="timing error propagation: low bits of a failing MAC's result that survive (default 16)")
+    p.add_argument("--mitigation", type=_str_list, default=None, metavar="M,...",
+                   help="stuck-at: none,fap (mlp-digits also fap+t); timing: none,te-drop (default: both)")
+    p.add_argument("--maps", type=_positive_int, default=5, help="seeded fault maps per point (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="experiment seed (default 0)")
+    p.add_argument("--calib", type=_positive_int, default=16, help="suite images for int8 calibration (default 16)")
+    p.add_argument("--batch", type=_positive_int, default=8, help="images per predict call (default 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder")
+    p.set_defaults(func=run)
+
+
+def _calibration_images(suite_dir: Path, n: int):
+    """The first ``n`` full-scene images of the suite (all images if it has no full ones)."""
+    import numpy as np
+    from PIL import Image
+
+    from oddsuite.evaluate import load_suite
+
+    suite = load_suite(suite_dir)
+    images = [im for im in suite.gt["images"] if im.get("is_full")] or list(suite.gt["images"])
+    out = []
+    for im in images[:n]:
+        with Image.open(suite.image_path(im)) as f:
+            out.append(np.asarray(f.convert("RGB"), dtype=np.uint8))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from oddsuite.cli import UserError
+
+    fault = args.fault
+    default_mit = ["none", "fap"] if fault == "stuck-at" else ["none", "te-drop"]
+    mitigations = args.mitigation or default_mit
+    faulty = args.faulty_pes if args.faulty_pes is not None else [0, 1, 4, 16]
+    rates = args.error_rate if args.error_rate is not None else [1e-6, 1e-5]
+    array = args.array
+
+    if args.suite == MLP_SUITE:
+        from oddsuite.models.accelerator.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
+
+        if fault == "stuck-at":
+            bad = [m for m in mitigations if m not in ("none", "fap", "fap+t")]
+            if bad:
+                raise UserError(f"--mitigation {bad[0]!r} does not apply to stuck-at faults (none, fap, fap+t)")
+            if any(n > array.rows * array.cols for n in faulty):
+                raise UserError(f"--faulty-pes exceeds the {array.rows}x{array.cols} array")
+            timing_modes: list[str] = []
+        else:
+            bad = [m for m in mitigations if m not in ("none", "te-drop")]
+            if bad:
+                raise UserError(f"--mitigation {bad[0]!r} does not apply to timing faults (none, te-drop)")
+            timing_modes = ["propagate" if m == "none" else "te-drop" for m in mitigations]
+        cfg = MLPExperimentConfig(rows=array.rows, cols=array.cols, maps=args.maps, seed=args.seed,
+                                  faulty_pes=tuple(faulty) if fault == "stuck-at" else (),
+                                  mitigations=tuple(mitigations) if fault == "stuck-at" else (),
+                                  timing_rates=tuple(rates) if fault == "timing" else (),
+                                  timing_modes=tuple(timing_modes), keep_bits=args.keep_bits)
+        res = run_mlp_experiment(args.out, cfg, progress=not args.no_progress)
+        print(f"MLP on digits: float {res['model']['float_accuracy']:.4f}, int8 {res['model']['int8_accuracy']:.4f} "
+              f"on {res['array']}")
+        for r in res["stuck_at_summary"]:
+            print(f"  {r['faulty_pes']:>6} faulty PEs  {r['mitigation']:<6} accuracy median {r['median']:.4f} "
+                  f"[{r['min']:.4f}, {r['max']:.4f}] over {r['n']} maps")
+        for r in res["timing_summary"]:
+            print(f"  rate {r['rate']:<8g} {r['mode']:<9} accuracy median {r['median']:.4f} [{r['min']:.4f}, {r['max']:.4f}]")
+        print(f"findings: {res['findings']}")
+        print(f"wrote {args.out}/results.json, stuck_at.csv, timing.csv, mlp_faults.png")
+        return 0
+
+    if args.model is None:
+        raise UserError("--model is required (or use SUITE = mlp-digits for the built-in MLP experiment)")
+    from oddsuite.models import load_detector
+    from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
+
+    spec = SweepSpec(fault=fault, faulty_pes=faulty, error_rates=rates, mitigations=mitigations, maps=args.maps,
+                     seed=args.seed, bits=args.bits, keep_bits=args.keep_bits, batch=args.batch)
+    try:
+        spec.validate(array)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
+    if getattr(detector, "torch_model", None) is None:
+        raise UserError(f"{args.model}: fault injection needs a torch-backed detector (ultralytics yaml + "
+                        f"safetensors, or a trusted .pt); {type(detector).__name__} has no torch model")
+    calib = _calibration_images(Path(args.suite), args.calib)
+    res = run_detector_sweep(Path(args.suite), detector, args.out, array, spec, calib, progress=not args.no_progress)
+    key = "faulty_pes" if fault == "stuck-at" else "rate"
+    print(f"{res['detector']} on {res['array']} ({fault}): full-scene mAP@[.5:.95]")
+    for r in res["summary"]:
+        print(f"  {key} {r[key]:<8g} {r['mitigation']:<8} median {r['median']:.4f} [{r['min']:.4f}, {r['max']:.4f}] "
+              f"over {r['n']} run(s)")
+    print(f"wrote {args.out}/results.json, results.csv, faults.png, maps/, points/")
+    return 0

@@ -1,0 +1,191 @@
+"""Fault sweeps of a detector on a suite: mAP against faulty PEs or timing error rate.
+
+Each point (fault count or error rate, map seed, mitigation) configures one
+:class:`AcceleratorDetector` and scores it with the project's evaluation (``evaluate``, by
+default :func:`oddsuite.evaluate.evaluate_suite`), each in its own results folder so that
+every point resumes and can be inspected or replayed alone. The fault maps are saved next to
+the results (``maps/n{N}-seed{S}.json``); a timing point is replayed by its seed (errors are
+drawn per layer call, so also with the same batch size and image order).
+
+Writes ``results.json`` (rows, per-point summaries, settings), ``results.csv`` and
+``faults.png`` (median and min–max over maps).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .detector import AcceleratorDetector
+from .faults import FaultMap, TimingErrors
+from .mlp_experiment import _atomic_text, _summary, map_seed
+from .systolic import SystolicArray
+
+log = logging.getLogger(__name__)
+
+STUCK_MITIGATIONS = ("none", "fap")
+TIMING_MITIGATIONS = {"none": "propagate", "te-drop": "te-drop"}
+
+
+@dataclass
+class SweepSpec:
+    fault: str = "stuck-at"                      # "stuck-at" | "timing"
+    faulty_pes: Sequence[int] = (0, 1, 4, 16)
+    error_rates: Sequence[float] = (1e-6, 1e-5)
+    mitigations: Sequence[str] = ("none", "fap")
+    maps: int = 5
+    seed: int = 0
+    bits: Sequence[int] | None = None            # stuck-at bits drawn from (default: all 32)
+    keep_bits: int = 16
+    batch: int = 8
+
+    def validate(self, array: SystolicArray) -> None:
+        if self.fault not in ("stuck-at", "timing"):
+            raise ValueError(f"--fault must be stuck-at or timing, got {self.fault!r}")
+        allowed = STUCK_MITIGATIONS if self.fault == "stuck-at" else tuple(TIMING_MITIGATIONS)
+        for m in self.mitigations:
+            if m == "fap+t":
+                raise ValueError("fap+t (fine-tuning with the pruning mask fixed) is implemented for the "
+                                 "project's trainable MLP (SUITE = mlp-digits), not for detectors")
+            if m not in allowed:
+                raise ValueError(f"--mitigation {m!r} does not apply to {self.fault} faults (use {', '.join(allowed)})")
+        n_pe = array.rows * array.cols
+        for n in self.faulty_pes:
+            if not 0 <= int(n) <= n_pe:
+                raise ValueError(f"--faulty-pes {n} is outside 0..{n_pe} for a {array.rows}x{array.cols} array")
+        for r in self.error_rates:
+            if not 0 <= float(r) <= 1:
+                raise ValueError(f"--error-rate {r} is not a probability")
+        if self.maps < 1:
+            raise ValueError("--maps must be at least 1")
+
+
+def _metric(metrics: dict, *path, default=None):
+    cur = metrics
+    for p in path:
+        if not isinstance(cur, dict) or p not in cur:
+            return default
+        cur = cur[p]
+    return cur
+
+
+def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec: SweepSpec,
+                       calibration_images: Sequence[np.ndarray], *,
+                       evaluate: Callable | None = None, progress: bool = False) -> dict:
+    """Score ``detector`` (exposing ``torch_model``) on the suite at every point of ``spec``."""
+    spec.validate(array)
+    if evaluate is None:
+        from oddsuite.evaluate import evaluate_suite as evaluate
+    out = Path(out_dir)
+    (out / "points").mkdir(parents=True, exist_ok=True)
+    adet = AcceleratorDetector(detector, array, calibration_images=calibration_images)
+    t0 = time.perf_counter()
+    seeds = [map_seed(spec.seed, i) for i in range(spec.maps)]
+    jobs: list[dict] = []
+    if spec.fault == "stuck-at":
+        for n in sorted({int(n) for n in spec.faulty_pes}):
+            for i, s in enumerate(seeds if n else seeds[:1]):
+                for mit in (spec.mitigations if n else ("none",)):
+                    jobs.append({"kind": "stuck-at", "faulty_pes": n, "map_seed": s, "mitigation": mit})
+    else:
+        for rate in sorted({float(r) for r in spec.error_rates}):
+            for i, s in enumerate(seeds if rate > 0 else seeds[:1]):
+                for mit in (spec.mitigations if rate > 0 else ("none",)):
+                    jobs.append({"kind": "timing", "rate": rate, "map_seed": s, "mitigation": mit})
+    it = jobs
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(jobs, desc=f"{spec.fault} sweep", unit="point")
+    rows = []
+    for job in it:
+        if job["kind"] == "stuck-at":
+            n, s, mit = job["faulty_pes"], job["map_seed"], job["mitigation"]
+            fm = FaultMap.random(array.rows, array.cols, n, seed=s, bits=spec.bits) if n else None
+            map_file = None
+            if fm is not None:
+                map_file = f"maps/n{n}-seed{s}.json"
+                if not (out / map_file).exists():
+                    fm.save(out / map_file)
+            adet.configure(fm, mitigation=mit if n else "none")
+            point = f"sa-n{n}-seed{s}-{mit}" if n else "clean"
+            extra = {"faulty_pes": n, "fault_rate": n / (array.rows * array.cols), "map_file": map_file}
+        else:
+            rate, s, mit = job["rate"], job["map_seed"], job["mitigation"]
+            te = TimingErrors(rate, TIMING_MITIGATIONS[mit], keep_bits=spec.keep_bits, seed=s) if rate > 0 else None
+            adet.configure(timing=te)
+            point = f"te-r{rate:g}-seed{s}-{mit}" if rate > 0 else "clean"
+            extra = {"rate": rate, "mode": TIMING_MITIGATIONS[mit], "keep_bits": spec.keep_bits}
+        metrics = evaluate(suite_dir, adet, out / "points" / point, batch=spec.batch, progress=False)
+        st = adet.accelerator.stats
+        rows.append({"point": point, "kind": job["kind"], "mitigation": job["mitigation"], "map_seed": job["map_seed"],
+                     **extra, "detector": adet.name,
+                     "map": _metric(metrics, "map", "full", "map"), "ap50": _metric(metrics, "map", "full", "ap50"),
+                     "permutation_map": _metric(metrics, "map", "permutation", "map"),
+                     "context_accuracy": _metric(metrics, "context_accuracy", "overall", "value"),
+                     "timing_events": st.timing_events, "timing_effective": st.timing_effective,
+                     "macs": st.macs})
+        log.info("%s: mAP %s", point, rows[-1]["map"])
+    adet.configure()
+    key = "faulty_pes" if spec.fault == "stuck-at" else "rate"
+    summary = []
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        mits = spec.mitigations if r[key] == 0 else (r["mitigation"],)
+        for mit in mits:  # the clean point belongs to every curve
+            if r["map"] is not None:
+                groups.setdefault((r[key], mit), []).append(float(r["map"]))
+    for (x, mit), vals in sorted(groups.items()):
+        summary.append({key: x, "mitigation": mit, **_summary(vals)})
+    results = {"suite": str(suite_dir), "detector": detector.name, "array": f"{array.rows}x{array.cols}",
+               "fault": spec.fault, "spec": {k: (list(v) if isinstance(v, (list, tuple)) else v)
+                                             for k, v in spec.__dict__.items()},
+               "map_seeds": seeds, "rows": rows, "summary": summary, "seconds": time.perf_counter() - t0}
+    _atomic_text(out / "results.json", json.dumps(results, indent=1))
+    buf = io.StringIO()
+    fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    _atomic_text(out / "results.csv", buf.getvalue())
+    plot_sweep(results, out / "faults.png")
+    return results
+
+
+def plot_sweep(results: dict, path) -> Path:
+    import os
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = "faulty_pes" if results["fault"] == "stuck-at" else "rate"
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for mit in sorted({r["mitigation"] for r in results["summary"]}):
+        rows = sorted((r for r in results["summary"] if r["mitigation"] == mit), key=lambda r: r[key])
+        floor = 0.5 if key == "faulty_pes" else min([r[key] for r in rows if r[key] > 0] or [1e-9]) / 10
+        x = np.array([r[key] if r[key] > 0 else floor for r in rows])
+        ax.plot(x, [r["median"] for r in rows], "o-", label=mit)
+        ax.fill_between(x, [r["min"] for r in rows], [r["max"] for r in rows], alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("faulty PEs (0 plotted at 0.5)" if key == "faulty_pes" else "timing error rate per MAC (0 plotted left)")
+    ax.set_ylabel("full-scene mAP@[.5:.95]")
+    ax.set_title(f"{results['detector']} on {results['array']}: median, min–max over maps")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

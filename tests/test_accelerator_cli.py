@@ -1,0 +1,83 @@
+"""The fault sweep of a detector and the ``oddsuite faults`` command (thin integration)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from oddsuite.models.accelerator import FaultMap, SystolicArray
+from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
+
+from test_accelerator_wrap import _FakeDetector
+
+
+def _fake_evaluate(calls):
+    def evaluate(suite_dir, detector, out_dir, batch=8, progress=False):
+        rng = np.random.default_rng(0)
+        imgs = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(4)]
+        dets = detector.predict(imgs)
+        calls.append((str(out_dir), detector.name))
+        score = float(np.mean([d.scores.mean() if len(d) else 0.0 for d in dets]))
+        return {"map": {"full": {"map": score, "ap50": score}, "permutation": {"map": score}},
+                "context_accuracy": {"overall": {"value": 1.0}}}
+    return evaluate
+
+
+def test_stuck_at_sweep_writes_results_maps_and_replays(tmp_path):
+    rng = np.random.default_rng(1)
+    calib = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(3)]
+    calls: list = []
+    spec = SweepSpec(fault="stuck-at", faulty_pes=(0, 2, 8), mitigations=("none", "fap"), maps=2, seed=3, bits=[30])
+    res = run_detector_sweep("SUITE", _FakeDetector(), tmp_path, SystolicArray(8, 8), spec, calib,
+                             evaluate=_fake_evaluate(calls))
+    assert len(res["rows"]) == 1 + 2 * 2 * 2  # clean once, then n x maps x mitigations
+    assert len({c[0] for c in calls}) == len(calls)  # every point has its own folder
+    assert len({c[1] for c in calls}) == len(calls)  # and its own detector name (resume key)
+    summ = {(r["faulty_pes"], r["mitigation"]): r for r in res["summary"]}
+    assert summ[(0, "none")]["median"] == summ[(0, "fap")]["median"]  # the clean point starts both curves
+    assert summ[(8, "none")]["n"] == 2
+    for f in ("results.json", "results.csv", "faults.png"):
+        assert (tmp_path / f).stat().st_size > 0
+    row = next(r for r in res["rows"] if r["faulty_pes"] == 8)
+    saved = FaultMap.load(tmp_path / row["map_file"])
+    assert saved == FaultMap.random(8, 8, 8, seed=row["map_seed"], bits=[30])
+    assert json.loads((tmp_path / "results.json").read_text())["rows"] == res["rows"]
+
+
+def test_timing_sweep_and_spec_validation(tmp_path):
+    calib = [np.zeros((24, 32, 3), np.uint8) + 100]
+    spec = SweepSpec(fault="timing", error_rates=(0.0, 1e-2), mitigations=("none", "te-drop"), maps=1)
+    res = run_detector_sweep("SUITE", _FakeDetector(), tmp_path, SystolicArray(8, 8), spec, calib,
+                             evaluate=_fake_evaluate([]))
+    modes = {r.get("mode") for r in res["rows"] if r["rate"] > 0}
+    assert modes == {"propagate", "te-drop"}
+    assert all(r["timing_events"] > 0 for r in res["rows"] if r["rate"] > 0)
+    with pytest.raises(ValueError, match="fap\\+t"):
+        SweepSpec(mitigations=("fap+t",)).validate(SystolicArray(8, 8))
+    with pytest.raises(ValueError, match="te-drop"):
+        SweepSpec(fault="stuck-at", mitigations=("te-drop",)).validate(SystolicArray(8, 8))
+    with pytest.raises(ValueError, match="outside 0..64"):
+        SweepSpec(faulty_pes=(65,)).validate(SystolicArray(8, 8))
+
+
+def test_cli_faults_parses_and_rejects_bad_input(tmp_path, capsys):
+    from oddsuite.cli import build_parser, main
+
+    p = build_parser()
+    a = p.parse_args(["faults", "S", "--model", "m", "--array", "16x8", "--faulty-pes", "0,1,4", "--fault", "stuck-at",
+                      "--mitigation", "none,fap", "--maps", "3", "--seed", "7", "--out", str(tmp_path)])
+    assert (a.array.rows, a.array.cols, a.faulty_pes, a.mitigation, a.maps, a.seed) == (16, 8, [0, 1, 4], ["none", "fap"], 3, 7)
+    a = p.parse_args(["faults", "S", "--model", "m", "--fault", "timing", "--error-rate", "1e-6,1e-5",
+                      "--mitigation", "none,te-drop", "--bits", "16-31", "--out", str(tmp_path)])
+    assert a.error_rate == [1e-6, 1e-5] and a.bits == list(range(16, 32))
+    with pytest.raises(SystemExit):
+        p.parse_args(["faults", "S", "--array", "16by8", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        p.parse_args(["faults", "S", "--error-rate", "2", "--out", str(tmp_path)])
+    assert main(["faults", "S", "--out", str(tmp_path)]) == 2
+    assert "--model is required" in capsys.readouterr().err
+    assert main(["faults", "mlp-digits", "--mitigation", "te-drop", "--out", str(tmp_path)]) == 2
+    assert "does not apply to stuck-at" in capsys.readouterr().err
+    assert main(["faults", "S", "--model", str(tmp_path), "--mitigation", "fap+t", "--out", str(tmp_path)]) == 2
+    assert "fap+t" in capsys.readouterr().err
