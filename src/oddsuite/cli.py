@@ -18,6 +18,7 @@ COMMANDS = [
     "evaluate",
     "export",
     "train",
+    "faults",
 ]
 
 
