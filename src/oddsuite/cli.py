@@ -19,6 +19,9 @@ COMMANDS = [
     "export",
     "train",
     "faults",
+    "trace",
+    "quantize",
+    "compare",
 ]
 
 
