@@ -1,0 +1,315 @@
+"""int8 quantization (oddsuite quantize) and pre/post comparison (oddsuite compare) of a real
+YOLO detector: a random-weight yolov8n whose outputs vary with the input
+(``oddsuite.models.toy.lively_random_model``, imgsz 160), built once for the module, on the
+toy shapes suite completed with its scenes/rois tables. Everything runs on the CPU, offline.
+
+The random model seldom *hits* an object at the default operating point (IoU 0.5, score
+0.25), so the tests that need hits to flip use IoU 0.3 and score 0.01: the §6 definitions
+are the same at any operating point.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from onnx import numpy_helper
+
+from oddsuite.errors import ModelError, OddsuiteError
+from oddsuite.models import load_detector
+from oddsuite.models.common import sha256_file
+
+IMGSZ = 160
+LOW = {"iou": 0.3, "conf": 0.01}
+DAMAGED_CONV = "/m/model.6/cv1/conv/Conv"
+
+
+def _complete_toy_suite(root: Path) -> Path:
+    """Add scenes.parquet, rois.parquet and a manifest to a toy suite so that load_suite reads it.
+    ODD columns: illumination (2 values), sun elevation (one per scene), fog (one per image:
+    more values than the slicer lists, so it is binned) and a constant camera fov."""
+    gt = json.loads((root / "annotations.json").read_text())
+    rows = [{"image_id": im["id"], "file_name": im["file_name"], "scene_id": im["scene_id"],
+             "subset": ",".join(map(str, im["subset"])), "subset_size": len(im["subset"]), "n_rois": im["n_rois"],
+             "variant": im["variant"], "mode": im["mode"], "is_full": im["is_full"],
+             "environment.illumination": ["day", "dusk"][im["scene_id"] % 2],
+             "environment.sun_elevation_deg": float(10 + 7 * im["scene_id"]),
+             "environment.fog_visibility_m": float(50 + 25 * im["id"]), "camera.fov_deg": 60.0}
+            for im in gt["images"]]
+    pd.DataFrame(rows).to_parquet(root / "scenes.parquet", index=False)
+    cats = {c["id"]: c["name"] for c in gt["categories"]}
+    scene_of = {im["id"]: im["scene_id"] for im in gt["images"]}
+    rois = {(scene_of[a["image_id"]], a["roi_id"]): a["category_id"] for a in gt["annotations"]}
+    pd.DataFrame([{"scene_id": s, "roi_id": r, "category": cats[c], "category_id": c, "distance_m": 5.0 + 3 * r + s}
+                  for (s, r), c in sorted(rois.items())]).to_parquet(root / "rois.parquet", index=False)
+    (root / "manifest.json").write_text(json.dumps({"seed": 3, "note": "toy suite for tests"}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    from oddsuite.models.toy import make_toy_suite
+
+    return _complete_toy_suite(make_toy_suite(tmp_path_factory.mktemp("toy") / "suite", scenes=8,
+                                              size=(96, 128), seed=3))
+
+
+@pytest.fixture(scope="module")
+def images(suite):
+    from oddsuite.models.quantize import load_rgb
+
+    gt = json.loads((suite / "annotations.json").read_text())
+    return [load_rgb(suite / im["file_name"]) for im in gt["images"]]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, images):
+    from oddsuite.models import save_model_dir
+    from oddsuite.models.toy import lively_random_model
+
+    model = lively_random_model(nc=2, images=images[:8], imgsz=IMGSZ, seed=0)
+    return save_model_dir(model, tmp_path_factory.mktemp("m") / "lively", {0: "box", 1: "disc"}, IMGSZ, name="lively")
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory, model_dir):
+    from oddsuite.models import export_onnx
+
+    return export_onnx(load_detector(model_dir), tmp_path_factory.mktemp("onnx") / "lively.onnx", IMGSZ)
+
+
+@pytest.fixture(scope="module")
+def int8(tmp_path_factory, model_dir, suite):
+    from oddsuite.models.quantize import quantize_model
+
+    return quantize_model(model_dir, suite, tmp_path_factory.mktemp("q") / "lively-int8.onnx", calib_images=6, seed=0)
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory, fp32):
+    """A copy of the fp32 model with one mid-network conv's weights x3."""
+    m = onnx.load(str(fp32))
+    node = next(n for n in m.graph.node if n.name == DAMAGED_CONV)
+    init = next(i for i in m.graph.initializer if i.name == node.input[1])
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 3, init.name))
+    out = tmp_path_factory.mktemp("dmg") / "damaged.onnx"
+    onnx.save(m, str(out))
+    return out
+
+
+# --------------------------------------------------------------------------- quantize
+
+
+def test_int8_model_record_lists_calibration_images_and_hashes(int8, model_dir, suite):
+    rec_path = int8.path.with_name(int8.path.name + ".json")
+    assert int8.record_path == rec_path and rec_path.is_file()
+    rec = json.loads(rec_path.read_text())
+    assert rec == json.loads(json.dumps(int8.record))
+    assert rec["output"]["sha256"] == sha256_file(int8.path)
+    # the source was a safetensors model directory: exported to fp32 ONNX first
+    assert rec["source"]["kind"] == "exported"
+    assert rec["source"]["sha256"] == sha256_file(model_dir / "model.safetensors")
+    assert rec["source"]["classes"] == {"0": "box", "1": "disc"} and rec["source"]["input_hw"] == [IMGSZ, IMGSZ]
+    cal = rec["calibration"]
+    assert cal["n_images"] == cal["n_requested"] == 6 and len(cal["images"]) == 6 and cal["seed"] == 0
+    gt = json.loads((suite / "annotations.json").read_text())
+    names = {im["file_name"]: im["id"] for im in gt["images"]}
+    for im in cal["images"]:
+        assert names[im["file_name"]] == im["image_id"]
+        assert im["sha256"] == sha256_file(suite / im["file_name"])
+    assert cal["suite_manifest_sha256"] == sha256_file(suite / "manifest.json")
+    st = rec["settings"]
+    assert (st["method"], st["quant_format"], st["weight_type"], st["activation_type"], st["per_channel"]) == \
+        ("minmax", "QDQ", "QInt8", "QUInt8", True)
+    assert st["keep_float"] == "head" and st["n_nodes_kept_float"] == len(rec["nodes_kept_float"]) > 0
+    assert all("/model.22/" in n for n in rec["nodes_kept_float"])
+    assert {"onnx", "onnxruntime", "torch"} <= set(rec["versions"])
+
+
+def test_int8_model_loads_runs_and_is_int8(int8, images):
+    from oddsuite.models.onnx_rt import OnnxDetector
+
+    det = load_detector(int8.path)
+    assert isinstance(det, OnnxDetector) and det.classes == {0: "box", 1: "disc"} and det.input_hw == (IMGSZ, IMGSZ)
+    assert json.loads(det.metadata["quantization"])["calibration_images"] == 6
+    dets = det.predict(images[:3])
+    assert len(dets) == 3 and all(len(d) > 0 for d in dets)
+    m = onnx.load(str(int8.path))
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("QuantizeLinear") > 50
+    int8_weights = [i for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4]
+    scales = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    assert any(v.ndim == 1 and v.size > 1 for k, v in scales.items() if k.endswith("_scale"))
+    # the kept-float head: its convs read float weights, not a DequantizeLinear output
+    produced_by = {o: n for n in m.graph.node for o in n.output}
+    head_convs = [n for n in m.graph.node if n.op_type == "Conv" and "/model.22/" in n.name]
+    body_convs = [n for n in m.graph.node if n.op_type == "Conv" and "/model.22/" not in n.name]
+    assert head_convs and all(n.input[1] not in produced_by for n in head_convs)
+    assert all(produced_by[n.input[1]].op_type == "DequantizeLinear" for n in body_convs)
+    assert len(int8_weights) == len(body_convs) > 40
+
+
+def test_quantize_is_reproducible_and_options(tmp_path, fp32, suite, int8):
+    from oddsuite.models.quantize import calibration_sample, nodes_to_keep_float, quantize_model
+
+    a = calibration_sample(suite, 5, seed=1)
+    assert a == calibration_sample(suite, 5, seed=1) and a != calibration_sample(suite, 5, seed=2)
+    assert len(calibration_sample(suite, 1000, seed=1)) == len(json.loads((suite / "annotations.json").read_text())["images"])
+    m = onnx.load(str(fp32))
+    assert nodes_to_keep_float(m, "none") == []
+    # a regex keeps the matched nodes and everything computed from them
+    kept = nodes_to_keep_float(m, r"model\.21/")
+    assert kept[0].startswith("/m/model.21/") and any("/model.22/" in n for n in kept)
+    with pytest.raises(ModelError, match="matches no node"):
+        nodes_to_keep_float(m, "no-such-node")
+    with pytest.raises(ModelError, match="not a valid regular expression"):
+        nodes_to_keep_float(m, "(")
+
+    # an ONNX source is used as it is; percentile calibration, qint8 activations, nothing kept float
+    r = quantize_model(fp32, suite, tmp_path / "p.onnx", calib_images=3, seed=4, method="percentile",
+                       keep_float="none", activations="qint8")
+    assert r.record["source"]["kind"] == "onnx" and r.record["source"]["onnx_sha256"] == sha256_file(fp32)
+    assert r.record["settings"]["percentile"] == 99.999 and r.record["settings"]["activation_type"] == "QInt8"
+    assert r.record["nodes_kept_float"] == [] and load_detector(r.path).predict([np.zeros((64, 64, 3), np.uint8)])
+    # the same inputs give the same bytes
+    again = quantize_model(fp32, suite, tmp_path / "p2.onnx", calib_images=3, seed=4, method="percentile",
+                           keep_float="none", activations="qint8")
+    assert again.record["output"]["sha256"] == r.record["output"]["sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.onnx", "p.onnx.json", "p2.onnx", "p2.onnx.json"]
+    with pytest.raises(ModelError, match="method"):
+        quantize_model(fp32, suite, tmp_path / "x.onnx", method="kl")
+    with pytest.raises(ModelError, match=r"\*\.onnx"):
+        quantize_model(fp32, suite, tmp_path / "x.bin")
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def test_compare_with_itself_is_full_agreement_and_zero_flips(tmp_path, suite, fp32):
+    from oddsuite.compare import compare_models
+
+    r = compare_models(suite, fp32, fp32, tmp_path / "cmp", progress=False)
+    o = r["overall"]
+    assert o["agreement"]["value"] == 1.0 and o["agreement"]["n"] > 0
+    assert o["flips"]["hit_to_not"]["k"] == 0 and o["flips"]["not_to_hit"]["k"] == 0 and o["flips"]["n"] > 0
+    assert o["score_drift"]["value"] == 0.0 and o["map"]["delta"]["map"] == 0.0
+    assert r["top_images"] == [] and not list((tmp_path / "cmp" / "flips").glob("*.png"))
+    # every condition: the suite's columns, ODD columns that vary (fog binned), ROI-level ones
+    assert {"variant", "subset_size", "mode", "is_full", "environment.illumination", "environment.sun_elevation_deg",
+            "environment.fog_visibility_m", "category", "visible_fraction", "roi.distance_m"} <= set(r["slices"])
+    assert r["settings"]["constant_columns"] == {"camera.fov_deg": 60.0}
+    assert all(lab.startswith("(") for lab in r["slices"]["environment.fog_visibility_m"])
+    for groups in r["slices"].values():
+        for rec in groups.values():
+            assert rec["flips"]["n"] >= 0 and rec["flips"]["hit_to_not"]["k"] == 0
+            if "agreement" in rec:
+                assert rec["agreement"]["value"] in (1.0, None) and "n" in rec["score_drift"]
+    lay = r["layers"]
+    assert lay["n_identical"] == lay["n_tensors"] > 100 and lay["origins"] == []
+    table = pd.read_csv(tmp_path / "cmp" / "consistency.csv")
+    assert table.iloc[0]["column"] == "overall" and table.iloc[0]["agreement"] == 1.0
+    assert set(table["column"]) >= {"variant", "category", "environment.fog_visibility_m"}
+
+
+def test_damaged_copy_flips_and_loses_sqnr_from_that_layer_on(tmp_path, suite, fp32, damaged):
+    from oddsuite.compare import compare_models
+
+    out = tmp_path / "cmp"
+    r = compare_models(suite, fp32, damaged, out, top=5, progress=False, **LOW)
+    o = r["overall"]
+    assert o["agreement"]["value"] < 0.6
+    assert o["flips"]["hit_to_not"]["k"] + o["flips"]["not_to_hit"]["k"] > 0
+    assert r["top_images"] and len(r["top_images"]) <= 5
+    for t in r["top_images"]:
+        assert t["n_flips"] > 0 and (out / t["png"]).is_file()
+    assert [t["n_flips"] for t in r["top_images"]] == sorted((t["n_flips"] for t in r["top_images"]), reverse=True)
+
+    layers = json.loads((out / "layers.json").read_text())
+    assert (out / "layers.png").stat().st_size > 1000
+    assert [o["node"] for o in layers["origins"]] == [DAMAGED_CONV]
+    assert r["layers"]["origins"][0]["node"] == DAMAGED_CONV
+    # downstream of the damaged conv: low SQNR; everything else (before it, or on branches
+    # that do not pass through it): bit-identical
+    m = onnx.load(str(fp32))
+    tainted: set[str] = set()
+    for n in m.graph.node:
+        if n.name == DAMAGED_CONV or any(i in tainted for i in n.input):
+            tainted.update(n.output)
+    by = {t["tensor"]: t for t in layers["tensors"]}
+    down = [t for name, t in by.items() if name in tainted]
+    other = [t for name, t in by.items() if name not in tainted]
+    assert len(down) > 50 and len(other) > 30
+    assert all(t["identical"] and t["sqnr_db"] > 100 for t in other)
+    assert all(not t["identical"] and t["sqnr_db"] < 20 for t in down)
+    damaged_out = next(t for t in down if t["node"] == DAMAGED_CONV)
+    assert damaged_out["sqnr_db"] < 0  # 3x the signal: at most -6 dB where the bias is small
+
+    # the evaluation folders resume; another model into the same folder is refused
+    r2 = compare_models(suite, fp32, damaged, out, top=5, layer_images=0, progress=False, **LOW)
+    assert json.loads((out / "b" / "run.json").read_text())["images_predicted"] == 0
+    assert r2["overall"] == r["overall"] and "skipped" in r2["layers"]
+    with pytest.raises(OddsuiteError, match="holds a comparison of other models"):
+        compare_models(suite, fp32, fp32, out, progress=False)
+
+
+def test_fp32_vs_int8_reports_map_of_each_and_quantized_layers(tmp_path, suite, fp32, int8):
+    from oddsuite.compare import compare_models
+
+    r = compare_models(suite, fp32, int8.path, tmp_path / "cmp", progress=False, layer_images=2, **LOW)
+    mp = r["overall"]["map"]
+    assert mp["a"]["map"] is not None and mp["b"]["map"] is not None
+    assert mp["delta"]["map"] == pytest.approx(mp["b"]["map"] - mp["a"]["map"])
+    assert r["models"]["b"]["sha256"] == int8.record["output"]["sha256"]
+    assert r["models"]["a"]["full_scene_map"]["n_images"] > 0
+    metrics_b = json.loads((tmp_path / "cmp" / "b" / "metrics.json").read_text())
+    assert metrics_b["map"]["full"]["map"] == r["models"]["b"]["full_scene_map"]["map"]
+    assert set(r["per_class"]) == {"box", "disc"} and "n" in r["per_class"]["box"]["agreement"]
+    lay = json.loads((tmp_path / "cmp" / "layers.json").read_text())
+    assert lay["n_images"] == 2 and lay["n_quantized"] > 100
+    q = [t for t in lay["tensors"] if t["quantized"] and t["qdq_sqnr_db"] is not None]
+    assert len(q) > 50 and all(math.isfinite(t["sqnr_db"]) for t in lay["tensors"])
+    # int8 error accumulates with depth: the backbone's first module is closer to fp32 than the head's input
+    mods = {m["module"]: m for m in lay["modules"]}
+    assert mods["model.0"]["out_sqnr_db"] > mods["model.21"]["out_sqnr_db"]
+
+
+def test_a_torch_model_is_exported_for_the_layer_comparison(tmp_path, model_dir, fp32):
+    from oddsuite.compare.core import onnx_file_of
+    from oddsuite.models.onnx_rt import OnnxDetector
+
+    path = onnx_file_of(load_detector(model_dir), tmp_path, "a")
+    assert path == tmp_path / "a-fp32.onnx"
+    names = [n.name for n in onnx.load(str(path)).graph.node]
+    assert names == [n.name for n in onnx.load(str(fp32)).graph.node]  # the same tensor names as the fp32 export
+    assert onnx_file_of(OnnxDetector(fp32), tmp_path, "b") == fp32
+    assert onnx_file_of(object(), tmp_path, "c") is None
+
+
+def test_cli_quantize_and_compare(tmp_path, suite, fp32, capsys):
+    from oddsuite.cli import main
+
+    out = tmp_path / "models" / "x-int8.onnx"
+    assert main(["quantize", "--model", str(fp32), "--calib", str(suite), "--out", str(out), "--calib-images", "2",
+                 "--seed", "3", "--method", "entropy", "--keep-float", r"model\.22/"]) == 0
+    text = capsys.readouterr().out
+    assert "record:" in text and "entropy calibration on 2 images" in text
+    rec = json.loads((tmp_path / "models" / "x-int8.onnx.json").read_text())
+    assert rec["calibration"]["seed"] == 3 and rec["settings"]["keep_float"] == r"model\.22/"
+
+    res = tmp_path / "res"
+    assert main(["compare", str(suite), "--model", str(fp32), "--model", str(out), "--out", str(res), "--top", "2",
+                 "--layer-images", "1", "--no-progress", "--iou", "0.3", "--conf", "0.01"]) == 0
+    text = capsys.readouterr().out
+    assert "detection agreement" in text and "mAP A / B / delta" in text and "layers" in text
+    r = json.loads((res / "consistency.json").read_text())
+    assert r["settings"]["iou"] == 0.3 and len(r["top_images"]) <= 2
+    assert sorted(p.name for p in res.iterdir()) == [".state", "a", "b", "consistency.csv", "consistency.json",
+                                                     "flips", "layers.json", "layers.png"]
+    assert main(["compare", str(suite), "--model", str(fp32), "--out", str(res)]) == 2
+    assert "exactly two" in capsys.readouterr().err
+    assert main(["quantize", "--model", str(tmp_path / "nope.onnx"), "--calib", str(suite), "--out",
+                 str(tmp_path / "y.onnx")]) == 2
