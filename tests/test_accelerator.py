@@ -208,6 +208,21 @@ def test_stuck_at_fast_path_equals_slow_reference(case):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_replay_in_both_integer_widths(monkeypatch, dtype):
+    """The replay runs in int32 where torch's int32 arithmetic wraps (checked at import), else int64."""
+    from oddsuite.models.accelerator import systolic
+
+    monkeypatch.setattr(systolic, "_REPLAY_DTYPE", dtype)
+    rng = np.random.default_rng(5)
+    R, C = 6, 3
+    x, w = rand_int8(rng, (5, 20)), rand_int8(rng, (20, 7), -127, 128)
+    for seed in range(4):
+        fm = FaultMap.random(R, C, 12, seed=seed, bits=[29, 30, 31])  # large values: wraps happen
+        fm = FaultMap(R, C, fm.faults + tuple(Fault(f.row, f.col, 31, "stuck-at-1") for f in fm.faults[:3]))
+        np.testing.assert_array_equal(SystolicArray(R, C).matmul(x, w, faults=fm), slow_reference(x, w, R, C, fm))
+
+
 def test_dense_fault_columns_use_cumsum_path_and_match():
     """More faulty rows per column than the sparse threshold: the cumulative-sum prefix path."""
     rng = np.random.default_rng(7)

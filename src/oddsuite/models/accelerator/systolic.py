@@ -58,6 +58,21 @@ _DENSE_FAULTS_PER_COLUMN = 12
 MITIGATIONS = ("none", "fap")
 
 
+def _int32_wraps() -> bool:
+    """Whether torch's int32 add/sub/sum wrap modulo 2**32 here (vector and scalar paths)."""
+    for n in (1, 3, 67, 4099):
+        big = torch.full((n,), 2**31 - 1, dtype=torch.int32)
+        low = torch.full((n,), -2**31, dtype=torch.int32)
+        if not (torch.equal(big + 1, low) and torch.equal(low - 1, big)
+                and torch.equal(torch.stack([big, big]).sum(0, dtype=torch.int32), torch.full((n,), -2, dtype=torch.int32))):
+            return False
+    return True
+
+
+#: the replay runs in int32 (half the memory traffic) where that arithmetic wraps, else in int64
+_REPLAY_DTYPE = torch.int32 if _int32_wraps() else torch.int64
+
+
 def _as_float_tensor(a: Any) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a
     if t.dtype not in (torch.float32, torch.float64):
@@ -96,7 +111,7 @@ class _Group:
     rows: torch.Tensor      # (F,) faulty row of each fault (clamped into a single partial tile)
     col: torch.Tensor       # (F,) group-local column of each fault
     blocks: list            # (offset, count) of the faults of rank 0, 1, ...: columns 0..count-1
-    a: torch.Tensor         # (F, 1) and-masks (sign-extended int64)
+    a: torch.Tensor         # (F, 1) and-masks (replay dtype, sign-extended)
     o: torch.Tensor         # (F, 1) or-masks
     WT: torch.Tensor | None = None   # dense: (T, G, width) the columns' weights
     offset: int = 0         # sparse: first row of this group's prefixes in the extended product
@@ -317,7 +332,7 @@ class SystolicArray:
             col_t = torch.tensor(col_f, dtype=torch.int64)
             dense = len(faults_of[0]) > _DENSE_FAULTS_PER_COLUMN
             g = _Group(dense=dense, jg=jg, rows=rows_t, col=col_t, blocks=blocks,
-                       a=torch.tensor(a_f, dtype=torch.int64)[:, None], o=torch.tensor(o_f, dtype=torch.int64)[:, None])
+                       a=torch.tensor(a_f, dtype=_REPLAY_DTYPE)[:, None], o=torch.tensor(o_f, dtype=_REPLAY_DTYPE)[:, None])
             if dense:
                 g.WT = Wt[:, jg].contiguous()  # (T, G, width)
             else:  # each fault's column, masked to the rows at and above the fault
@@ -359,7 +374,7 @@ class SystolicArray:
         for g in plan.groups:
             if not g.dense:
                 P = P_sparse[:, g.offset:g.offset + len(g.rows)]
-                deltas.append(self._replay(P.to(torch.int64), g))
+                deltas.append(self._replay(P.to(_REPLAY_DTYPE), g))
                 continue
             Xt = XT.to(self._tile_dtype)
             if T * width != K:
@@ -367,17 +382,17 @@ class SystolicArray:
             Xt = Xt.view(T, width, M)
             G = len(g.jg)
             mc = max(1, min(M, _BUDGET // (T * width * G)))
-            delta = torch.empty(G, M, dtype=torch.int64)
+            delta = torch.empty(G, M, dtype=_REPLAY_DTYPE)
             for m0 in range(0, M, mc):
                 # (T, width, G, mc) products -> prefix sums down the rows of each tile
                 cs = (Xt[:, :, None, m0:m0 + mc] * g.WT.transpose(1, 2)[:, :, :, None]).cumsum_(1)
                 P = cs[:, g.rows, g.col]  # (T, F, mc)
                 del cs
-                delta[:, m0:m0 + mc] = self._replay(P.to(torch.int64), g)
+                delta[:, m0:m0 + mc] = self._replay(P.to(_REPLAY_DTYPE), g)
             deltas.append(delta)
         dcat = torch.cat(deltas, dim=0) if len(deltas) > 1 else deltas[0]
         jc = plan.columns
-        fixed = dcat.add_(acc.index_select(0, jc).to(torch.int64)).to(torch.int32)
+        fixed = dcat.add_(acc.index_select(0, jc).to(_REPLAY_DTYPE)).to(torch.int32)  # |acc| < 2**31
         if exact and acc.dtype == torch.float32:
             acc = acc.to(torch.float64)
         acc.index_copy_(0, jc, fixed.to(acc.dtype))
@@ -393,23 +408,25 @@ class SystolicArray:
         """
         _, G = g.blocks[0]
         P0 = P[:, :G]
-        s = P0 & g.a[:G]  # |P| < 2**31: no wrap needed
+        s = P0 & g.a[:G]  # |P| < 2**24: no wrap needed
         s |= g.o[:G]
-        if len(g.blocks) == 1:  # one fault per column
+        if len(g.blocks) > 1:
+            n1 = g.blocks[1][1]  # columns with two faults or more: a prefix of the group
+            prev = P0[:, :n1].clone()
+            for off, n in g.blocks[1:]:
+                Pk = P[:, off:off + n]
+                v = s[:, :n] + Pk - prev[:, :n]
+                if v.dtype != torch.int32:
+                    v = _wrap32(v)
+                v &= g.a[off:off + n]
+                v |= g.o[off:off + n]
+                s[:, :n] = v
+                prev[:, :n] = Pk
+            s[:, :n1] -= prev
+            s[:, n1:] -= P0[:, n1:]
+        else:  # one fault per column
             s -= P0
-            return s[0] if s.shape[0] == 1 else s.sum(0)
-        n1 = g.blocks[1][1]  # columns with two faults or more: a prefix of the group
-        prev = P0[:, :n1].clone()
-        for off, n in g.blocks[1:]:
-            Pk = P[:, off:off + n]
-            v = _wrap32(s[:, :n] + Pk - prev[:, :n])
-            v &= g.a[off:off + n]
-            v |= g.o[off:off + n]
-            s[:, :n] = v
-            prev[:, :n] = Pk
-        s[:, :n1] -= prev
-        s[:, n1:] -= P0[:, n1:]
-        return s[0] if s.shape[0] == 1 else s.sum(0)
+        return s[0] if s.shape[0] == 1 else s.sum(0, dtype=s.dtype)
 
     # ---- timing errors --------------------------------------------------------------------
     def _apply_timing(self, XT, WT, acc, ev: TimingEvents, mode: str, keep_bits: int, st: RunStats,

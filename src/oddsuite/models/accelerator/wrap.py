@@ -174,13 +174,14 @@ class _AccelLayer(nn.Module):
     def _x_scale(self) -> float:
         return activation_scale(float(self.x_amax))
 
-    def _product(self, XT: torch.Tensor, g: int) -> torch.Tensor:
-        """Float ``(N_g, M)`` pre-activations (no bias) of group ``g`` for int8 inputs ``XT (K_g, M)``."""
+    def _product(self, XT: torch.Tensor, g: int, part: int = 0) -> torch.Tensor:
+        """Float ``(N_g, M)`` pre-activations (no bias) of group ``g`` for int8 inputs ``XT (K_g, M)``
+        (``part``: the image of a batch that a convolution runs one by one)."""
         acc = self.accelerator
         WT = self._w_mats[g]
         rng = None
         if acc.timing is not None:
-            rng = np.random.default_rng(np.random.SeedSequence([acc.timing.seed, 0, self.index, g, self.calls]))
+            rng = np.random.default_rng(np.random.SeedSequence([acc.timing.seed, 0, self.index, g, self.calls, part]))
         stuck = acc.faults if acc.mitigation == "none" else None  # FAP is already in the weights
         a = acc.array.accumulate_t(XT, WT, faults=stuck, timing=acc.timing, rng=rng, stats=acc.stats,
                                    plan=self._plans[g], exact=False)
@@ -283,16 +284,17 @@ class AccelConv2d(_AccelLayer):
             cols = F.unfold(xq, (kh, kw), dilation=(dh, dw), padding=(ph, pw), stride=(sh, sw))  # (B, Cin*kh*kw, L)
         L = cols.shape[-1]
         K = cols.shape[1]
-        XT = cols[0] if B == 1 else cols.transpose(0, 1).reshape(K, B * L)  # (K, M), M = B*L
         k_g = K // self.groups
-        outs = [self._product(XT[g * k_g:(g + 1) * k_g], g) for g in range(self.groups)]
-        y = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)  # (N, B*L)
+        # one product per image and group: im2col's (K, L) block is the array's X^T as it comes,
+        # and the (N, L) result is the image's output layout
+        y = torch.empty(B, self.out_channels, L, dtype=torch.float32)
+        n_g = self.out_channels // self.groups
+        for b in range(B):
+            for g in range(self.groups):
+                y[b, g * n_g:(g + 1) * n_g] = self._product(cols[b, g * k_g:(g + 1) * k_g], g, b)
         if self.bias is not None:
-            y = y + self.bias.float()[:, None]
-        y = y.reshape(self.out_channels, B, Ho, Wo).transpose(0, 1)
-        if B > 1:
-            y = y.contiguous()
-        return y.to(x.dtype)
+            y += self.bias.float()[None, :, None]
+        return y.view(B, self.out_channels, Ho, Wo).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
