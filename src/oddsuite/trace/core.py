@@ -17,6 +17,7 @@ count and Wilson 95% interval:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -93,6 +94,25 @@ def _examples(rows: pd.DataFrame, mask: np.ndarray, k: int) -> list[dict[str, An
     return out
 
 
+def _merge_identical(ranked: list[dict[str, Any]], dims: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Slices holding exactly the same rows as a better-ranked one (e.g. a variant that fixes
+    the fog, or several parameters of one scene) are folded into it: its ``same_rows`` lists
+    their conditions."""
+    seen: dict[bytes, dict[str, Any]] = {}
+    out = []
+    for s in ranked:
+        mask = dims[s["dimension"]].codes == s["level_index"]
+        key = hashlib.sha256(np.packbits(mask).tobytes() + str(len(mask)).encode()).digest()
+        first = seen.get(key)
+        if first is not None:
+            first["same_rows"].append(s["condition"])
+            continue
+        s["same_rows"] = []
+        seen[key] = s
+        out.append(s)
+    return out
+
+
 def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = None,
                    boxes: Mapping[tuple[int, int], tuple[float, float, float, float]] | None = None,
                    image_set: str = "full", min_support: int = DEFAULT_MIN_SUPPORT, max_depth: int = MAX_DEPTH,
@@ -109,10 +129,10 @@ def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = N
     rows = failure_rows(outcomes, image_set)
     dims, skipped = build_dimensions(rows, bins=bins)
     tables = [level_table(rows, d, min_support=min_support) for d in dims]
-    ranked = rank_slices(tables)
+    by_col = {d.column: d for d in dims}
+    ranked = _merge_identical(rank_slices(tables), by_col)
     for s in ranked[:N_EXAMPLE_SLICES]:
-        d = next(d for d in dims if d.column == s["dimension"])
-        s["examples"] = _examples(rows, d.codes == s["level_index"], n_examples)
+        s["examples"] = _examples(rows, by_col[s["dimension"]].codes == s["level_index"], n_examples)
     pairs = pair_tables(rows, dims, min_support=min_support, top=top_pairs)
     for i, p in enumerate(pairs, 1):
         p["figure"] = f"heatmap_{i}.png"

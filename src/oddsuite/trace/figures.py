@@ -52,7 +52,11 @@ def slices_figure(data: Mapping[str, Any], top: int = TOP_SLICES) -> bytes | Non
     ax.axvspan(blo, bhi, color="#7f8c8d", alpha=0.15, lw=0)
     ax.axvline(base, color="#34495e", ls="--", lw=1.2, label=f"overall {base:.2f} (n = {ov['n']})")
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{_wrap(s['condition'], 44)}  (n = {s['n']})" for s in slices], fontsize=8)
+    labels = []
+    for s in slices:
+        same = len(s.get("same_rows") or [])
+        labels.append(f"{_wrap(s['condition'], 44)}  (n = {s['n']})" + (f"\n(+{same} condition(s), same rows)" if same else ""))
+    ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("failure rate (miss or mislabel), bars: 95% Wilson interval")
     ax.set_title(f"Most clearly failing conditions — {data['settings']['image_set_text']}\n"

@@ -14,7 +14,8 @@ not outrank a 60-of-100 one. Only slices with at least ``min_support`` rows are 
 Pairs of dimensions are ranked by how much of the variation in failures their cells
 explain beyond chance: ``(χ² − df) / N`` of the failure-by-cell table, where ``df`` (the
 number of non-empty cells − 1) is what χ² is on average when the cells do not matter.
-A pair where one dimension is a function of the other (e.g. variant and fog visibility
+Slices that hold exactly the same rows as a better-ranked slice are folded into it
+(``same_rows``). A pair where one dimension is a function of the other (e.g. variant and fog visibility
 when each variant fixes the fog) shows nothing that one dimension alone does not, and is
 skipped.
 """
