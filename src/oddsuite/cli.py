@@ -20,6 +20,7 @@ COMMANDS = [
     "train",
     "faults",
     "trace",
+    "report",
     "quantize",
     "compare",
 ]
