@@ -13,6 +13,18 @@ from oddsuite.errors import ModelError, SuiteError
 from oddsuite.models import Detections, export_yolo, load_detector, train_detector
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a shared, busy machine OpenMP threads that spin on taken cores make torch
+    many times slower; these models are tiny, one thread is plenty."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Block and record every attempt to reach another host (ultralytics must not try)."""

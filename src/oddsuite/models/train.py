@@ -9,7 +9,6 @@ ultralytics' pickled ``.pt`` files back; the run folder holding them is removed 
 """
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sys

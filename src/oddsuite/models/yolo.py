@@ -30,8 +30,7 @@ import numpy as np
 from oddsuite.errors import ModelError
 from oddsuite.models._ultra import ultralytics_offline
 from oddsuite.models.base import MAP_CONF_FLOOR, Detections
-from oddsuite.models.common import (MAX_DET, NMS_IOU, chunks, normalize_imgsz, postprocess, preprocess,
-                                    sha256_file)
+from oddsuite.models.common import MAX_DET, NMS_IOU, chunks, postprocess, preprocess, sha256_file
 
 log = logging.getLogger(__name__)
 
