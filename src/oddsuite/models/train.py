@@ -108,6 +108,7 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
             raise ModelError(f"training on {data_yaml} finished without saving a model")
         metrics = {k: float(v) for k, v in (getattr(trainer, "metrics", None) or {}).items()
                    if isinstance(v, (int, float))}
+        used_imgsz = int(getattr(trainer.args, "imgsz", imgsz))  # ultralytics rounds it to the stride
         model = build_model(captured["arch"], "trained model")
         model.load_state_dict(captured["state"], strict=True)
         run_dir = Path(trainer.save_dir)
@@ -145,7 +146,9 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
     }
     if extra:
         card_extra.update(extra)
-    save_model_dir(model, out, names, int(imgsz), name=name or out.name, extra=card_extra)
+    if used_imgsz != int(imgsz):
+        log.warning("imgsz %s rounded to %s (a multiple of the model stride)", imgsz, used_imgsz)
+    save_model_dir(model, out, names, used_imgsz, name=name or out.name, extra=card_extra)
     log.info("trained model saved to %s", out)
     return out
 

@@ -220,6 +220,9 @@ class UltralyticsDetector:
         if sorted(classes) != list(range(nc)):
             raise ModelError(f"{source or name}: the model has {nc} classes but names are given for "
                              f"{sorted(classes)[:10]}{'...' if len(classes) > 10 else ''}")
+        stride = int(max(getattr(model, "stride", torch.tensor([32])).tolist()))
+        if int(imgsz) < stride or int(imgsz) % stride:
+            raise ModelError(f"{source or name}: imgsz {imgsz} must be a positive multiple of the model stride {stride}")
         self.device = torch.device(device)
         self.torch_model = model.to(self.device).float().eval()
         self.torch_model.names = dict(classes)
