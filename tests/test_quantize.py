@@ -126,6 +126,7 @@ def test_int8_model_record_lists_calibration_images_and_hashes(int8, model_dir, 
     assert (st["method"], st["quant_format"], st["weight_type"], st["activation_type"], st["per_channel"]) == \
         ("minmax", "QDQ", "QInt8", "QUInt8", True)
     assert st["keep_float"] == "head" and st["n_nodes_kept_float"] == len(rec["nodes_kept_float"]) > 0
+    assert rec["warnings"] == []
     assert all("/model.22/" in n for n in rec["nodes_kept_float"])
     assert {"onnx", "onnxruntime", "torch"} <= set(rec["versions"])
 
@@ -175,6 +176,8 @@ def test_quantize_is_reproducible_and_options(tmp_path, fp32, suite, int8):
     assert r.record["source"]["kind"] == "onnx" and r.record["source"]["onnx_sha256"] == sha256_file(fp32)
     assert r.record["settings"]["percentile"] == 99.999 and r.record["settings"]["activation_type"] == "QInt8"
     assert r.record["nodes_kept_float"] == [] and load_detector(r.path).predict([np.zeros((64, 64, 3), np.uint8)])
+    # with the head quantized, boxes (pixels) and scores share one int8 scale: said in the record
+    assert len(r.record["warnings"]) == 1 and "--keep-float head" in r.record["warnings"][0]
     # the same inputs give the same bytes
     again = quantize_model(fp32, suite, tmp_path / "p2.onnx", calib_images=3, seed=4, method="percentile",
                            keep_float="none", activations="qint8")

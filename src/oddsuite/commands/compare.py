@@ -72,10 +72,17 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
     if "skipped" in lay:
         lines.append(f"  layers                skipped: {lay['skipped']}")
     else:
-        where = lay["origins"][0]["node"] if lay.get("origins") else (
-            lay["largest_drops"][0]["node"] if lay.get("largest_drops") else "n/a")
         lines.append(f"  layers                output SQNR {_fmt(lay.get('output_sqnr_db'), 1)} dB over "
-                     f"{lay['n_tensors']} tensors; error enters first at {where}")
+                     f"{lay['n_tensors']} tensors ({lay['n_quantized']} quantized in B)")
+        if lay.get("origins"):
+            o = lay["origins"][0]
+            lines.append(f"    error starts at     {o['node']} (SQNR {o['sqnr_db']:.1f} dB; everything before is identical)")
+        if lay.get("noisiest_quantized"):
+            q = lay["noisiest_quantized"][0]
+            lines.append(f"    noisiest int8 tensor {q['tensor']} (its own QDQ SQNR {q['qdq_sqnr_db']:.1f} dB)")
+        if lay.get("largest_drops"):
+            d = lay["largest_drops"][0]
+            lines.append(f"    largest drop        {d['node']} ({d['drop_db']:.1f} dB below its inputs)")
     return lines
 
 

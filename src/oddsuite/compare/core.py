@@ -94,7 +94,10 @@ def slice_columns(scenes: pd.DataFrame | None, roi_rows_columns: Sequence[str] =
         for c in scenes.columns:
             if c in RECORD_COLUMNS or c in cols:
                 continue
-            values = scenes[c].dropna().unique()
+            try:
+                values = scenes[c].dropna().unique()
+            except TypeError:  # unhashable cells (lists): not a condition to slice by
+                continue
             if len(values) >= 2:
                 cols.append(c)
             else:
@@ -290,6 +293,7 @@ def compare_layers(suite, det_a, det_b, out: Path, *, n_images: int = 4, seed: i
     return {"json": "layers.json", "plot": "layers.png", "n_images": res["n_images"], "n_tensors": res["n_tensors"],
             "n_quantized": res["n_quantized"], "n_identical": res["n_identical"],
             "origins": res["origins"][:5], "largest_drops": res["largest_drops"][:5],
+            "noisiest_quantized": res["noisiest_quantized"][:5],
             "output_sqnr_db": res["modules"][-1]["out_sqnr_db"] if res["modules"] else None}
 
 

@@ -12,11 +12,17 @@ formula), done image by image with running sums so memory stays at one image's a
 - ``sqnr_db`` = 20 log10(‖a‖ / ‖a − b‖) over the concatenation of the images (the cumulative
   error up to and including this tensor); ``qdq_sqnr_db`` = the same between B's own tensor
   before and after its QuantizeLinear/DequantizeLinear pair (the local rounding/clipping
-  error of quantizing this tensor alone). ‖·‖ is clamped at machine epsilon as ORT does, so
-  bit-identical tensors get a large finite value; they are also flagged ``identical``;
+  error of quantizing this tensor alone; None where the quantizer folded the op into the
+  pair, e.g. a Relu, so that B has no comparable tensor before it). ‖·‖ is clamped at
+  machine epsilon as ORT does, so bit-identical tensors get a large finite value; they are
+  also flagged ``identical``;
 - ``drop_db`` = (lowest SQNR among the node's measured, non-identical inputs) − ``sqnr_db``:
-  how much this node adds; ``origin`` marks a tensor that differs while all its measured
-  inputs are identical (the error starts there).
+  how much worse this node's output is than its inputs (its own quantization noise, or an
+  amplification of the error it receives: a float Sigmoid on small logits, a Sub of close
+  values); ``origin`` marks a tensor that differs while all its measured inputs are
+  identical (the error starts there);
+- summaries: ``origins``, ``largest_drops``, ``noisiest_quantized`` (lowest ``qdq_sqnr_db``:
+  the tensors whose own int8 rounding/clipping loses most) and, per module, its output SQNR.
 
 With graph optimisation off the QDQ pairs are simulated in float, as the debugger does; the
 deployed int8 kernels round the same values at the same points.
@@ -269,6 +275,7 @@ def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[
                                   "drop_db", "origin")}
 
     drops = sorted((t for t in tensors if t["drop_db"] is not None), key=lambda t: -t["drop_db"])[:10]
+    noisiest = sorted((t for t in tensors if t["qdq_sqnr_db"] is not None), key=lambda t: t["qdq_sqnr_db"])[:10]
     return {
         "method": "per-tensor SQNR (dB) of B against A, ORT qdq_loss_debug formula, graph optimisation off",
         "model_a": {"path": str(pa), "sha256": sha256_file(pa)},
@@ -282,6 +289,7 @@ def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[
         "n_identical": sum(t["identical"] for t in tensors),
         "origins": [brief(t) for t in tensors if t["origin"]],
         "largest_drops": [brief(t) for t in drops],
+        "noisiest_quantized": [{**brief(t), "qdq_sqnr_db": t["qdq_sqnr_db"]} for t in noisiest],
         "modules": mod_out,
         "tensors": tensors,
     }

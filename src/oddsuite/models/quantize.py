@@ -274,6 +274,26 @@ def pre_process(src: Path, dst: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- quantize
 
 
+def output_warnings(model, max_step: float = 0.01) -> list[str]:
+    """Warnings about graph outputs that leave through a QDQ pair with a coarse step: a YOLO
+    output concatenates box coordinates (pixels) and class scores ([0, 1]) in one tensor, so
+    one int8 scale for both leaves the scores a few levels, or none, at the operating point."""
+    from onnx import numpy_helper
+
+    init = {i.name: i for i in model.graph.initializer}
+    prod = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for o in model.graph.output:
+        n = prod.get(o.name)
+        if n is None or n.op_type != "DequantizeLinear" or len(n.input) < 2 or n.input[1] not in init:
+            continue
+        step = float(np.max(numpy_helper.to_array(init[n.input[1]])))
+        if step > max_step:
+            out.append(f"output {o.name!r} is quantized with a step of {step:.4g}: class scores in [0, 1] keep "
+                       f"only {max(0, int(1 / step))} levels; keep the detection head in float (--keep-float head)")
+    return out
+
+
 @dataclass(frozen=True)
 class QuantizeResult:
     path: Path
@@ -379,6 +399,9 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
                 log.debug("onnxruntime: %s", chatter.getvalue().strip())
 
         qm = onnx.load(str(qtmp))
+        warnings = output_warnings(qm)
+        for w in warnings:
+            log.warning("%s: %s", out, w)
         settings = {
             "method": method, "quant_format": "QDQ", "per_channel": bool(per_channel), "weight_type": "QInt8",
             "weight_symmetric": True, "activation_type": "QUInt8" if activations == "quint8" else "QInt8",
@@ -434,6 +457,7 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         "settings": settings,
         "pre_process": pre_info,
         "nodes_kept_float": exclude,
+        "warnings": warnings,
         "versions": _versions(src.kind == "exported"),
     }
     from oddsuite.evaluate.io import write_json_atomic

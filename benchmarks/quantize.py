@@ -1,0 +1,186 @@
+"""int8 against fp32 on this CPU: latency (ONNX Runtime) and behaviour (mAP delta, §6 consistency).
+
+The default detector (``models/default``, a model directory ``load_detector`` reads) when it
+exists, otherwise a small stand-in: a random-weight yolov8n made input-dependent
+(``lively_random_model``), whose mAP means nothing (it is said so in the output). The model is
+exported to fp32 ONNX if it is not ONNX already, quantized with ``oddsuite.models.quantize``
+(static, QDQ, per-channel int8 weights, uint8 activations, min-max calibration on a seeded
+sample of the suite, detection head kept float unless ``--keep-float none``), and then:
+
+- latency: both models in ONNX Runtime with the same SessionOptions (same threads, full graph
+  optimisation), batch 1, real pre-processed suite images, measured side by side in one run,
+  calls interleaved (fp32, int8, int8, fp32, ...), median and 10th/90th percentiles of the
+  calls, and the ratio fp32 / int8 of the medians (> 1: int8 is faster);
+- behaviour: ``oddsuite.compare.compare_models`` on the suite: mAP of each and the delta,
+  detection agreement, flips, score drift, and where the layer-level SQNR says error enters.
+
+    .venv/bin/python benchmarks/quantize.py [--suite SUITE] [--model M] [--threads 1] [--calls 30]
+
+Without ``--suite`` a small suite is generated first (odd_specs/urban_day.yaml, 2 scenes,
+seed 1: a few minutes of rendering). Calibrating on the suite that is also scored is what
+this quick check does; for evidence, calibrate on another suite (``--calib``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "models" / "default"
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def latency(fp32: Path, int8: Path, batches: list[np.ndarray], threads: int, calls: int, warmup: int = 3) -> dict:
+    sessions = {"fp32": _session(fp32, threads), "int8": _session(int8, threads)}
+    name = {k: s.get_inputs()[0].name for k, s in sessions.items()}
+    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    for k, s in sessions.items():
+        for i in range(warmup):
+            s.run(None, {name[k]: batches[i % len(batches)]})
+    for i in range(calls):
+        order = ("fp32", "int8") if i % 2 == 0 else ("int8", "fp32")
+        x = batches[i % len(batches)]
+        for k in order:
+            t = time.perf_counter()
+            sessions[k].run(None, {name[k]: x})
+            times[k].append(time.perf_counter() - t)
+    out = {}
+    for k, ts in times.items():
+        q = np.percentile(ts, [10, 50, 90]) * 1000
+        out[k] = {"median_ms": float(q[1]), "p10_ms": float(q[0]), "p90_ms": float(q[2]), "n": len(ts)}
+    out["ratio_fp32_over_int8"] = out["fp32"]["median_ms"] / out["int8"]["median_ms"]
+    paired = [a / b for a, b in zip(times["fp32"], times["int8"])]
+    out["paired_ratio_median"] = float(statistics.median(paired))
+    return out
+
+
+def _fmt(x, d=3):
+    return "n/a" if x is None else f"{x:.{d}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", type=Path, default=None, help="suite to score on (default: generate a small one)")
+    ap.add_argument("--calib", type=Path, default=None, help="suite to calibrate on (default: --suite)")
+    ap.add_argument("--model", type=Path, default=None,
+                    help=f"model (default: {DEFAULT_MODEL} if it exists, else a small random yolov8n)")
+    ap.add_argument("--imgsz", type=int, default=640, help="input size of the stand-in model (default 640)")
+    ap.add_argument("--calib-images", type=int, default=32, help="calibration images (default 32)")
+    ap.add_argument("--keep-float", default="head", help="head | none | REGEX (default head)")
+    ap.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    ap.add_argument("--threads", type=int, default=1,
+                    help="ONNX Runtime intra-op threads for both models (default 1: the machine is shared)")
+    ap.add_argument("--calls", type=int, default=30, help="timed calls per model (default 30)")
+    ap.add_argument("--out", type=Path, default=None, help="keep the models and comparison here (default: temp)")
+    args = ap.parse_args(argv)
+
+    from oddsuite.compare import compare_models
+    from oddsuite.models import load_detector
+    from oddsuite.models.common import preprocess
+    from oddsuite.models.quantize import calibration_sample, float_onnx, load_rgb, quantize_model
+
+    with tempfile.TemporaryDirectory(prefix="oddsuite-bench-q.") as tmp:
+        work = args.out or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        suite = args.suite
+        if suite is None:
+            from oddsuite.suite import generate_suite
+
+            suite = work / "suite"
+            print(f"generating a small suite (urban_day, 2 scenes, seed 1) in {suite} ...", flush=True)
+            t = time.time()
+            generate_suite(ROOT / "odd_specs" / "urban_day.yaml", suite, scenes=2, seed=1, workers=1)
+            print(f"  {time.time() - t:.0f} s", flush=True)
+        calib = args.calib or suite
+        gt = json.loads((suite / "annotations.json").read_text())
+
+        model = args.model
+        default_ready = DEFAULT_MODEL.is_dir() and any(
+            (DEFAULT_MODEL / f).is_file() for f in ("model.safetensors", "model.onnx", "model.json"))
+        if model is None and default_ready:
+            model = DEFAULT_MODEL
+        if model is not None:
+            what = f"model: {model}" + (" (the default detector)" if model == DEFAULT_MODEL else "")
+        else:
+            from oddsuite.models import save_model_dir
+            from oddsuite.models.toy import lively_random_model
+
+            names = {i: str(c["name"]) for i, c in enumerate(gt["categories"])}
+            imgs = [load_rgb(suite / s["file_name"]) for s in calibration_sample(suite, 8, seed=99)]
+            m = lively_random_model(nc=len(names), images=imgs, imgsz=args.imgsz, seed=0)
+            model = save_model_dir(m, work / "standin", names, args.imgsz, name="yolov8n-random")
+            what = (f"model: a small stand-in (random-weight yolov8n, imgsz {args.imgsz}, the suite's "
+                    f"{len(names)} classes) because {DEFAULT_MODEL} "
+                    f"{'holds no model yet' if DEFAULT_MODEL.exists() else 'does not exist'}; its mAP means nothing, "
+                    "the latency and the layer SQNR do")
+        print(what, flush=True)
+
+        src = float_onnx(model, work)
+        fp32 = src.onnx_path
+        t = time.time()
+        q = quantize_model(fp32, calib, work / "int8.onnx", calib_images=args.calib_images, seed=0,
+                           method=args.method, keep_float=args.keep_float)
+        print(f"quantized in {time.time() - t:.0f} s: {q.record['calibration']['n_images']} calibration images, "
+              f"{args.method}, keep-float {args.keep_float} ({q.record['settings']['n_nodes_kept_float']} nodes); "
+              f"fp32 {fp32.stat().st_size / 1e6:.1f} MB, int8 {q.path.stat().st_size / 1e6:.1f} MB", flush=True)
+
+        det = load_detector(fp32)
+        picks = calibration_sample(suite, 8, seed=7)
+        batches = [preprocess([load_rgb(suite / s["file_name"])], det.input_hw)[0] for s in picks]
+        lat = latency(fp32, q.path, batches, args.threads, args.calls)
+        print(f"\nlatency, batch 1, {det.input_hw[0]}x{det.input_hw[1]}, {args.threads} thread(s), "
+              f"{args.calls} interleaved calls each (ONNX Runtime, same SessionOptions):")
+        for k in ("fp32", "int8"):
+            v = lat[k]
+            print(f"  {k}: median {v['median_ms']:.1f} ms  (p10 {v['p10_ms']:.1f}, p90 {v['p90_ms']:.1f})")
+        print(f"  fp32 / int8 = {lat['ratio_fp32_over_int8']:.2f}x  (median of paired ratios "
+              f"{lat['paired_ratio_median']:.2f}x)", flush=True)
+
+        t = time.time()
+        r = compare_models(suite, fp32, q.path, work / "compare", progress=False, layer_images=2,
+                           threads=args.threads)
+        o = r["overall"]
+        mp = o["map"]
+        fa, fb = r["models"]["a"]["full_scene_map"], r["models"]["b"]["full_scene_map"]
+        print(f"\nbehaviour on {suite} ({r['suite']['n_images']} images, iou 0.5, conf 0.25; {time.time() - t:.0f} s):")
+        print(f"  mAP@[.5:.95] all images  fp32 {_fmt(mp['a']['map'])}  int8 {_fmt(mp['b']['map'])}  "
+              f"delta {_fmt(mp['delta']['map'], 4)}  ({mp['n_images']} images)")
+        if fa and fb:
+            d = (fb["map"] - fa["map"]) if (fa.get("map") is not None and fb.get("map") is not None) else None
+            print(f"  mAP full-scene images    fp32 {_fmt(fa.get('map'))}  int8 {_fmt(fb.get('map'))}  "
+                  f"delta {_fmt(d, 4)}  ({fa.get('n_images')} images)")
+        ag, fl = o["agreement"], o["flips"]
+        print(f"  detection agreement {_fmt(ag['value'])} ({ag['k']}/{ag['n']}), flips hit->not "
+              f"{fl['hit_to_not']['k']}, not->hit {fl['not_to_hit']['k']} of {fl['n']} ROIs, "
+              f"score drift {_fmt(o['score_drift']['value'], 4)} ({o['score_drift']['n']} pairs)")
+        lay = r["layers"]
+        if "skipped" not in lay:
+            drops = ", ".join(f"{d['node']} ({d['drop_db']:.1f} dB)" for d in lay["largest_drops"][:3])
+            noisy = ", ".join(f"{d['tensor']} ({d['qdq_sqnr_db']:.1f} dB)" for d in lay["noisiest_quantized"][:3])
+            print(f"  layers: output SQNR {_fmt(lay['output_sqnr_db'], 1)} dB; largest drops: {drops}")
+            print(f"  noisiest int8 tensors (own QDQ SQNR): {noisy}")
+        if args.out:
+            print(f"\nkept in {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
