@@ -139,7 +139,10 @@ def test_export_cli(tmp_path, suite, capsys):
 
 def test_train_tiny_model_loads(tmp_path, suite):
     data_yaml = export_yolo(suite, tmp_path / "ds", images="all", val_fraction=0.34)
-    out = train_detector(data_yaml, tmp_path / "model", epochs=1, imgsz=128, batch=4, seed=0)
+    epochs_seen = []
+    out = train_detector(data_yaml, tmp_path / "model", epochs=1, imgsz=128, batch=4, seed=0,
+                         on_epoch=lambda e, n, m: epochs_seen.append((e, n, "metrics/mAP50-95(B)" in m)))
+    assert epochs_seen == [(1, 1, True)]
     names = sorted(p.name for p in out.iterdir())
     assert names == ["model.json", "model.safetensors", "model.yaml", "train_log"]
     assert not list(out.rglob("*.pt")), "no pickles are left behind"

@@ -106,10 +106,21 @@ def run(args) -> int:
     data_yaml = export_yolo(suite_dir, data_dir, images=args.images, link=True, val_fraction=args.val_fraction,
                             seed=args.seed)
     print(f"data set: {data_yaml}; training {args.arch} for {args.epochs} epochs at imgsz {args.imgsz} (CPU)")
-    train_detector(data_yaml, out, arch=args.arch, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                   seed=args.seed, workers=0, name=out.name, command=command_of(args),
-                   extra={"training_suite": {"dir": str(suite_dir), "seed": suite_seed, "scenes": args.scenes,
-                                             "spec": str(args.spec), "plan": args.plan,
-                                             "images": args.images}})
+    ebar = tqdm(total=args.epochs, unit="epoch", desc="training")
+
+    def on_epoch(epoch: int, epochs: int, metrics: dict) -> None:
+        m = metrics.get("metrics/mAP50-95(B)")
+        if m is not None:
+            ebar.set_postfix_str(f"val mAP {m:.3f}")
+        ebar.update(1)
+
+    try:
+        train_detector(data_yaml, out, arch=args.arch, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                       seed=args.seed, workers=0, name=out.name, command=command_of(args), on_epoch=on_epoch,
+                       extra={"training_suite": {"dir": str(suite_dir), "seed": suite_seed, "scenes": args.scenes,
+                                                 "spec": str(args.spec), "plan": args.plan,
+                                                 "images": args.images}})
+    finally:
+        ebar.close()
     print(f"model written: {out} (evaluate with: oddsuite evaluate SUITE --model {out} --out RESULTS)")
     return 0

@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from oddsuite.errors import ModelError
 from oddsuite.models._ultra import ultralytics_offline
@@ -58,12 +58,14 @@ def _read_names(data_yaml: Path) -> dict[int, str]:
 def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Path = "yolov8n.yaml",
                    epochs: int = 1, imgsz: int = 160, batch: int = 8, seed: int = 0, workers: int = 0,
                    device: str = "cpu", name: str | None = None, command: str | None = None,
-                   extra: dict[str, Any] | None = None, keep_run_dir: bool = False, **train_args) -> Path:
+                   extra: dict[str, Any] | None = None, keep_run_dir: bool = False,
+                   on_epoch: Callable[[int, int, dict[str, float]], None] | None = None, **train_args) -> Path:
     """Train ``arch`` from scratch on ``data_yaml`` and write OUT/model.{yaml,safetensors,json}.
 
     The card (model.json) records classes, imgsz, the weights' sha256, the command (``command``
     or this call), seed, epochs, the ultralytics/torch versions, the data set and its final
     validation metrics. ``train_args`` go to ultralytics (e.g. ``mosaic=0``, ``lr0=0.01``).
+    ``on_epoch(epoch, epochs, metrics)`` is called after each epoch (1-based) for progress.
     Returns the output directory.
     """
     import torch
@@ -103,6 +105,14 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
     try:
         trainer = DetectionTrainer(overrides=args)
         trainer.add_callback("on_model_save", on_model_save)
+        if on_epoch is not None:
+            def on_fit_epoch_end(trainer) -> None:
+                if int(trainer.epoch) < int(trainer.epochs):  # the final re-validation repeats the last epoch
+                    m = {k: float(v) for k, v in (getattr(trainer, "metrics", None) or {}).items()
+                         if isinstance(v, (int, float))}
+                    on_epoch(int(trainer.epoch) + 1, int(trainer.epochs), m)
+
+            trainer.add_callback("on_fit_epoch_end", on_fit_epoch_end)
         trainer.train()
         if "state" not in captured:
             raise ModelError(f"training on {data_yaml} finished without saving a model")
