@@ -99,6 +99,7 @@ def test_rule_tree_names_the_planted_condition():
     assert (first["n"], first["failures"], first["share_of_failures"], first["above_overall"]) == (120, 120, 1.0, True)
     assert rules[1]["failures"] == 0 and not rules[1]["above_overall"]
     assert data["tree"]["importance"] == {"environment.fog_visibility_m": 1.0}
+    assert first["summary"] == "fog_visibility_m < 50 m: failure rate 1.00 [0.97, 1.00], n = 120, 100% of all failures"
 
 
 def test_conjunction_rule_fog_and_class():

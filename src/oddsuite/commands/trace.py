@@ -71,18 +71,14 @@ def summary_lines(data: dict[str, Any], top: int = 5) -> list[str]:
     if data["slices"]:
         lines.append(f"most clearly failing conditions (n >= {data['settings']['min_support']}):")
         for s in data["slices"][:top]:
-            share = s["share_of_failures"]
-            lines.append(f"  {s['condition']}: failure rate {_ci(s['rate'])}, n = {s['n']}"
-                         + (f", {share:.0%} of all failures" if share is not None else ""))
+            lines.append(f"  {s['summary']}")
     else:
         lines.append(f"no condition has n >= {data['settings']['min_support']} ROI rows (lower --min-support)")
     rules = [r for r in data["rules"] if r["above_overall"]]
     if rules:
         lines.append("rules:")
         for r in rules[:top]:
-            share = r["share_of_failures"]
-            lines.append(f"  {r['text']}: failure rate {_ci(r['rate'])}, n = {r['n']}"
-                         + (f", {share:.0%} of all failures" if share is not None else ""))
+            lines.append(f"  {r['summary']}")
     return lines
 
 

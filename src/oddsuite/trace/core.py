@@ -94,6 +94,17 @@ def _examples(rows: pd.DataFrame, mask: np.ndarray, k: int) -> list[dict[str, An
     return out
 
 
+def _summary(text: str, rec: Mapping[str, Any]) -> str:
+    """'fog_visibility_m < 200 m and class = person: failure rate 0.71 [0.63, 0.78], n = 140,
+    38% of all failures'."""
+    r = rec["rate"]
+    if r["value"] is None:
+        return f"{text}: failure rate undefined (n = 0)"
+    share = rec.get("share_of_failures")
+    return (f"{text}: failure rate {r['value']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}], n = {rec['n']}"
+            + (f", {share:.0%} of all failures" if share is not None else ""))
+
+
 def _merge_identical(ranked: list[dict[str, Any]], dims: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Slices holding exactly the same rows as a better-ranked one (e.g. a variant that fixes
     the fog, or several parameters of one scene) are folded into it: its ``same_rows`` lists
@@ -145,6 +156,10 @@ def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = N
     by_roi = {(int(s), int(r)): int(n) for (s, r), n in fails.groupby(["scene_id", "roi_id"]).size().items()}
     infl = influence_ranking(outcomes, influence=influence, boxes=boxes, failures_by_class=by_class,
                              failures_by_roi=by_roi)
+    for s in ranked:
+        s["summary"] = _summary(s["condition"], s)
+    for r in tree["rules"]:
+        r["summary"] = _summary(r["text"], r)
     n_small = sum(1 for t in tables for s in t if not s["supported"])
     data = {
         "format": FORMAT,

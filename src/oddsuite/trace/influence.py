@@ -93,25 +93,30 @@ def relation_text(rel: Mapping[str, str]) -> str:
 
 
 REL = ["depth", "side", "overlap"]
+#: (scene, target, other) pairs searched for an example image pair per row
+MAX_FLIP_CANDIDATES = 20
 KEY = ["target_category", "other_category"] + REL
 
 
-def _flip_index(outcomes: pd.DataFrame) -> dict[tuple[int, str, str], dict[frozenset, tuple[int, dict[int, bool]]]]:
-    idx: dict[tuple[int, str, str], dict[frozenset, tuple[int, dict[int, bool]]]] = defaultdict(dict)
+FlipIndex = Mapping[int, Mapping[tuple[str, str], Mapping[frozenset, tuple[int, dict[int, bool]]]]]
+
+
+def _flip_index(outcomes: pd.DataFrame) -> dict[int, dict[tuple[str, str], dict[frozenset, tuple[int, dict[int, bool]]]]]:
+    """scene -> (variant, mode) -> subset -> (image id, {roi: hit})."""
+    idx: dict[int, dict[tuple[str, str], dict[frozenset, tuple[int, dict[int, bool]]]]] = defaultdict(
+        lambda: defaultdict(dict))
     cols = ["image_id", "scene_id", "variant", "mode", "subset", "roi_id", "outcome"]
     for r in outcomes[cols].itertuples(index=False):
         s = frozenset(int(x) for x in str(r.subset).split(",") if x != "")
-        slot = idx[(int(r.scene_id), str(r.variant), str(r.mode))].setdefault(s, (int(r.image_id), {}))
+        slot = idx[int(r.scene_id)][(str(r.variant), str(r.mode))].setdefault(s, (int(r.image_id), {}))
         slot[1][int(r.roi_id)] = r.outcome == "hit"
     return idx
 
 
-def find_flip(index: Mapping, scene: int, o: int, r: int) -> dict[str, Any] | None:
+def find_flip(index: FlipIndex, scene: int, o: int, r: int) -> dict[str, Any] | None:
     """A pair of images of one scene, variant and mode where ROI ``o`` is a hit without ``r``
     and not a hit once ``r`` is added (the smallest such context first)."""
-    for (s_id, variant, mode), subsets in sorted(index.items()):
-        if s_id != scene:
-            continue
+    for (variant, mode), subsets in sorted(index.get(scene, {}).items()):
         for s in sorted(subsets, key=lambda s: (len(s), sorted(s))):
             if o not in s or r in s:
                 continue
@@ -229,7 +234,7 @@ def influence_ranking(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None 
                             & (infl["overlap"] == r["overlap"]) & (infl["influence"] > 0)]
             cand = cand.sort_values(["influence", "n", "scene_id", "target_roi", "other_roi"],
                                     ascending=[False, False, True, True, True], kind="mergesort")
-            for c in cand.itertuples(index=False):
+            for c in cand.head(MAX_FLIP_CANDIDATES).itertuples(index=False):
                 ex = find_flip(flip_index, int(c.scene_id), int(c.target_roi), int(c.other_roi))
                 if ex is not None:
                     r["example"] = ex
