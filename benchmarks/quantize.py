@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"model (default: {DEFAULT_MODEL} if it exists, else a small random yolov8n)")
     ap.add_argument("--imgsz", type=int, default=640, help="input size of the stand-in model (default 640)")
     ap.add_argument("--calib-images", type=int, default=32, help="calibration images (default 32)")
-    ap.add_argument("--keep-float", default="head", help="head | none | REGEX (default head)")
+    ap.add_argument("--keep-float", default="head", help="head | decode | none | REGEX (default head)")
     ap.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
     ap.add_argument("--threads", type=int, default=1,
                     help="ONNX Runtime intra-op threads for both models (default 1: the machine is shared)")

@@ -162,6 +162,10 @@ def test_quantize_is_reproducible_and_options(tmp_path, fp32, suite, int8):
     assert len(calibration_sample(suite, 1000, seed=1)) == len(json.loads((suite / "annotations.json").read_text())["images"])
     m = onnx.load(str(fp32))
     assert nodes_to_keep_float(m, "none") == []
+    head, decode = nodes_to_keep_float(m, "head"), nodes_to_keep_float(m, "decode")
+    assert set(decode) < set(head) and all("/model.22/" in n for n in head)
+    assert not any("/cv2." in n or "/cv3." in n for n in decode) and "/m/model.22/dfl/Softmax" in decode
+    assert any("/cv3." in n and n.endswith("/Conv") for n in head)
     # a regex keeps the matched nodes and everything computed from them
     kept = nodes_to_keep_float(m, r"model\.21/")
     assert kept[0].startswith("/m/model.21/") and any("/model.22/" in n for n in kept)

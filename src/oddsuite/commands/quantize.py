@@ -45,9 +45,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--percentile", type=_percentile, default=99.999, help="for --method percentile (default 99.999)")
     p.add_argument("--activations", choices=["quint8", "qint8"], default="quint8",
                    help="activation type (default quint8); weights are always per-channel qint8")
-    p.add_argument("--keep-float", default="head", metavar="head|none|REGEX",
+    p.add_argument("--keep-float", default="head", metavar="head|decode|none|REGEX",
                    help="nodes left in float: 'head' (the last Detect module and what follows it; default), "
-                        "'none', or a regular expression searched in node names")
+                        "'decode' (only the head's decoding tail: its convolutions are quantized), 'none', "
+                        "or a regular expression searched in node names (with what follows the matches)")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
     p.add_argument("--sha256", metavar="HEX", default=None, help="expected SHA-256 of the source model file")
     p.add_argument("--trust-pickle", action="store_true",

@@ -14,9 +14,10 @@ The flow a deployment toolchain follows, made reproducible and recorded:
    percentile), so memory stays bounded whatever the sample size;
 4. ``quantize_static``: QDQ format, per-channel symmetric QInt8 weights, QUInt8 (default) or
    QInt8 activations; nodes matching ``keep_float`` stay in float (``"head"``: the last
-   Detect module and everything computed from it, the usual choice for YOLO: its output
+   Detect module and everything computed from it; ``"decode"``: only the head's decoding
+   tail, its convolutions quantized. Some float tail is needed for YOLO: its output
    concatenates box coordinates in pixels with class scores in [0, 1], which one int8 scale
-   cannot hold);
+   cannot hold, and ``"none"`` is warned about in the record);
 5. the int8 model is written atomically, keeps the source's metadata (class ``names``,
    ``imgsz``, …, so it loads with ``load_detector``) plus a ``quantization`` entry, and a
    record ``<out>.json`` (e.g. ``x-int8.onnx.json``) tells how it was made: source and output
@@ -187,14 +188,32 @@ def head_nodes(model) -> list[str]:
     return downstream_nodes(model, [n.name for n in model.graph.node if _module_index(n.name) == last])
 
 
+def decode_nodes(model) -> list[str]:
+    """The decoding tail of a YOLO head: the nodes of the last ``model.N`` module that are not
+    inside one of its convolution branches (``cv2.*``, ``cv3.*``, ...), i.e. the per-level
+    concatenation, the DFL, the box arithmetic and the class sigmoid, and everything after
+    them. The head's convolutions are quantized."""
+    head = set(head_nodes(model))
+    last = max(i for i in (_module_index(n) for n in head) if i is not None)
+    branch = re.compile(rf"(?:^|/)model\.{last}/cv\d+[./]")
+    seeds = [n.name for n in model.graph.node if n.name in head and not branch.search(n.name)]
+    if not seeds or len(seeds) == len(head):
+        raise ModelError("cannot tell the head's decoding from its convolution branches (no 'cvN.' submodules "
+                         "in the last module); use --keep-float head or a node-name regex")
+    return downstream_nodes(model, seeds)
+
+
 def nodes_to_keep_float(model, keep_float: str | None) -> list[str]:
-    """``keep_float``: ``"head"``, ``"none"`` (or None / ""), or a regular expression searched in
-    node names; the matched nodes and every node computed from them stay in float."""
+    """``keep_float``: ``"head"``, ``"decode"``, ``"none"`` (or None / ""), or a regular
+    expression searched in node names; the matched nodes and every node computed from them
+    stay in float."""
     spec = (keep_float or "none").strip()
     if spec == "none":
         return []
     if spec == "head":
         return head_nodes(model)
+    if spec == "decode":
+        return decode_nodes(model)
     try:
         rx = re.compile(spec)
     except re.error as e:
