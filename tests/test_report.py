@@ -2,6 +2,7 @@
 random weights, ``evaluate_suite``), checked as a file (every section, nothing external,
 undefined rates written as such) and as a page rendered by headless Chromium."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -137,6 +138,19 @@ def test_report_without_suite_or_scores_says_what_is_missing(tmp_path):
     assert "computed for this report" in html
     assert not (res / "trace").exists()  # the report does not write into the results folder
     assert "No compare folder" in html and "No faults folder" in html
+
+    from oddsuite import cli
+
+    assert cli.main(["report", str(res), "--out", str(tmp_path / "x.html"), "--compare", str(tmp_path / "no")]) == 2
+    assert not (tmp_path / "x.html").exists()
+    # a saved trace older than the outcome table is not trusted
+    assert cli.main(["trace", str(res), "--min-support", "10"]) == 0
+    assert "Trace: trace/trace.json" in build_report(res, tmp_path / "y.html").read_text(encoding="utf-8")
+    os.utime(res / "outcomes.parquet", None)
+    old = (res / "trace" / "trace.json").stat().st_mtime - 10
+    os.utime(res / "trace" / "trace.json", (old, old))
+    html = build_report(res, tmp_path / "z.html").read_text(encoding="utf-8")
+    assert "is older than outcomes.parquet" in html and "computed for this report" in html
 
 
 def _screenshot(html: Path, png: Path) -> None:

@@ -2,7 +2,6 @@
 worked out here: the planted condition must come out as the top slice with the right
 counts, and the rule tree must name it."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,7 +44,7 @@ def outcome_table(fails, n_scenes: int = 40, with_permutations: bool = True) -> 
             def roi(r):
                 return {"roi_id": r, "category": CLASSES[r], "category_id": 1 if CLASSES[r] == "car" else 2,
                         "roi.distance_m": 8.0 + (7 * s + 13 * r) % 30, "roi.x_m": 8.0 + (7 * s + 13 * r) % 30,
-                        "roi.y_m": float(r - 1)}
+                        "roi.y_m": float((s + 2 * r) % 5 - 2)}
 
             image_id += 1
             for r in range(3):
@@ -259,3 +258,15 @@ def test_trace_results_reports_a_missing_outcome_table(tmp_path):
     (tmp_path / "r").mkdir()
     with pytest.raises(OddsuiteError, match="outcomes.parquet: missing"):
         trace_results(tmp_path / "r")
+
+
+def test_a_variant_that_fixes_the_fog_is_stated_as_the_fog():
+    # variant "fog" is exactly the images with fog < 50 m: slice and rule name the ODD dimension,
+    # and the variant's identical slice is folded into it
+    out = outcome_table(fog_misses, n_scenes=30, with_permutations=False)
+    out["variant"] = np.where(out["environment.fog_visibility_m"] < 50, "fog", "clear")
+    data = trace_outcomes(out)
+    top = data["slices"][0]
+    assert top["condition"] == "fog_visibility_m < 50 m" and top["same_rows"] == ["variant = fog"]
+    assert not any(s["condition"] == "variant = fog" for s in data["slices"])
+    assert data["rules"][0]["text"] == "fog_visibility_m < 50 m"

@@ -39,7 +39,10 @@ def register(subparsers: Any) -> None:
         "trace", help="trace failures to scene conditions and ROIs (slices, heatmaps, rules, ROI influence)",
         description="Find the scene conditions and co-present ROIs under which the detector fails, from an "
                     "evaluation's results folder; writes RESULTS_DIR/trace/trace.json and PNG figures. A failure "
-                    "is a ROI that is missed or mislabelled; ignore regions are left out.")
+                    "is a ROI that is missed or mislabelled; ignore regions are left out. Slices (one level of "
+                    "one condition) are ranked by the lower end of their failure rate's 95%% Wilson interval minus "
+                    "the overall failure rate: positive only when the slice fails more often than overall even "
+                    "at the pessimistic end of its interval.")
     p.add_argument("results", metavar="RESULTS_DIR", type=Path, help="results folder (from `oddsuite evaluate`)")
     p.add_argument("--images", choices=("full", "permutation", "all"), default="full",
                    help="which images to trace: full scenes (default), permutation images, or all")

@@ -13,7 +13,7 @@ import datetime as _dt
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -210,11 +210,15 @@ def _load_trace(res: Path, trace: Mapping[str, Any] | None, options: Mapping[str
     if trace is not None:
         return dict(trace), "given"
     saved = res / TRACE_DIR / TRACE_JSON
-    if saved.is_file() and not options:
-        return load_trace(saved), f"{TRACE_DIR}/{TRACE_JSON}"
-    if not (res / "outcomes.parquet").is_file():
+    outcomes = res / "outcomes.parquet"
+    if not outcomes.is_file():
         notes.append("outcomes.parquet not found: no failure trace")
         return None, "none"
+    if saved.is_file() and not options:
+        if saved.stat().st_mtime >= outcomes.stat().st_mtime:
+            return load_trace(saved), f"{TRACE_DIR}/{TRACE_JSON}"
+        notes.append(f"{TRACE_DIR}/{TRACE_JSON} is older than outcomes.parquet: failures traced again for this "
+                     f"report (run `oddsuite trace` to update the saved trace)")
     t = trace_results(res, suite_dir=suite_dir, write=False, **dict(options or {}))
     return t.data, "computed for this report (not saved; run `oddsuite trace` to save it)"
 
@@ -450,4 +454,4 @@ def section_ids() -> list[str]:
     return [s for s, _ in SECTIONS]
 
 
-__all__: Iterable[str] = ["build_report", "render_report", "report_context", "section_ids", "SECTIONS"]
+__all__ = ["build_report", "render_report", "report_context", "section_ids", "SECTIONS"]

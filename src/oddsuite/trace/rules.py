@@ -4,7 +4,8 @@ The tree (scikit-learn, seeded, depth ≤ 3, at least ``min_leaf`` rows per leaf
 the binned dimensions: an ordered dimension (binned or few numeric values) enters as its
 level index, so every split falls on a bin edge of the taxonomy (``fog_visibility_m <
 200 m``, not ``< 173.4``); a categorical one enters as one indicator per category
-(``class = person`` / ``class ≠ person``). Each leaf becomes a rule: the conditions on its
+(``class = person`` / ``class ≠ person``); an indicator that only repeats a split of an
+ODD dimension is left out. Each leaf becomes a rule: the conditions on its
 path, merged per dimension, with the leaf's support, failure rate and Wilson interval,
 and its share of all failures.
 """
@@ -21,16 +22,37 @@ from oddsuite.trace.slices import _record
 MAX_DEPTH = 3
 
 
+def _key(mask: np.ndarray) -> bytes:
+    return np.packbits(mask).tobytes()
+
+
 def _features(dims: Sequence[Dimension]) -> tuple[np.ndarray, list[tuple[int, int | None]]]:
-    """Feature matrix and, per feature, (dimension index, category index or None for ordered)."""
+    """Feature matrix and, per feature, (dimension index, category index or None for ordered).
+
+    Ordered dimensions come first, those binned by the ODD taxonomy before the others, and a
+    category indicator that splits the rows exactly as a threshold of an earlier feature does
+    (e.g. ``variant = fog_150m`` when that variant alone has fog under 200 m) is left out:
+    the tree then states the split by the ODD dimension, which is what the variant means.
+    """
+    order = sorted(range(len(dims)), key=lambda i: (not dims[i].ordered,
+                                                    not dims[i].source.startswith("taxonomy"), i))
     cols, meta = [], []
-    for di, d in enumerate(dims):
+    seen: set[bytes] = set()
+    for di in order:
+        d = dims[di]
         if d.ordered:
             cols.append(d.codes.astype(np.float64))
             meta.append((di, None))
+            for k in range(len(d.levels) - 1):
+                m = d.codes <= k
+                seen.update((_key(m), _key(~m)))
         else:
             for li in range(len(d.levels)):
-                cols.append((d.codes == li).astype(np.float64))
+                m = d.codes == li
+                if _key(m) in seen:
+                    continue
+                seen.update((_key(m), _key(~m)))
+                cols.append(m.astype(np.float64))
                 meta.append((di, li))
     X = np.column_stack(cols) if cols else np.zeros((0, 0))
     return X, meta
