@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
         description="Find the scene conditions and co-present ROIs under which the detector fails, from an "
                     "evaluation's results folder; writes RESULTS_DIR/trace/trace.json and PNG figures. A failure "
                     "is a ROI that is missed or mislabelled; ignore regions are left out. Slices (one level of "
-                    "one condition) are ranked by the lower end of their failure rate's 95%% Wilson interval minus "
+                    "one condition) are ranked by the lower end of their failure rate's 95% Wilson interval minus "
                     "the overall failure rate: positive only when the slice fails more often than overall even "
                     "at the pessimistic end of its interval.")
     p.add_argument("results", metavar="RESULTS_DIR", type=Path, help="results folder (from `oddsuite evaluate`)")
