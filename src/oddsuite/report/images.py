@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 OUTCOME_COLOURS = {"hit": (39, 174, 96), "miss": (231, 76, 60), "mislabel": (243, 156, 18), "ignore": (149, 165, 166)}
 PRED_COLOUR = (52, 120, 246)
 FP_COLOUR = (214, 48, 200)
+#: predictions drawn per image at most (the best scores); the caption says when there are more
+MAX_BOXES = 12
 #: images are drawn this wide (small renders are scaled up so boxes and labels stay legible)
 WIDTH = 300
 
@@ -43,7 +45,7 @@ class ImageDrawer:
     COCO results list; ``outcomes``: outcomes.parquet (outcome per image and ROI)."""
 
     def __init__(self, suite_dir: Path, gt: Mapping[str, Any], predictions: Iterable[Mapping[str, Any]],
-                 outcomes: pd.DataFrame, *, conf: float, width: int = WIDTH):
+                 outcomes: pd.DataFrame, *, conf: float, width: int = WIDTH, max_boxes: int = MAX_BOXES):
         self.root = Path(suite_dir)
         self.images = {int(im["id"]): im for im in gt["images"]}
         self.cats = {int(c["id"]): str(c["name"]) for c in gt["categories"]}
@@ -60,6 +62,7 @@ class ImageDrawer:
             self.outcome[(int(r.image_id), int(r.roi_id))] = "ignore" if bool(r.ignore) else str(r.outcome)
         self.conf = conf
         self.width = width
+        self.max_boxes = int(max_boxes)
         self.font = _font(11)
         self._cache: dict[tuple, str | None] = {}
         self.by_key: dict[tuple[int, str, str, str], int] = {}
@@ -84,7 +87,15 @@ class ImageDrawer:
                 text += f" · ROI {roi}: {o}"
         if zoom:
             text += " (zoomed)"
+        n = len(self.preds.get(int(image_id), []))
+        if n > self.max_boxes:
+            text += f" · best {self.max_boxes} of {n} detections drawn"
         return text
+
+    def shown_predictions(self, image_id: int) -> list[Mapping[str, Any]]:
+        """The predictions drawn: the ``max_boxes`` best of those at the operating threshold."""
+        preds = self.preds.get(int(image_id), [])
+        return sorted(preds, key=lambda p: -float(p["score"]))[:self.max_boxes]
 
     def roi_box(self, scene: int, rois: Iterable[int]) -> tuple[float, float, float, float] | None:
         """The union (xywh) of the ROIs' full boxes in the scene's images, None if none is annotated."""
@@ -179,7 +190,7 @@ class ImageDrawer:
                 continue
             box(a["bbox"], OUTCOME_COLOURS.get(o, OUTCOME_COLOURS["ignore"]), 3 if roi in secondary else 1,
                 f"ROI {roi}" if roi in secondary else None)
-        for p in self.preds.get(image_id, []):
+        for p in self.shown_predictions(image_id):
             colour = PRED_COLOUR
             if fp and not any(_iou(p["bbox"], g) >= 0.5 for g in gt_boxes):
                 colour = FP_COLOUR
