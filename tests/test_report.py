@@ -17,6 +17,11 @@ from PIL import Image
 from oddsuite.report import build_report, section_ids
 from oddsuite.report.build import fmt_num, fmt_rate
 
+try:  # triton (ultralytics -> torchvision) segfaults when first imported after an in-process
+    import triton  # noqa: F401  # pyrender/EGL render (the tiny_suite fixture): import it at collection
+except ImportError:  # pragma: no cover
+    pass
+
 CHROMIUM = Path("/usr/bin/chromium")
 IMGSZ = 160
 
@@ -26,8 +31,7 @@ def real_results(request, tmp_path_factory):
     """A real evaluation of the tiny suite, plus a compare folder (the §6 consistency of the
     run's predictions against a perturbed copy, computed by oddsuite.metrics) and a faults
     folder in the layout of `oddsuite faults` (results.json, results.csv, no plot)."""
-    # the torch stack is imported before the tiny suite is rendered in this process:
-    # importing torchvision after an in-process pyrender/EGL render segfaults
+    # the torch stack is imported before the tiny suite may be rendered in this process (see above)
     from oddsuite.models.toy import lively_random_model
     from oddsuite.models.yolo import UltralyticsDetector
     import torchvision  # noqa: F401
