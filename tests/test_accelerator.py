@@ -230,6 +230,8 @@ def test_dense_fault_columns_use_cumsum_path_and_match():
     x, w = rand_int8(rng, (4, 95)), rand_int8(rng, (95, 7), -127, 128)
     fm = FaultMap.random(R, C, 100, seed=11)  # ~33 faulty rows per column
     np.testing.assert_array_equal(SystolicArray(R, C).matmul(x, w, faults=fm), slow_reference(x, w, R, C, fm))
+    x2, w2 = rand_int8(rng, (3, 80)), rand_int8(rng, (80, 4), -127, 128)  # K = 2R exactly: no padding
+    np.testing.assert_array_equal(SystolicArray(R, C).matmul(x2, w2, faults=fm), slow_reference(x2, w2, R, C, fm))
 
 
 @pytest.mark.parametrize("dense", [False, True])

@@ -11,6 +11,11 @@ from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
 
 from test_accelerator_wrap import _FakeDetector
 
+try:  # triton (pulled in by ultralytics -> torchvision) segfaults when first imported after the
+    import triton  # noqa: F401  # pyrender EGL renderer ran in this process (the tiny_suite fixture):
+except ImportError:  # pragma: no cover  # import it at collection, before any rendering
+    pass
+
 
 def _fake_evaluate(calls):
     def evaluate(suite_dir, detector, out_dir, batch=8, progress=False):
@@ -81,3 +86,35 @@ def test_cli_faults_parses_and_rejects_bad_input(tmp_path, capsys):
     assert "does not apply to stuck-at" in capsys.readouterr().err
     assert main(["faults", "S", "--model", str(tmp_path), "--mitigation", "fap+t", "--out", str(tmp_path)]) == 2
     assert "fap+t" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_faults_end_to_end_on_a_real_suite(tiny_suite, tmp_path, capsys):
+    """`oddsuite faults` on a rendered suite with a saved (random-weight) yolov8n: the thin integration."""
+    from oddsuite.cli import main
+    from oddsuite.evaluate import load_suite
+    from oddsuite.models import save_model_dir
+    from oddsuite.models.yolo import random_model
+
+    cats = load_suite(tiny_suite).categories
+    classes = {i: name for i, (_, name) in enumerate(sorted(cats.items()))}
+    mdir = save_model_dir(random_model(nc=len(classes), seed=0), tmp_path / "model", classes, 64, name="rnd")
+    out = tmp_path / "res"
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small ops: OpenMP on a busy shared machine is 10-20x slower than one thread
+    try:
+        rc = main(["faults", str(tiny_suite), "--model", str(mdir), "--array", "64x64", "--faulty-pes", "0,8",
+                   "--mitigation", "none,fap", "--maps", "1", "--calib", "2", "--no-progress", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0, capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    assert [(r["faulty_pes"], r["mitigation"]) for r in res["rows"]] == [(0, "none"), (8, "none"), (8, "fap")]
+    assert all(r["map"] is not None for r in res["rows"])
+    assert (out / res["rows"][1]["map_file"]).is_file()
+    assert (out / "results.csv").is_file() and (out / "faults.png").is_file()
+    for r in res["rows"]:
+        assert (out / "points" / r["point"] / "metrics.json").is_file()
+    assert "full-scene mAP" in capsys.readouterr().out

@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                                   faulty_pes=tuple(faulty) if fault == "stuck-at" else (),
                                   mitigations=tuple(mitigations) if fault == "stuck-at" else (),
                                   timing_rates=tuple(rates) if fault == "timing" else (),
-                                  timing_modes=tuple(timing_modes), keep_bits=args.keep_bits)
+                                  timing_modes=tuple(timing_modes), keep_bits=args.keep_bits, bits=args.bits)
         res = run_mlp_experiment(args.out, cfg, progress=not args.no_progress)
         print(f"MLP on digits: float {res['model']['float_accuracy']:.4f}, int8 {res['model']['int8_accuracy']:.4f} "
               f"on {res['array']}")

@@ -48,6 +48,7 @@ class MLPExperimentConfig:
     faulty_pes: Sequence[int] = (0, 1, 4, 16, 64, 256, 1024, 4096, 16384, 32768)
     mitigations: Sequence[str] = ("none", "fap", "fap+t")
     maps: int = 5
+    bits: Sequence[int] | None = None  # stuck-at bits drawn from (None: all 32)
     timing_rates: Sequence[float] = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
     timing_modes: Sequence[str] = ("propagate", "te-drop")
     keep_bits: int = 16
@@ -152,7 +153,8 @@ def run_mlp_experiment(out_dir: str | os.PathLike | None = None, config: MLPExpe
     log.info("MLP float %.4f, int8 on %s %.4f", float_acc, array, int8_acc)
 
     seeds = [map_seed(cfg.seed, i) for i in range(cfg.maps)]
-    big_maps = {s: FaultMap.random(cfg.rows, cfg.cols, max(points) if points else 0, seed=s) for s in seeds}
+    big_maps = {s: FaultMap.random(cfg.rows, cfg.cols, max(points) if points else 0, seed=s, bits=cfg.bits)
+                for s in seeds}
 
     stuck_rows: list[dict] = []
     it = [(n, s) for n in points for s in seeds]
@@ -205,7 +207,7 @@ def run_mlp_experiment(out_dir: str | os.PathLike | None = None, config: MLPExpe
 
     results = {
         "experiment": "mlp-digits",
-        "config": {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in asdict(cfg).items()},
+        "config": {k: (list(v) if isinstance(v, (list, tuple, range)) else v) for k, v in asdict(cfg).items()},
         "model": {"layers": [784, *cfg.hidden, 10], "train": len(Xtr), "test": len(Xte),
                   "float_accuracy": float_acc, "int8_accuracy": int8_acc},
         "array": f"{cfg.rows}x{cfg.cols}",

@@ -379,7 +379,7 @@ class SystolicArray:
             Xt = XT.to(self._tile_dtype)
             if T * width != K:
                 Xt = torch.nn.functional.pad(Xt, (0, 0, 0, T * width - K))
-            Xt = Xt.view(T, width, M)
+            Xt = Xt.reshape(T, width, M)
             G = len(g.jg)
             mc = max(1, min(M, _BUDGET // (T * width * G)))
             delta = torch.empty(G, M, dtype=_REPLAY_DTYPE)
