@@ -401,11 +401,12 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         for p in e["png"]:
             p["uri"] = png_data_uri(p.pop("png"))
 
+    glance = _at_a_glance(maps, context, trace_data)
     title_bits = [b for b in (summary["detector"], summary["spec"]) if b]
     return {
         "title": "oddsuite validation report" + (f": {' on '.join(title_bits)}" if title_bits else ""),
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "sections": SECTIONS, "notes": notes, "summary": summary, "samples": samples, "map": maps,
+        "sections": SECTIONS, "notes": notes, "glance": glance, "summary": summary, "samples": samples, "map": maps,
         "outcomes": metrics.get("outcomes") or {}, "context": context, "context_fp": cfp,
         "context_fp_example": cfp_example, "trace": trace_data, "trace_source": trace_source, "figs": figs,
         "slice_examples": slice_examples, "rule_examples": rule_examples, "influence_examples": influence_examples,
@@ -414,6 +415,46 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
                                                    "unmatched": FP_COLOUR}.items()},
         "has_images": drawer is not None,
     }
+
+
+def _summary(text: str, rec: Mapping[str, Any]) -> str:
+    from oddsuite.trace.core import _summary as summary
+
+    return summary(text, rec)
+
+
+def _at_a_glance(maps: Mapping[str, Any], context: Mapping[str, Any],
+                 trace: Mapping[str, Any] | None) -> list[str]:
+    """A few headline lines, each with its interval and count, pointing to the sections."""
+    out = []
+    full = dict(maps["headline"]).get("full-scene images")
+    if full:
+        out.append(f"Full-scene mAP {fmt_num(full.get('map'))}, AP50 {fmt_num(full.get('ap50'))} "
+                   f"(n = {full.get('n_images')} images, {full.get('n_gt')} boxes).")
+    if trace:
+        ov = trace["overall"]
+        out.append(f"Failure rate (miss or mislabel) of ROIs in {trace['settings']['image_set_text']}: "
+                   f"{fmt_rate(ov['rate'])}, n = {ov['n']}.")
+        bad = [s for s in trace.get("slices") or [] if s.get("score") is not None and s["score"] > 0]
+        if bad:
+            out.append(f"Most clearly failing condition: {bad[0].get('summary') or _summary(bad[0]['condition'], bad[0])}.")
+        rules = [r for r in trace.get("rules") or [] if r.get("above_overall") and r.get("conditions")]
+        if rules:
+            out.append(f"Top failure rule: {rules[0].get('summary') or _summary(rules[0]['text'], rules[0])}.")
+        best = None
+        for c in (trace.get("influence") or {}).get("by_target_class") or []:
+            for r in c.get("rows") or []:
+                if (r.get("influence") or 0) > 0 and r["n_pairs"] >= trace["influence"].get("min_pairs", 1):
+                    if best is None or r["influence"] > best["influence"]:
+                        best = r
+        if best is not None:
+            out.append(f"Most harmful co-present ROI: a {best['other_category']} ({best['relation']}) lowers the "
+                       f"hit rate of a {best['target_category']} by {best['influence']:.2f} "
+                       f"(n = {best['n_pairs']} image pairs over {best.get('n_roi_pairs', '?')} ROI pair(s)).")
+    ca = context.get("overall")
+    if ca:
+        out.append(f"Context accuracy {fmt_rate(ca)}, n = {ca.get('n', 0)} ROIs.")
+    return out
 
 
 def _environment() -> Any:
