@@ -4,9 +4,6 @@ undefined rates written as such) and as a page rendered by headless Chromium."""
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -157,24 +154,13 @@ def test_report_without_suite_or_scores_says_what_is_missing(tmp_path):
     assert "is older than outcomes.parquet" in html and "computed for this report" in html
 
 
-def _screenshot(html: Path, png: Path) -> None:
-    profile = tempfile.mkdtemp(prefix="oddsuite-chromium-")
-    try:
-        cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1280,2000",
-               html.resolve().as_uri()]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-
-
 @pytest.mark.skipif(not CHROMIUM.is_file(),
                     reason="headless Chromium not installed at /usr/bin/chromium "
                            "(Debian: apt-get install -y chromium); the Makefile installs it in CI")
 def test_report_renders_in_headless_chromium(report_html, tmp_path):
-    png = tmp_path / "report.png"
-    _screenshot(report_html, png)
+    from oddsuite.report.screenshot import screenshot
+
+    png = screenshot(report_html, tmp_path / "report.png", chromium=CHROMIUM)
     img = np.asarray(Image.open(png).convert("RGB"))
     assert img.shape[:2] == (2000, 1280)
     grey = img.mean(axis=2)

@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
                    help="re-trace with this minimum support instead of using trace/trace.json")
     p.add_argument("--examples", type=_positive_int, default=2, metavar="K",
                    help="example scenes per failure slice or rule (default 2)")
+    p.add_argument("--screenshot", type=Path, default=None, metavar="PNG",
+                   help="also save the top 1280x2000 pixels of the page, rendered by headless Chromium")
     p.set_defaults(func=run)
 
 
@@ -59,4 +61,8 @@ def run(args: argparse.Namespace) -> int:
                         trace_options=trace_options or None, n_examples=args.examples)
     size = path.stat().st_size
     print(f"report: {path} ({size / 1e6:.1f} MB, self-contained)")
+    if args.screenshot is not None:
+        from oddsuite.report.screenshot import screenshot
+
+        print(f"screenshot: {screenshot(path, args.screenshot)}")
     return 0
