@@ -55,3 +55,20 @@ def tiny_suite(tmp_path_factory) -> Path:
     spec.write_text(TINY_SPEC)
     generate_suite(spec, d / "suite", scenes=3, seed=11, workers=1)
     return d / "suite"
+
+
+@pytest.fixture(scope="session")
+def lively_model(tiny_suite, tmp_path_factory) -> Path:
+    """A small real YOLO (random weights made lively on the suite's images) for the suite's classes."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from oddsuite.models import save_model_dir
+    from oddsuite.models.toy import lively_random_model
+
+    coco = json.loads((tiny_suite / "annotations.json").read_text())
+    images = [np.asarray(Image.open(tiny_suite / im["file_name"]).convert("RGB")) for im in coco["images"][:8]]
+    model = lively_random_model(nc=2, images=images, imgsz=160, seed=0)
+    return save_model_dir(model, tmp_path_factory.mktemp("m") / "lively", {0: "car", 1: "person"}, 160, name="lively")

@@ -65,3 +65,23 @@ def test_a_failing_scene_on_ray_is_named_and_finished_scenes_are_kept(ray_ex, tm
         assert f"scene {i}:" in msg
     kept = sorted(int(p.stem.split("_")[1]) for p in (tmp_path / "s" / ".state").glob("scene_*.json"))
     assert kept == good  # the rest of the suite completed and is kept for the resume
+
+
+def test_evaluate_on_ray_matches_in_process(ray_ex, tiny_suite, lively_model, tmp_path):
+    from oddsuite.evaluate import evaluate_suite
+    from oddsuite.evaluate.loop import DetectorRecipe
+    from oddsuite.models import load_detector
+
+    import torch
+
+    det = load_detector(lively_model)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the Ray workers: bit-identical floats need the same thread count
+    try:
+        evaluate_suite(tiny_suite, det, tmp_path / "a", progress=False)
+    finally:
+        torch.set_num_threads(n)
+    evaluate_suite(tiny_suite, det, tmp_path / "b", progress=False, executor=ray_ex,
+                   recipe=DetectorRecipe(str(lively_model)))
+    for f in ("predictions.json", "metrics.json"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f

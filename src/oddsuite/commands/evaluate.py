@@ -53,6 +53,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch", type=_positive_int, default=8, help="images per predict call (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder (resumable)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where inference runs: in this process / a local pool (with --workers > 1), or Ray; "
+                        "work is sharded by scene and merged here (default local)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes or Ray CPUs (default 1)")
+    p.add_argument("--address", default=None, help="Ray cluster address (with --executor ray), e.g. auto")
     p.set_defaults(func=run)
 
 
@@ -102,11 +107,17 @@ def run(args: argparse.Namespace) -> int:
     from oddsuite.evaluate import evaluate_suite
     from oddsuite.models import load_detector
 
+    from oddsuite.commands.generate import make_executor
+    from oddsuite.evaluate.loop import DetectorRecipe
+
     detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
+    sharded = args.executor == "ray" or args.workers > 1
+    recipe = DetectorRecipe(str(Path(args.model).resolve()), args.sha256, args.trust_pickle, args.class_map)
     metrics = evaluate_suite(args.suite, detector, args.out, iou=args.iou, conf=args.conf, batch=args.batch,
                              class_map=args.class_map,
                              model_sha256=args.sha256 or getattr(detector, "sha256", None) or _sha256(args.model),
-                             progress=not args.no_progress)
+                             progress=not args.no_progress,
+                             executor=make_executor(args) if sharded else None, recipe=recipe if sharded else None)
     print(f"{detector.name} on {args.suite}  (iou {args.iou}, conf {args.conf})")
     for line in summary_lines(metrics):
         print(line)

@@ -63,6 +63,56 @@ class PredictionRun:
     mapping: ClassMapping
 
 
+@dataclass(frozen=True)
+class DetectorRecipe:
+    """How to re-create a detector in another process (Ray or pool workers): a picklable
+    ``load_detector`` call. Workers cache the loaded detector per recipe."""
+
+    path: str
+    sha256: str | None = None
+    trust_pickle: bool = False
+    class_map: Any = None  # a mapping is kept as sorted items, so recipes hash
+
+    def __post_init__(self) -> None:
+        if isinstance(self.class_map, Mapping):
+            object.__setattr__(self, "class_map", tuple(sorted(self.class_map.items())))
+
+    def load(self) -> Detector:
+        from oddsuite.models import load_detector
+
+        cm = dict(self.class_map) if isinstance(self.class_map, tuple) else self.class_map
+        return load_detector(self.path, sha256=self.sha256, trust_pickle=self.trust_pickle, class_map=cm)
+
+
+@dataclass(frozen=True)
+class _SceneTask:
+    recipe: Any  # anything with .load() -> Detector, picklable
+    suite_dir: str
+    scene_id: int
+    images: tuple[tuple[int, str], ...]  # (image id, file name)
+    batch: int
+
+
+_WORKER_DETECTORS: dict[Any, Detector] = {}
+
+
+def _predict_scene(task: _SceneTask) -> list[tuple[int, Detections]]:
+    """Worker side: predict one scene's images (the detector is loaded once per process)."""
+    if task.recipe not in _WORKER_DETECTORS:
+        _WORKER_DETECTORS.clear()
+        _WORKER_DETECTORS[task.recipe] = task.recipe.load()
+    det = _WORKER_DETECTORS[task.recipe]
+    out: list[tuple[int, Detections]] = []
+    for start in range(0, len(task.images), task.batch):
+        part = task.images[start:start + task.batch]
+        arrays = [np.asarray(Image.open(Path(task.suite_dir) / name).convert("RGB")) for _, name in part]
+        res = det.predict(arrays, conf=MAP_SCORE_FLOOR)
+        if not isinstance(res, (list, tuple)) or len(res) != len(part):
+            raise ModelError(f"detector {det.name!r}: predict() on {len(part)} images returned a wrong count")
+        out.extend((iid, d) for (iid, _), d in zip(part, res))
+    return out
+
+
 def _load_image(suite: Suite, image: Mapping[str, Any]) -> np.ndarray:
     path = suite.image_path(dict(image))
     if not path.is_file():
@@ -129,8 +179,14 @@ def _read_chunks(chunk_dir: Path, known: set[int]) -> dict[int, dict[str, Any]]:
 
 def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batch: int = 8,
                   class_map: Mapping[str, str] | str | None = None, conf: float = DEFAULT_CONF,
-                  progress: bool = True) -> PredictionRun:
-    """Predict every image of ``suite`` not yet predicted in ``out_dir`` (see module doc)."""
+                  progress: bool = True, executor: Any = None, recipe: Any = None) -> PredictionRun:
+    """Predict every image of ``suite`` not yet predicted in ``out_dir`` (see module doc).
+
+    With an ``executor`` (oddsuite.run: local pool or Ray) and a ``recipe`` (a picklable
+    object whose ``load()`` re-creates ``detector`` in a worker), the images are sharded
+    by scene; each finished scene is written as one chunk, so a crash of the driver loses
+    no finished scene. A scene whose task keeps failing is reported by its scene id after
+    the others are done."""
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     out = Path(out_dir)
@@ -170,9 +226,47 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
     seq = max((int(p.stem.split("-")[1]) for p in chunk_dir.glob("chunk-*.jsonl")), default=0)
     bar = tqdm(total=len(images), initial=n_resumed, unit="img", desc=f"evaluate {detector.name}",
                disable=not progress, leave=False)
+    if executor is not None:
+        if recipe is None:
+            raise ValueError("predict_suite: an executor needs a recipe to re-create the detector in workers")
+        by_scene: dict[int, list[Mapping[str, Any]]] = {}
+        for im in todo:
+            by_scene.setdefault(int(im.get("scene_id", -1)), []).append(im)
+        tasks = [_SceneTask(recipe, str(suite.root), sid, tuple((int(im["id"]), str(im["file_name"])) for im in ims),
+                            batch) for sid, ims in sorted(by_scene.items())]
+        failures = []
+        try:
+            for task, res in executor.map(_predict_scene, tasks, key=lambda t: t.scene_id):
+                if not isinstance(res, list):  # a TaskFailure
+                    failures.append(res)
+                    continue
+                lines = []
+                for iid, det in res:
+                    dets, dropped, invalid = _convert(iid, det, mapping, detector.classes, conf)
+                    rec = {"image_id": iid, "detections": dets, "dropped": dropped, "invalid": invalid}
+                    done[iid] = rec
+                    lines.append(json.dumps(rec, allow_nan=False))
+                seq += 1
+                write_text_atomic(chunk_dir / f"chunk-{seq:06d}.jsonl", "\n".join(lines) + "\n")
+                bar.update(len(res))
+        finally:
+            bar.close()
+        if failures:
+            raise OddsuiteError(f"{len(failures)} scene(s) failed: " + "; ".join(
+                f"scene {f.key}: {f.error}" for f in failures[:5]) + f". Finished scenes are kept in {out}; "
+                "run the same command again to predict only the rest.")
+        todo = []
+    # batches never span scenes: the same batches as scene-sharded runs, so a scene's
+    # predictions do not depend on where it runs (CPU kernels are not bit-stable across
+    # batch compositions)
+    batches: list[list[Mapping[str, Any]]] = []
+    for im in todo:
+        if batches and len(batches[-1]) < batch and batches[-1][0].get("scene_id") == im.get("scene_id"):
+            batches[-1].append(im)
+        else:
+            batches.append([im])
     try:
-        for start in range(0, len(todo), batch):
-            part = todo[start:start + batch]
+        for part in batches:
             arrays = [_load_image(suite, im) for im in part]
             result = detector.predict(arrays, conf=MAP_SCORE_FLOOR)
             if not isinstance(result, (list, tuple)) or len(result) != len(part):
@@ -317,7 +411,8 @@ def _versions() -> dict[str, str]:
 def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Path, *, iou: float = DEFAULT_IOU,
                    conf: float = DEFAULT_CONF, batch: int = 8, class_map: Mapping[str, str] | str | None = None,
                    model_sha256: str | None = None, progress: bool = True,
-                   slices: Mapping[str, Iterable[int]] | None = None) -> dict[str, Any]:
+                   slices: Mapping[str, Iterable[int]] | None = None, executor: Any = None,
+                   recipe: Any = None) -> dict[str, Any]:
     """Run ``detector`` on every image of the suite (resuming a partial run in ``out_dir``),
     write predictions.json, outcomes.parquet, metrics.json and run.json, return the metrics."""
     if not isinstance(detector, Detector):
@@ -329,7 +424,8 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
         class_map = getattr(detector, "class_map", None) or None
     if model_sha256 is None:
         model_sha256 = getattr(detector, "sha256", None)  # models.load_detector sets it
-    run = predict_suite(suite, detector, out, batch=batch, class_map=class_map, conf=conf, progress=progress)
+    run = predict_suite(suite, detector, out, batch=batch, class_map=class_map, conf=conf, progress=progress,
+                        executor=executor, recipe=recipe)
     write_json_atomic(out / PREDICTIONS, run.predictions, indent=None)
     metrics = _score_suite(suite, run.predictions, out, iou=iou, conf=conf, dropped=run.dropped,
                            invalid=run.invalid, slices=slices)

@@ -19,6 +19,14 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 # pyrender 0.1.45 still uses np.infty, which NumPy 2 removed; restore the alias before import.
 if not hasattr(np, "infty"):
     np.infty = np.inf  # type: ignore[attr-defined]
+# triton (installed with torch) bundles its own LLVM. Loaded *after* Mesa's llvmpipe has
+# loaded libLLVM into the process, its symbols clash and the import segfaults; loaded
+# first, both work. Rendering and inference share processes (tests, the demo, Ray
+# workers), so load it before any GL context exists.
+try:  # noqa: SIM105
+    import triton  # noqa: F401,E402
+except Exception:  # noqa: BLE001 - absent or broken triton: nothing to protect
+    pass
 import pyrender  # noqa: E402
 
 from oddsuite.render import weather  # noqa: E402
