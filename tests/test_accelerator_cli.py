@@ -118,3 +118,35 @@ def test_cli_faults_end_to_end_on_a_real_suite(tiny_suite, tmp_path, capsys):
     for r in res["rows"]:
         assert (out / "points" / r["point"] / "metrics.json").is_file()
     assert "full-scene mAP" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_faults_sweep_on_a_worker_pool_equals_the_serial_sweep(tiny_suite, tmp_path):
+    """Sweep points run on workers (each re-creates the calibrated detector) give the same rows."""
+    from oddsuite.cli import main
+    from oddsuite.evaluate import load_suite
+    from oddsuite.models import save_model_dir
+    from oddsuite.models.yolo import random_model
+
+    cats = load_suite(tiny_suite).categories
+    classes = {i: name for i, (_, name) in enumerate(sorted(cats.items()))}
+    mdir = save_model_dir(random_model(nc=len(classes), seed=0), tmp_path / "model", classes, 64, name="rnd")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers: bit-identical floats need the same thread count
+    common = ["faults", str(tiny_suite), "--model", str(mdir), "--array", "64x64", "--faulty-pes", "0,8",
+              "--mitigation", "none,fap", "--maps", "1", "--calib", "2", "--no-progress"]
+    try:
+        assert main(common + ["--out", str(tmp_path / "serial")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert main(common + ["--out", str(tmp_path / "pool"), "--workers", "2"]) == 0
+    a = json.loads((tmp_path / "serial" / "results.json").read_text())
+    b = json.loads((tmp_path / "pool" / "results.json").read_text())
+    drop = ("macs", "timing_events", "timing_effective")  # per-process counters
+    assert [{k: v for k, v in r.items() if k not in drop} for r in a["rows"]] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in b["rows"]]
+    for r in a["rows"]:
+        assert (tmp_path / "serial" / "points" / r["point"] / "predictions.json").read_bytes() == \
+               (tmp_path / "pool" / "points" / r["point"] / "predictions.json").read_bytes()

@@ -112,21 +112,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch", type=_positive_int, default=8, help="images per predict call (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where sweep points run: this process / a local pool (--workers > 1), or Ray (default local)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes or Ray CPUs (default 1)")
+    p.add_argument("--address", default=None, help="Ray cluster address (with --executor ray), e.g. auto")
     p.set_defaults(func=run)
 
 
-def _calibration_images(suite_dir: Path, n: int):
+def _calibration_files(suite_dir: Path, n: int) -> list[Path]:
     """The first ``n`` full-scene images of the suite (all images if it has no full ones)."""
-    import numpy as np
-    from PIL import Image
-
     from oddsuite.evaluate import load_suite
 
     suite = load_suite(suite_dir)
     images = [im for im in suite.gt["images"] if im.get("is_full")] or list(suite.gt["images"])
+    return [suite.image_path(im).resolve() for im in images[:n]]
+
+
+def _calibration_images(suite_dir: Path, n: int):
+    import numpy as np
+    from PIL import Image
+
     out = []
-    for im in images[:n]:
-        with Image.open(suite.image_path(im)) as f:
+    for p in _calibration_files(suite_dir, n):
+        with Image.open(p) as f:
             out.append(np.asarray(f.convert("RGB"), dtype=np.uint8))
     return out
 
@@ -189,7 +197,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.model}: fault injection needs a torch-backed detector (ultralytics yaml + "
                         f"safetensors, or a trusted .pt); {type(detector).__name__} has no torch model")
     calib = _calibration_images(Path(args.suite), args.calib)
-    res = run_detector_sweep(Path(args.suite), detector, args.out, array, spec, calib, progress=not args.no_progress)
+    executor = recipe = None
+    if args.executor == "ray" or args.workers > 1:
+        from oddsuite.commands.generate import make_executor
+        from oddsuite.evaluate.loop import DetectorRecipe
+
+        executor = make_executor(args)
+        recipe = DetectorRecipe(str(Path(args.model).resolve()), args.sha256, args.trust_pickle)
+    res = run_detector_sweep(Path(args.suite), detector, args.out, array, spec, calib, progress=not args.no_progress,
+                             executor=executor, recipe=recipe,
+                             calib_files=[str(p) for p in _calibration_files(Path(args.suite), args.calib)])
     key = "faulty_pes" if fault == "stuck-at" else "rate"
     print(f"{res['detector']} on {res['array']} ({fault}): full-scene mAP@[.5:.95]")
     for r in res["summary"]:

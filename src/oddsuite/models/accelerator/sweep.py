@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -76,16 +76,88 @@ def _metric(metrics: dict, *path, default=None):
     return cur
 
 
+@dataclass(frozen=True)
+class PointTask:
+    """One sweep point for a worker (pool or Ray): everything to re-create the faulty detector."""
+
+    recipe: Any  # picklable, .load() -> Detector with torch_model (oddsuite.evaluate.loop.DetectorRecipe)
+    calib_files: tuple[str, ...]
+    array: tuple[int, int]
+    suite_dir: str
+    out_dir: str
+    job: tuple  # sorted items of the job dict
+    bits: Any
+    keep_bits: int
+    batch: int
+
+
+_WORKER_ADET: dict[Any, Any] = {}
+
+
+def _sweep_point_task(task: PointTask) -> dict:
+    """Worker side: build (once per process) the calibrated AcceleratorDetector, run one point."""
+    from PIL import Image
+
+    key = (task.recipe, task.calib_files, task.array)
+    if key not in _WORKER_ADET:
+        _WORKER_ADET.clear()
+        imgs = [np.asarray(Image.open(f).convert("RGB"), dtype=np.uint8) for f in task.calib_files]
+        _WORKER_ADET[key] = AcceleratorDetector(task.recipe.load(), SystolicArray(*task.array), calibration_images=imgs)
+    adet = _WORKER_ADET[key]
+    from oddsuite.evaluate import evaluate_suite
+
+    return _run_point(adet, dict(task.job), SystolicArray(*task.array), task.bits, task.keep_bits, task.batch,
+                      task.suite_dir, Path(task.out_dir), evaluate_suite)
+
+
+def _run_point(adet, job: dict, array: SystolicArray, bits, keep_bits: int, batch: int, suite_dir, out: Path,
+               evaluate: Callable) -> dict:
+    """Configure ``adet`` for one point of the sweep, score it, return its row."""
+    if job["kind"] == "stuck-at":
+        n, s, mit = job["faulty_pes"], job["map_seed"], job["mitigation"]
+        fm = FaultMap.random(array.rows, array.cols, n, seed=s, bits=bits) if n else None
+        map_file = None
+        if fm is not None:
+            map_file = f"maps/n{n}-seed{s}.json"
+            if not (out / map_file).exists():
+                fm.save(out / map_file)
+        adet.configure(fm, mitigation=mit if n else "none")
+        point = f"sa-n{n}-seed{s}-{mit}" if n else "clean"
+        extra = {"faulty_pes": n, "fault_rate": n / (array.rows * array.cols), "map_file": map_file}
+    else:
+        rate, s, mit = job["rate"], job["map_seed"], job["mitigation"]
+        te = TimingErrors(rate, TIMING_MITIGATIONS[mit], keep_bits=keep_bits, seed=s) if rate > 0 else None
+        adet.configure(timing=te)
+        point = f"te-r{rate:g}-seed{s}-{mit}" if rate > 0 else "clean"
+        extra = {"rate": rate, "mode": TIMING_MITIGATIONS[mit], "keep_bits": keep_bits}
+    metrics = evaluate(suite_dir, adet, out / "points" / point, batch=batch, progress=False)
+    st = adet.accelerator.stats
+    row = {"point": point, "kind": job["kind"], "mitigation": job["mitigation"], "map_seed": job["map_seed"],
+           **extra, "detector": adet.name,
+           "map": _metric(metrics, "map", "full", "map"), "ap50": _metric(metrics, "map", "full", "ap50"),
+           "permutation_map": _metric(metrics, "map", "permutation", "map"),
+           "context_accuracy": _metric(metrics, "context_accuracy", "overall", "value"),
+           "timing_events": st.timing_events, "timing_effective": st.timing_effective,
+           "macs": st.macs}
+    adet.configure()
+    log.info("%s: mAP %s", point, row["map"])
+    return row
+
+
 def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec: SweepSpec,
                        calibration_images: Sequence[np.ndarray], *,
-                       evaluate: Callable | None = None, progress: bool = False) -> dict:
-    """Score ``detector`` (exposing ``torch_model``) on the suite at every point of ``spec``."""
+                       evaluate: Callable | None = None, progress: bool = False, executor: Any = None,
+                       recipe: Any = None, calib_files: Sequence[str] | None = None) -> dict:
+    """Score ``detector`` (exposing ``torch_model``) on the suite at every point of ``spec``.
+
+    With an ``executor`` (oddsuite.run: local pool or Ray), the points run in parallel on
+    workers, each re-creating the calibrated detector from ``recipe`` and ``calib_files``
+    (the same images as ``calibration_images``); rows are merged here in point order."""
     spec.validate(array)
     if evaluate is None:
         from oddsuite.evaluate import evaluate_suite as evaluate
     out = Path(out_dir)
     (out / "points").mkdir(parents=True, exist_ok=True)
-    adet = AcceleratorDetector(detector, array, calibration_images=calibration_images)
     t0 = time.perf_counter()
     seeds = [map_seed(spec.seed, i) for i in range(spec.maps)]
     jobs: list[dict] = []
@@ -99,41 +171,40 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
             for i, s in enumerate(seeds if rate > 0 else seeds[:1]):
                 for mit in (spec.mitigations if rate > 0 else ("none",)):
                     jobs.append({"kind": "timing", "rate": rate, "map_seed": s, "mitigation": mit})
-    it = jobs
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(jobs, desc=f"{spec.fault} sweep", unit="point")
-    rows = []
-    for job in it:
-        if job["kind"] == "stuck-at":
-            n, s, mit = job["faulty_pes"], job["map_seed"], job["mitigation"]
-            fm = FaultMap.random(array.rows, array.cols, n, seed=s, bits=spec.bits) if n else None
-            map_file = None
-            if fm is not None:
-                map_file = f"maps/n{n}-seed{s}.json"
-                if not (out / map_file).exists():
-                    fm.save(out / map_file)
-            adet.configure(fm, mitigation=mit if n else "none")
-            point = f"sa-n{n}-seed{s}-{mit}" if n else "clean"
-            extra = {"faulty_pes": n, "fault_rate": n / (array.rows * array.cols), "map_file": map_file}
-        else:
-            rate, s, mit = job["rate"], job["map_seed"], job["mitigation"]
-            te = TimingErrors(rate, TIMING_MITIGATIONS[mit], keep_bits=spec.keep_bits, seed=s) if rate > 0 else None
-            adet.configure(timing=te)
-            point = f"te-r{rate:g}-seed{s}-{mit}" if rate > 0 else "clean"
-            extra = {"rate": rate, "mode": TIMING_MITIGATIONS[mit], "keep_bits": spec.keep_bits}
-        metrics = evaluate(suite_dir, adet, out / "points" / point, batch=spec.batch, progress=False)
-        st = adet.accelerator.stats
-        rows.append({"point": point, "kind": job["kind"], "mitigation": job["mitigation"], "map_seed": job["map_seed"],
-                     **extra, "detector": adet.name,
-                     "map": _metric(metrics, "map", "full", "map"), "ap50": _metric(metrics, "map", "full", "ap50"),
-                     "permutation_map": _metric(metrics, "map", "permutation", "map"),
-                     "context_accuracy": _metric(metrics, "context_accuracy", "overall", "value"),
-                     "timing_events": st.timing_events, "timing_effective": st.timing_effective,
-                     "macs": st.macs})
-        log.info("%s: mAP %s", point, rows[-1]["map"])
-    adet.configure()
+        bar = tqdm(total=len(jobs), desc=f"{spec.fault} sweep", unit="point")
+    rows: list[dict] = []
+    if executor is None:
+        adet = AcceleratorDetector(detector, array, calibration_images=calibration_images)
+        for job in jobs:
+            rows.append(_run_point(adet, job, array, spec.bits, spec.keep_bits, spec.batch, suite_dir, out, evaluate))
+            if bar:
+                bar.update(1)
+    else:
+        if recipe is None or not calib_files:
+            raise ValueError("run_detector_sweep: an executor needs a recipe and the calibration image files")
+        tasks = [PointTask(recipe, tuple(map(str, calib_files)), (array.rows, array.cols), str(suite_dir), str(out),
+                           tuple(sorted(job.items())), spec.bits, spec.keep_bits, spec.batch) for job in jobs]
+        by_job: dict[tuple, dict] = {}
+        failures = []
+        for task, row in executor.map(_sweep_point_task, tasks, key=lambda t: dict(t.job)):
+            if isinstance(row, dict):
+                by_job[task.job] = row
+            else:
+                failures.append(row)
+            if bar:
+                bar.update(1)
+        if failures:
+            from oddsuite.errors import OddsuiteError
+
+            raise OddsuiteError(f"{len(failures)} sweep point(s) failed: " + "; ".join(
+                f"{f.key}: {f.error}" for f in failures[:5]) + "; finished points are kept under points/")
+        rows = [by_job[t.job] for t in tasks]
+    if bar:
+        bar.close()
     key = "faulty_pes" if spec.fault == "stuck-at" else "rate"
     summary = []
     groups: dict[tuple, list[float]] = {}
