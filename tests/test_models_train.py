@@ -213,3 +213,29 @@ def test_train_cli_end_to_end(tmp_path):
     det = load_detector(out)
     assert list(det.classes.values()) == [c for c in spec["objects"]]
     assert os.path.islink(next((out / "train_data" / "images" / "train").iterdir()))
+
+
+def test_train_on_several_specs_unifies_their_classes(tmp_path):
+    """oddsuite train A B: one detector over both suites; classes in built-in order; labels agree."""
+    from oddsuite.cli import main
+
+    a = tmp_path / "a.yaml"
+    a.write_text("name: a\ncamera: {width: 96, height: 72}\nobjects:\n  person: {count: 1, distance_m: [6, 10], lateral_m: [-1, 1]}\n"
+                 "  car: {count: 1, distance_m: [8, 15]}\n")
+    b = tmp_path / "b.yaml"
+    b.write_text("name: b\ncamera: {width: 96, height: 72}\nscenery: {road_type: highway}\n"
+                 "objects:\n  traffic cone: {count: 1, distance_m: [5, 8], lateral_m: [-1, 1]}\n  car: {count: 1, distance_m: [8, 15]}\n")
+    out = tmp_path / "det"
+    rc = main(["train", str(a), str(b), "--out", str(out), "--scenes", "2,1", "--epochs", "1", "--imgsz", "64",
+               "--batch", "2", "--seed", "1", "--val-fraction", "0"])
+    assert rc == 0
+    det = load_detector(out)
+    assert list(det.classes.values()) == ["car", "person", "traffic cone"]
+    card = json.loads((out / "model.json").read_text())
+    assert [s["scenes"] for s in card["training_suite"]["suites"]] == [2, 1]
+    assert card["command"].startswith("oddsuite train ") and "--scenes 2,1" in card["command"]
+    # the cone suite's labels use the unified index 2, the person suite's persons index 1
+    cones = {ln.split()[0] for f in (out / "train_data" / "b" / "labels").rglob("*.txt") for ln in f.read_text().splitlines()}
+    persons = {ln.split()[0] for f in (out / "train_data" / "a" / "labels").rglob("*.txt") for ln in f.read_text().splitlines()}
+    assert cones <= {"0", "2"} and "2" in cones
+    assert persons <= {"0", "1"} and "1" in persons

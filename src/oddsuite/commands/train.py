@@ -25,6 +25,10 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _scenes(text: str) -> tuple[int, ...]:
+    return tuple(_positive_int(t.strip()) for t in text.split(","))
+
+
 def _seed(text: str) -> int:
     from oddsuite.models.train import MAX_TRAIN_SEED
 
@@ -43,9 +47,11 @@ def register(subparsers: Any) -> None:
         description="Generate a training suite from SPEC (seeds disjoint from validation suites), export it "
                     "as a YOLO data set and train a YOLO detector from its yaml. --out is then a model "
                     "directory for `oddsuite evaluate --model`. Re-running resumes the suite generation.")
-    p.add_argument("spec", metavar="SPEC", type=Path, help="ODD spec (YAML)")
+    p.add_argument("spec", metavar="SPEC", type=Path, nargs="+",
+                   help="ODD spec(s) (YAML); several specs train one detector on all of their suites")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (model + its data)")
-    p.add_argument("--scenes", type=_positive_int, default=50, help="training scenes to render (default 50)")
+    p.add_argument("--scenes", type=_scenes, default=(50,), metavar="N[,N...]",
+                   help="training scenes to render: one number for every spec, or one per spec (default 50)")
     p.add_argument("--seed", type=_seed, default=0,
                    help="training seed in [0, 2**32): picks the training suite and seeds training (default 0)")
     p.add_argument("--epochs", type=_positive_int, default=30, help="training epochs (default 30)")
@@ -66,10 +72,11 @@ def command_of(args) -> str:
     """The command line equivalent to ``args`` (for the model card), every option spelled out."""
     import shlex
 
-    opts = [("--out", args.out), ("--scenes", args.scenes), ("--seed", args.seed), ("--epochs", args.epochs),
+    opts = [("--out", args.out), ("--scenes", ",".join(str(n) for n in args.scenes)), ("--seed", args.seed),
+            ("--epochs", args.epochs),
             ("--imgsz", args.imgsz), ("--batch", args.batch), ("--arch", args.arch), ("--images", args.images),
             ("--plan", args.plan), ("--val-fraction", args.val_fraction), ("--workers", args.workers)]
-    words = ["oddsuite", "train", str(args.spec)] + [w for k, v in opts for w in (k, str(v))]
+    words = ["oddsuite", "train", *map(str, args.spec)] + [w for k, v in opts for w in (k, str(v))]
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -82,29 +89,63 @@ def run(args) -> int:
     from oddsuite.models.yolo_dataset import export_yolo
     from oddsuite.suite import generate_suite
 
+    from oddsuite.odd import load_spec
+    from oddsuite.odd.spec import BUILTIN_CLASSES
+
     out: Path = args.out
+    specs = list(args.spec)
+    if len(args.scenes) not in (1, len(specs)):
+        from oddsuite.cli import UserError
+
+        raise UserError(f"--scenes has {len(args.scenes)} numbers for {len(specs)} specs; give one, or one per spec")
+    scenes = list(args.scenes) * len(specs) if len(args.scenes) == 1 else list(args.scenes)
     suite_seed = training_suite_seed(args.seed)
-    suite_dir, data_dir = out / "train_suite", out / "train_data"
-    bar: dict = {}
+    # one class list for all specs: built-in classes in their fixed order, then others as they come
+    names: list[str] = []
+    for sp in specs:
+        names += [n for n in load_spec(sp).class_names if n not in names]
+    first = list(names)
+    names.sort(key=lambda n: (BUILTIN_CLASSES.index(n) if n in BUILTIN_CLASSES else len(BUILTIN_CLASSES),
+                              first.index(n)))
+    multi = len(specs) > 1
+    train_dirs, val_dirs, suites = [], [], []
+    for sp, n_scenes in zip(specs, scenes):
+        stem = load_spec(sp).name
+        suite_dir = out / "train_suite" / stem if multi else out / "train_suite"
+        data_dir = out / "train_data" / stem if multi else out / "train_data"
+        bar: dict = {}
 
-    def on_start(n_scenes: int, n_images: int) -> None:
-        print(f"{args.spec}: training suite of {n_scenes} scenes, {n_images} images (suite seed {suite_seed}) "
-              f"-> {suite_dir}")
-        bar["b"] = tqdm(total=n_images, unit="img", desc="rendering")
+        def on_start(n_sc: int, n_images: int) -> None:
+            print(f"{sp}: training suite of {n_sc} scenes, {n_images} images (suite seed {suite_seed}) "
+                  f"-> {suite_dir}")
+            bar["b"] = tqdm(total=n_images, unit="img", desc="rendering")
 
-    def on_scene(n: int) -> None:
-        bar["b"].update(n)
+        def on_scene(n: int) -> None:
+            bar["b"].update(n)
 
-    try:
-        res = generate_suite(args.spec, suite_dir, scenes=args.scenes, seed=suite_seed, workers=args.workers,
-                             plan=args.plan, on_start=on_start, on_scene=on_scene)
-    finally:
-        if "b" in bar:
-            bar["b"].close()
-    if getattr(res, "failures", None):
-        print(f"warning: {len(res.failures)} scenes failed to render and are left out", file=sys.stderr)
-    data_yaml = export_yolo(suite_dir, data_dir, images=args.images, link=True, val_fraction=args.val_fraction,
-                            seed=args.seed)
+        try:
+            res = generate_suite(sp, suite_dir, scenes=n_scenes, seed=suite_seed, workers=args.workers,
+                                 plan=args.plan, on_start=on_start, on_scene=on_scene)
+        finally:
+            if "b" in bar:
+                bar["b"].close()
+        if getattr(res, "failures", None):
+            print(f"warning: {len(res.failures)} scenes failed to render and are left out", file=sys.stderr)
+        dy = export_yolo(suite_dir, data_dir, images=args.images, link=True, val_fraction=args.val_fraction,
+                         seed=args.seed, classes=names if multi else None)
+        train_dirs.append(str((data_dir / "images" / "train").resolve()))
+        val = data_dir / "images" / "val"
+        val_dirs.append(str((val if val.is_dir() else data_dir / "images" / "train").resolve()))
+        suites.append({"spec": str(sp), "dir": str(suite_dir), "scenes": n_scenes})
+    if multi:
+        import yaml
+
+        data_yaml = out / "train_data" / "data.yaml"
+        data_yaml.write_text(yaml.safe_dump({"path": str((out / "train_data").resolve()), "train": train_dirs,
+                                             "val": val_dirs, "nc": len(names),
+                                             "names": dict(enumerate(names))}, sort_keys=False))
+    else:
+        data_yaml = dy
     print(f"data set: {data_yaml}; training {args.arch} for {args.epochs} epochs at imgsz {args.imgsz} (CPU)")
     ebar = tqdm(total=args.epochs, unit="epoch", desc="training")
 
@@ -117,8 +158,7 @@ def run(args) -> int:
     try:
         train_detector(data_yaml, out, arch=args.arch, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                        seed=args.seed, workers=0, name=out.name, command=command_of(args), on_epoch=on_epoch,
-                       extra={"training_suite": {"dir": str(suite_dir), "seed": suite_seed, "scenes": args.scenes,
-                                                 "spec": str(args.spec), "plan": args.plan,
+                       extra={"training_suite": {"seed": suite_seed, "suites": suites, "plan": args.plan,
                                                  "images": args.images}})
     finally:
         ebar.close()

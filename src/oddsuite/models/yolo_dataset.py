@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Sequence, Literal
 
 import numpy as np
 
@@ -62,13 +62,16 @@ def _yaml_names(names: dict[int, str]) -> str:
 
 
 def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["full", "all"] = "full",
-                link: bool = True, val_fraction: float = 0.2, seed: int = 0) -> Path:
+                link: bool = True, val_fraction: float = 0.2, seed: int = 0,
+                classes: Sequence[str] | None = None) -> Path:
     """Write an ultralytics data set from a suite; returns the path of its data.yaml.
 
     images: ``"full"`` exports only full-scene images (``is_full`` and mode ``full``), ``"all"`` every image of the
     suite (ROI subsets and masking modes included). link: symlink the images (default) or copy
     them. val_fraction: share of scenes held out for validation (at least one when there are two
     or more scenes; with 0, or a single scene, val is the train set). seed: the split's seed.
+    classes: the data set's class names in label order (default: the suite's categories); give
+    one list to several exports so their labels agree (every suite category must be in it).
     """
     suite = Path(suite_dir)
     out = Path(out_dir)
@@ -80,8 +83,15 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
     ann_path = suite / "annotations.json"
 
     cats = sorted(coco["categories"], key=lambda c: c["id"])
-    cat_index = {c["id"]: i for i, c in enumerate(cats)}
-    names = {i: c["name"] for i, c in enumerate(cats)}
+    if classes is None:
+        cat_index = {c["id"]: i for i, c in enumerate(cats)}
+        names = {i: c["name"] for i, c in enumerate(cats)}
+    else:
+        missing = [c["name"] for c in cats if c["name"] not in list(classes)]
+        if missing:
+            raise SuiteError(f"{ann_path}: categories {missing} are not in the given class list {list(classes)}")
+        cat_index = {c["id"]: list(classes).index(c["name"]) for c in cats}
+        names = dict(enumerate(classes))
 
     sel = [im for im in coco["images"] if images == "all" or _is_full_scene(im)]
     if not sel:
@@ -158,7 +168,7 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
         "val_fraction": val_fraction,
         "seed": seed,
         "names": {str(k): v for k, v in names.items()},
-        "category_ids": {str(i): c["id"] for i, c in enumerate(cats)},
+        "category_ids": {str(cat_index[c["id"]]): c["id"] for c in cats},
         "counts": {"images": len(files), "boxes": n_boxes, "ignored": n_ignored, "empty_dropped": n_dropped,
                    "train": sum(f["split"] == "train" for f in files), "val": sum(f["split"] == "val" for f in files)},
         "val_scenes": sorted(val_scenes, key=str),
