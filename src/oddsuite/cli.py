@@ -23,6 +23,7 @@ COMMANDS = [
     "report",
     "quantize",
     "compare",
+    "demo",
 ]
 
 
