@@ -366,9 +366,10 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
                 return out
 
             for s in (trace_data.get("slices") or [])[:n_example_slices]:
-                if s.get("score") is None or s["score"] <= 0 or not s.get("examples"):
+                if s.get("diff") is None or s["diff"] <= 0 or not s.get("examples"):
                     continue
                 slice_examples.append({"condition": s["condition"], "rate": s["rate"], "n": s["n"],
+                                       "significant": s.get("score") is not None and s["score"] > 0,
                                        "groups": fresh(s["examples"])})
             for r in [r for r in trace_data.get("rules") or [] if r.get("above_overall")][:n_example_slices]:
                 if r.get("examples"):
