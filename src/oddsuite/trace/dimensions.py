@@ -4,8 +4,9 @@ cut into a few readable levels.
 - ODD dimensions with a taxonomy of their own get its classes (``TAXONOMY``): fog
   visibility, rain and snow intensity, sun elevation, ROI distance, visible fraction.
 - Categorical columns (class, road surface, variant, mode, illumination, …) and numeric
-  columns with few distinct values (subset size, lanes, …) keep their values.
-- Other numeric columns are cut at their quantiles.
+  columns with few designed levels (subset size, lanes, counts, a value fixed per variant)
+  keep their values.
+- Other numeric columns (sampled ranges) are cut at their quantiles.
 
 A ``Dimension`` knows its levels and, for every row, the index of its level (``codes``);
 ``condition_text`` turns a set of levels back into a readable condition such as
@@ -330,6 +331,18 @@ def _nominal_dimension(column: str, name: str, values: pd.Series) -> Dimension:
     return Dimension(column, name, "nominal", "values", tuple(levels), "", codes)
 
 
+def _continuous(v: pd.Series, quantile_bins: int, max_levels: int) -> bool:
+    """Cut at quantiles: more than ``max_levels`` values, or non-integer values more than
+    ``quantile_bins`` of them (a sampled range, not a few designed levels: a slice per
+    sampled value would be a slice per scene)."""
+    n = v.nunique(dropna=True)
+    if n > max_levels:
+        return True
+    x = pd.to_numeric(v, errors="coerce").dropna().to_numpy(dtype=np.float64)
+    integer = bool(np.all(np.floor(x) == x))
+    return not integer and n > quantile_bins
+
+
 def display_names(columns: Sequence[str]) -> dict[str, str]:
     """Short, unique names: ``environment.fog_visibility_m`` -> ``fog_visibility_m``,
     ``category`` -> ``class``; a short name that would clash keeps its full column name."""
@@ -388,7 +401,7 @@ def build_dimensions(table: pd.DataFrame, *, bins: Mapping[str, Sequence[float]]
             dim = _interval_dimension(c, name, v, user_levels(edges, unit), unit, f"user bins {list(edges)}")
         elif spec is not None and numeric:
             dim = _interval_dimension(c, name, v, spec.levels, spec.unit, spec.source)
-        elif numeric and c != "subset_size" and v.nunique(dropna=True) > max_levels:
+        elif numeric and c != "subset_size" and _continuous(v, quantile_bins, max_levels):
             dim = _quantile_dimension(c, name, v, quantile_bins)
         elif numeric:
             dim = _ordinal_dimension(c, name, v, "")
