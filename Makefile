@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYOPENGL_PLATFORM ?= egl
 export YOLO_OFFLINE := 1
 
-.PHONY: setup test demo bench clean sysdeps
+.PHONY: setup test demo bench clean sysdeps testdeps
 
 # System GL libraries for offscreen EGL rendering (Mesa llvmpipe on the CPU).
 sysdeps:
@@ -15,6 +15,14 @@ sysdeps:
 	  echo "installing EGL/Mesa system libraries"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 libglu1-mesa >/dev/null; \
+	fi
+
+# Headless Chromium, with which the tests open the HTML report (Debian's package).
+testdeps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing chromium (headless report check)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -26,7 +34,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: setup
+test: setup testdeps
 	$(PY) -m pytest -q
 
 demo: setup
