@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from oddsuite.commands._args import positive_int as _positive_int, unit_float as _unit_float
+
 
 def _class_map(text: str) -> dict[str, str]:
     from oddsuite.evaluate.classes import parse_class_map
@@ -14,26 +16,6 @@ def _class_map(text: str) -> dict[str, str]:
         return parse_class_map(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
-
-
-def _unit_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from e
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def register(subparsers: Any) -> None:

@@ -19,6 +19,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from oddsuite.commands._args import positive_int as _positive_int
+
 MLP_SUITE = "mlp-digits"
 
 
@@ -71,16 +73,6 @@ def _array(text: str):
         return SystolicArray.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def register(subparsers: Any) -> None:

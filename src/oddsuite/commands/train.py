@@ -14,15 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+from oddsuite.commands._args import positive_int as _positive_int
 
 
 def _scenes(text: str) -> tuple[int, ...]:
