@@ -8,9 +8,8 @@ import time
 import numpy as np
 
 from oddsuite.odd import parse_spec, sample_scene
-from oddsuite.permute import subsets
-from oddsuite.render import environment_of, get_renderer
-from oddsuite.render.composite import CompositeRenderer
+from oddsuite.permute import CompositeRenderer, environment_of, subsets
+from oddsuite.render import get_renderer
 from oddsuite.scenes import build_scene
 
 SPEC = """\

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from oddsuite.odd import load_spec, sample_scene
-from oddsuite.render import environment_of, get_renderer
+from oddsuite.permute import environment_of
+from oddsuite.render import get_renderer
 from oddsuite.scenes import build_scene
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ from PIL import Image, ImageDraw
 
 from oddsuite.odd import load_spec, sample_scene
 from oddsuite.odd.spec import Variant
-from oddsuite.render import environment_of, get_renderer
+from oddsuite.permute import cutout, environment_of
+from oddsuite.render import get_renderer
 from oddsuite.scenes import build_scene
-from oddsuite.suite.generate import _cutout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def main() -> None:
         tiles.append(label(f.rgb, "remove: " + "+".join(names[i] for i in sub)))
     iso = r.render(sc, base, rois=[ids[1]], scenery=False, rng=rng())
     tiles.append(label(iso.rgb, f"isolate: {names[ids[1]]}"))
-    tiles.append(label(_cutout(full, (ids[0],)).rgb, f"cutout: {names[ids[0]]}"))
+    tiles.append(label(cutout(full, (ids[0],)).rgb, f"cutout: {names[ids[0]]}"))
     for v in (Variant(name="dusk", sun_elevation_deg=2), Variant(name="night", sun_elevation_deg=-20),
               Variant(name="fog", fog_visibility_m=60), Variant(name="rain", rain_mm_h=30, road_surface="wet"),
               Variant(name="snow", snow_mm_h=4, road_surface="snow"), Variant(name="noshadow", shadows=False)):

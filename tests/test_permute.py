@@ -8,9 +8,8 @@ import pytest
 
 from oddsuite.errors import SpecError
 from oddsuite.odd import parse_spec, sample_scene
-from oddsuite.permute import plan_size, subsets
-from oddsuite.render import environment_of, get_renderer
-from oddsuite.render.composite import CompositeRenderer
+from oddsuite.permute import CompositeRenderer, environment_of, plan_size, subsets
+from oddsuite.render import get_renderer
 from oddsuite.render.weather import fog, koschmieder_transmission, range_from_depth
 from oddsuite.scenes import build_scene
 

@@ -54,7 +54,8 @@ def test_annotations_load_in_pycocotools_and_records_are_complete(tiny_suite):
 def test_boxes_match_instance_masks(tiny_spec):
     """In isolate mode the object stands alone on neutral grey: its non-grey pixels are its mask."""
     from oddsuite.odd import load_spec, sample_scene
-    from oddsuite.render import environment_of, get_renderer
+    from oddsuite.permute import environment_of
+    from oddsuite.render import get_renderer
     from oddsuite.scenes import build_scene
 
     spec = load_spec(tiny_spec)

@@ -31,7 +31,6 @@ FORMAT = "oddsuite-suite/1"
 STATE = ".state"
 #: the first columns of scenes.parquet; every scene parameter follows, sorted by name
 RECORD_COLUMNS = ("image_id", "file_name", "scene_id", "subset", "subset_size", "n_rois", "variant", "mode", "is_full")
-NEUTRAL_RGB = np.array([128, 128, 128], dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -115,21 +114,12 @@ def _annotations(frame, subset: tuple[int, ...], scene, min_visible: float) -> l
     return anns
 
 
-def _cutout(frame, subset: tuple[int, ...]):
-    """Image-space masking of the full render: every pixel not of the subset's ROIs is neutral."""
-    from oddsuite.render import Frame
-
-    keep = np.isin(frame.ids, np.asarray(subset, dtype=np.int32))
-    rgb = np.where(keep[..., None], frame.rgb, NEUTRAL_RGB)
-    ids = np.where(keep, frame.ids, -1)
-    objs = {k: v for k, v in frame.objects.items() if k in subset}
-    return Frame(rgb, frame.depth, ids, objs)
 
 
 def render_scene(job: SceneJob) -> dict[str, Any]:
     """Render every image of one scene and write them; returns (and saves) the scene record."""
-    from oddsuite.render import environment_of, get_renderer
-    from oddsuite.render.composite import CompositeRenderer
+    from oddsuite.permute import CompositeRenderer, cutout, environment_of
+    from oddsuite.render import get_renderer
     from oddsuite.scenes import build_scene
 
     spec = parse_spec(job.spec_text, source=job.spec_path)
@@ -178,7 +168,7 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
                 elif mode == "isolate":
                     fr = r.render(scene, env, sub, False, wrng())
                 elif mode == "cutout":
-                    fr = _cutout(full, sub)
+                    fr = cutout(full, sub)
                 else:
                     raise SpecError(f"unknown masking mode {mode!r}; expected remove, isolate or cutout")
                 emit(fr, variant.name, mode, sub, env)
