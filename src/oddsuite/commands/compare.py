@@ -5,15 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-
-def _unit_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from e
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return v
+from oddsuite.commands._args import positive_int, unit_float
 
 
 def _count(text: str) -> int:
@@ -41,14 +33,14 @@ def register(subparsers: Any) -> None:
                    help="expected SHA-256 of A, then of B ('-' for none)")
     p.add_argument("--trust-pickle", action="store_true", help="allow pickled .pt models (only files you trust)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder (resumable)")
-    p.add_argument("--iou", type=_unit_float, default=0.5, help="IoU for matching and ROI outcomes (default 0.5)")
-    p.add_argument("--conf", type=_unit_float, default=0.25, help="operating score threshold (default 0.25)")
+    p.add_argument("--iou", type=unit_float, default=0.5, help="IoU for matching and ROI outcomes (default 0.5)")
+    p.add_argument("--conf", type=unit_float, default=0.25, help="operating score threshold (default 0.25)")
     p.add_argument("--top", type=_count, default=12, help="images with the most flips to draw (default 12)")
     p.add_argument("--layer-images", type=_count, default=4, metavar="N",
                    help="images for the layer-level SQNR (default 4; 0: skip it)")
     p.add_argument("--seed", type=int, default=0, help="seed of the layer-image sample (default 0)")
-    p.add_argument("--batch", type=_count, default=8, help="images per predict call (default 8)")
-    p.add_argument("--threads", type=_count, default=None, help="ONNX Runtime threads (default: its own)")
+    p.add_argument("--batch", type=positive_int, default=8, help="images per predict call (default 8)")
+    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime threads (default: its own)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -97,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--sha256: at most two (A then B)")
     shas = [None if s in (None, "-") else s for s in shas + [None] * (2 - len(shas))]
     r = compare_models(args.suite, args.model[0], args.model[1], args.out, iou=args.iou, conf=args.conf,
-                       top=args.top, batch=max(1, args.batch), layer_images=args.layer_images, seed=args.seed,
+                       top=args.top, batch=args.batch, layer_images=args.layer_images, seed=args.seed,
                        sha256_a=shas[0], sha256_b=shas[1], trust_pickle=args.trust_pickle,
-                       threads=args.threads or None, progress=not args.no_progress)
+                       threads=args.threads, progress=not args.no_progress)
     a, b = r["models"]["a"]["name"], r["models"]["b"]["name"]
     print(f"A {a} vs B {b} on {args.suite}  (iou {args.iou}, conf {args.conf}, {r['suite']['n_images']} images)")
     for line in summary_lines(r):

@@ -5,15 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from e
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+from oddsuite.commands._args import positive_int
 
 
 def _percentile(text: str) -> float:
@@ -37,7 +29,7 @@ def register(subparsers: Any) -> None:
                    help="source model: ONNX file, model directory, .safetensors, or trusted .pt")
     p.add_argument("--calib", required=True, type=Path, metavar="SUITE", help="suite whose images calibrate")
     p.add_argument("--out", required=True, type=Path, metavar="X.onnx", help="quantized model file to write")
-    p.add_argument("--calib-images", type=_positive_int, default=64, metavar="N",
+    p.add_argument("--calib-images", type=positive_int, default=64, metavar="N",
                    help="calibration images drawn from the suite (default 64; all if it has fewer)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample (default 0)")
     p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax",
