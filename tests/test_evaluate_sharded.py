@@ -65,3 +65,21 @@ def test_a_failing_scene_is_named_and_the_rest_is_kept(tiny_suite, lively_model,
     m = evaluate_suite(tiny_suite, det, tmp_path / "r", progress=False)  # resume predicts scene 1 only
     ref = evaluate_suite(tiny_suite, det, tmp_path / "ref", progress=False)
     assert m == ref
+
+
+def test_resume_refuses_another_model_file_of_the_same_name(tiny_suite, lively_model, tmp_path):
+    """The resume key holds the model's SHA-256: two different weights named alike never mix."""
+    import shutil
+
+    from oddsuite.models import save_model_dir
+    from oddsuite.models.yolo import random_model
+
+    other = save_model_dir(random_model(nc=2, seed=5), tmp_path / "other", {0: "car", 1: "person"}, 160, name="lively")
+    a, b = load_detector(lively_model), load_detector(other)
+    assert a.name == b.name and a.sha256 != b.sha256
+    out = tmp_path / "res"
+    evaluate_suite(tiny_suite, a, out, progress=False)
+    shutil.rmtree(out / ".state" / "predictions")  # as if interrupted before any batch of a second run
+    (out / ".state" / "predictions").mkdir()
+    with pytest.raises(OddsuiteError, match="partial predictions of another run.*model_sha256"):
+        evaluate_suite(tiny_suite, b, out, progress=False)

@@ -153,6 +153,7 @@ def _convert(image_id: int, det: Detections, mapping: ClassMapping, detector_cla
 def _state_key(suite: Suite, detector: Detector, mapping: ClassMapping) -> dict[str, Any]:
     return {
         "detector": str(detector.name),
+        "model_sha256": getattr(detector, "sha256", None),  # two files of one name must not mix
         "detector_classes": {str(k): str(v) for k, v in sorted(detector.classes.items())},
         "class_mapping": dict(sorted(mapping.names.items())),
         "suite_manifest_sha256": suite.manifest_sha256,

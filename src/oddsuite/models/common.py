@@ -175,15 +175,23 @@ def postprocess(raw: np.ndarray, nc: int, lbs: Sequence[Letterbox], conf: float,
             tb, ts = torch.from_numpy(xyxy), torch.from_numpy(score)
             tc = torch.zeros(len(cls), dtype=torch.int64) if agnostic else torch.from_numpy(cls.astype(np.int64))
             k = batched_nms(tb, ts, tc, iou)[:max_det].numpy()
-            out.append(Detections(_unletterbox(xyxy[k], lb), score[k], cls[k]))
+            out.append(_in_image(_unletterbox(xyxy[k], lb), score[k], cls[k]))
     elif raw.shape[2] == 6:
         for b, lb in enumerate(lbs):
             p = raw[b]
             p = p[p[:, 4] >= conf][:max_det]
-            out.append(Detections(_unletterbox(p[:, :4], lb), p[:, 4], p[:, 5].round().astype(np.int64)))
+            out.append(_in_image(_unletterbox(p[:, :4], lb), p[:, 4], p[:, 5].round().astype(np.int64)))
     else:
         raise ModelError(f"unexpected detector output shape {raw.shape}: expected (B, {4 + nc}, N) or (B, K, 6)")
     return out
+
+
+def _in_image(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray) -> Detections:
+    """Detections whose box keeps an area after clipping to the image. A box wholly outside
+    the image clips to zero area: it can match nothing (IoU 0, even with itself), so it is no
+    detection at all."""
+    keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    return Detections(xyxy[keep], score[keep], cls[keep])
 
 
 def chunks(seq: Sequence, n: int):
