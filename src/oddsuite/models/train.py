@@ -13,6 +13,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,39 +56,37 @@ def _read_names(data_yaml: Path) -> dict[int, str]:
         raise ModelError(f"{data_yaml}: cannot read class names ('names'): {e}") from e
 
 
-def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Path = "yolov8n.yaml",
-                   epochs: int = 1, imgsz: int = 160, batch: int = 8, seed: int = 0, workers: int = 0,
-                   device: str = "cpu", name: str | None = None, command: str | None = None,
-                   extra: dict[str, Any] | None = None, keep_run_dir: bool = False,
-                   on_epoch: Callable[[int, int, dict[str, float]], None] | None = None, **train_args) -> Path:
-    """Train ``arch`` from scratch on ``data_yaml`` and write OUT/model.{yaml,safetensors,json}.
+@dataclass
+class TrainRun:
+    """What :func:`run_training` returns: the EMA weights of the best epoch in a fresh model."""
 
-    The card (model.json) records classes, imgsz, the weights' sha256, the command (``command``
-    or this call), seed, epochs, the ultralytics/torch versions, the data set and its final
-    validation metrics. ``train_args`` go to ultralytics (e.g. ``mosaic=0``, ``lr0=0.01``).
-    ``on_epoch(epoch, epochs, metrics)`` is called after each epoch (1-based) for progress.
-    Returns the output directory.
+    model: Any                      # an eval-mode DetectionModel built from the captured architecture
+    args: dict[str, Any]            # the ultralytics arguments used
+    metrics: dict[str, float]       # the final validation metrics
+    imgsz: int                      # the image size ultralytics used (rounded to the stride)
+    best_epoch: int | None
+
+
+def run_training(data_yaml: Path, run_parent: Path, *, model_arg: str, epochs: int, imgsz: int, batch: int,
+                 seed: int, workers: int = 0, device: str = "cpu", trainer_cls: Any = None,
+                 keep_run_dir: bool = False, log_dir: Path | None = None,
+                 on_epoch: Callable[[int, int, dict[str, float]], None] | None = None, **train_args) -> TrainRun:
+    """One offline, seeded ultralytics detection training (the setup every oddsuite training shares).
+
+    ``model_arg`` is what ultralytics gets as ``model`` (an architecture yaml); ``trainer_cls``
+    (default ``DetectionTrainer``) may be a subclass, e.g. one whose ``get_model`` starts from
+    given weights. The run folder is made under ``run_parent`` and removed afterwards (unless
+    ``keep_run_dir``); ``results.csv`` and ``args.yaml`` are copied to ``log_dir`` when given.
+    The EMA weights of the best epoch are taken in memory when ultralytics saves its
+    checkpoint, so its pickled ``.pt`` files are never read back here.
     """
-    import torch
-
     ultralytics_offline()
-    import ultralytics
-    from ultralytics.models.yolo.detect import DetectionTrainer
+    if trainer_cls is None:
+        from ultralytics.models.yolo.detect import DetectionTrainer as trainer_cls
 
-    data_yaml = Path(data_yaml).resolve()
-    out = Path(out_dir)
-    arch_s = str(arch)
-    if arch_s.endswith((".pt", ".pth")):
-        raise ModelError(f"{arch}: training starts from an architecture yaml, not a pickled checkpoint")
-    if not data_yaml.is_file():
-        raise ModelError(f"{data_yaml}: no such data set yaml")
-    if Path(arch_s).is_file():
-        load_arch(Path(arch_s))  # a user's yaml is checked before ultralytics builds it
-    names = _read_names(data_yaml)
-    out.mkdir(parents=True, exist_ok=True)
-    run_root = Path(tempfile.mkdtemp(prefix=".train-run-", dir=out))
-
-    args = dict(model=arch_s, data=str(data_yaml), epochs=int(epochs), imgsz=int(imgsz), batch=int(batch),
+    run_parent.mkdir(parents=True, exist_ok=True)
+    run_root = Path(tempfile.mkdtemp(prefix=".train-run-", dir=run_parent))
+    args = dict(model=model_arg, data=str(data_yaml), epochs=int(epochs), imgsz=int(imgsz), batch=int(batch),
                 seed=int(seed), deterministic=True, workers=int(workers), device=device, plots=False, amp=False,
                 pretrained=False, project=str(run_root), name="train", exist_ok=True, verbose=False, val=True,
                 cache=False, save=True)
@@ -102,8 +101,11 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
             captured["arch"] = arch_of(ema)
             captured["epoch"] = int(trainer.epoch) + 1
 
+    import torch
+
+    threads, determ = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
-        trainer = DetectionTrainer(overrides=args)
+        trainer = trainer_cls(overrides=args)
         trainer.add_callback("on_model_save", on_model_save)
         if on_epoch is not None:
             def on_fit_epoch_end(trainer) -> None:
@@ -121,15 +123,53 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
         used_imgsz = int(getattr(trainer.args, "imgsz", imgsz))  # ultralytics rounds it to the stride
         model = build_model(captured["arch"], "trained model")
         model.load_state_dict(captured["state"], strict=True)
-        run_dir = Path(trainer.save_dir)
-        log_dir = out / "train_log"
-        log_dir.mkdir(exist_ok=True)
-        for f in ("results.csv", "args.yaml"):
-            if (run_dir / f).is_file():
-                shutil.copy2(run_dir / f, log_dir / f)
+        if log_dir is not None:
+            run_dir = Path(trainer.save_dir)
+            log_dir.mkdir(parents=True, exist_ok=True)
+            for f in ("results.csv", "args.yaml"):
+                if (run_dir / f).is_file():
+                    shutil.copy2(run_dir / f, log_dir / f)
     finally:
+        torch.set_num_threads(threads)  # ultralytics resets both for training; the caller's settings return
+        torch.use_deterministic_algorithms(determ)
         if not keep_run_dir:
             shutil.rmtree(run_root, ignore_errors=True)
+    return TrainRun(model=model, args=args, metrics=metrics, imgsz=used_imgsz, best_epoch=captured.get("epoch"))
+
+
+def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Path = "yolov8n.yaml",
+                   epochs: int = 1, imgsz: int = 160, batch: int = 8, seed: int = 0, workers: int = 0,
+                   device: str = "cpu", name: str | None = None, command: str | None = None,
+                   extra: dict[str, Any] | None = None, keep_run_dir: bool = False,
+                   on_epoch: Callable[[int, int, dict[str, float]], None] | None = None, **train_args) -> Path:
+    """Train ``arch`` from scratch on ``data_yaml`` and write OUT/model.{yaml,safetensors,json}.
+
+    The card (model.json) records classes, imgsz, the weights' sha256, the command (``command``
+    or this call), seed, epochs, the ultralytics/torch versions, the data set and its final
+    validation metrics. ``train_args`` go to ultralytics (e.g. ``mosaic=0``, ``lr0=0.01``).
+    ``on_epoch(epoch, epochs, metrics)`` is called after each epoch (1-based) for progress.
+    Returns the output directory.
+    """
+    import torch
+
+    ultralytics_offline()
+    import ultralytics
+
+    data_yaml = Path(data_yaml).resolve()
+    out = Path(out_dir)
+    arch_s = str(arch)
+    if arch_s.endswith((".pt", ".pth")):
+        raise ModelError(f"{arch}: training starts from an architecture yaml, not a pickled checkpoint")
+    if not data_yaml.is_file():
+        raise ModelError(f"{data_yaml}: no such data set yaml")
+    if Path(arch_s).is_file():
+        load_arch(Path(arch_s))  # a user's yaml is checked before ultralytics builds it
+    names = _read_names(data_yaml)
+    out.mkdir(parents=True, exist_ok=True)
+    run = run_training(data_yaml, out, model_arg=arch_s, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed,
+                       workers=workers, device=device, keep_run_dir=keep_run_dir, log_dir=out / "train_log",
+                       on_epoch=on_epoch, **train_args)
+    model, args, metrics, used_imgsz = run.model, run.args, run.metrics, run.imgsz
 
     if command is None:
         command = "train_detector(" + ", ".join(
@@ -144,7 +184,7 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
             "arch": arch_s,
             "data": str(data_yaml),
             "batch": int(batch),
-            "best_epoch": captured.get("epoch"),
+            "best_epoch": run.best_epoch,
             "device": device,
             "deterministic": True,
             "ultralytics_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in args.items()
