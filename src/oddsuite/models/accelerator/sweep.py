@@ -7,11 +7,18 @@ every point resumes and can be inspected or replayed alone. The fault maps are s
 the results (``maps/n{N}-seed{S}.json``); a timing point is replayed by its seed (errors are
 drawn per layer call, so also with the same batch size and image order).
 
+FAP+T (stuck-at, with ``SweepSpec.train_data``): for each fault map a copy of the detector is
+fine-tuned with that map's FAP mask held fixed (:mod:`.fapt`), cached as a model directory
+``fapt/n{N}-seed{S}/`` (reused when it was made with the same settings), then run on the
+array with FAP on the same map. With an executor the fine-tuning runs here first, one map
+after the other; the workers load the cached models.
+
 Writes ``results.json`` (rows, per-point summaries, settings), ``results.csv`` and
 ``faults.png`` (median and min–max over maps).
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -30,7 +37,7 @@ from .systolic import SystolicArray
 
 log = logging.getLogger(__name__)
 
-STUCK_MITIGATIONS = ("none", "fap")
+STUCK_MITIGATIONS = ("none", "fap", "fap+t")
 TIMING_MITIGATIONS = {"none": "propagate", "te-drop": "te-drop"}
 
 
@@ -45,15 +52,21 @@ class SweepSpec:
     bits: Sequence[int] | None = None            # stuck-at bits drawn from (default: all 32)
     keep_bits: int = 16
     batch: int = 8
+    train_data: str | None = None                # FAP+T: ultralytics data set yaml to fine-tune on
+    ft_epochs: int = 3
+    ft_imgsz: int | None = None                  # fine-tuning image size (default: the detector's)
+    ft_batch: int = 8
+    ft_lr0: float = 1e-3
 
     def validate(self, array: SystolicArray) -> None:
         if self.fault not in ("stuck-at", "timing"):
             raise ValueError(f"--fault must be stuck-at or timing, got {self.fault!r}")
         allowed = STUCK_MITIGATIONS if self.fault == "stuck-at" else tuple(TIMING_MITIGATIONS)
         for m in self.mitigations:
-            if m == "fap+t":
-                raise ValueError("fap+t (fine-tuning with the pruning mask fixed) is implemented for the "
-                                 "project's trainable MLP (SUITE = mlp-digits), not for detectors")
+            if m == "fap+t" and self.fault == "stuck-at" and not self.train_data:
+                raise ValueError("fap+t fine-tunes the detector with the pruning mask fixed and needs training "
+                                 "data: pass --train-data DATA.yaml (an ultralytics data set of a training suite, "
+                                 "e.g. from 'oddsuite export TRAIN_SUITE --format yolo --out DIR')")
             if m not in allowed:
                 raise ValueError(f"--mitigation {m!r} does not apply to {self.fault} faults (use {', '.join(allowed)})")
         n_pe = array.rows * array.cols
@@ -65,6 +78,8 @@ class SweepSpec:
                 raise ValueError(f"--error-rate {r} is not a probability")
         if self.maps < 1:
             raise ValueError("--maps must be at least 1")
+        if self.ft_epochs < 1 or self.ft_batch < 1:
+            raise ValueError("--ft-epochs and --ft-batch must be at least 1")
 
 
 def _metric(metrics: dict, *path, default=None):
@@ -100,9 +115,12 @@ def _sweep_point_task(task: PointTask) -> dict:
 
     key = (task.recipe, task.calib_files, task.array)
     if key not in _WORKER_ADET:
-        _WORKER_ADET.clear()
+        while len(_WORKER_ADET) >= 2:  # the base detector and the last FAP+T one
+            _WORKER_ADET.pop(next(iter(_WORKER_ADET)))
         imgs = [np.asarray(Image.open(f).convert("RGB"), dtype=np.uint8) for f in task.calib_files]
         _WORKER_ADET[key] = AcceleratorDetector(task.recipe.load(), SystolicArray(*task.array), calibration_images=imgs)
+    else:
+        _WORKER_ADET[key] = _WORKER_ADET.pop(key)  # most recently used last
     adet = _WORKER_ADET[key]
     from oddsuite.evaluate import evaluate_suite
 
@@ -112,7 +130,8 @@ def _sweep_point_task(task: PointTask) -> dict:
 
 def _run_point(adet, job: dict, array: SystolicArray, bits, keep_bits: int, batch: int, suite_dir, out: Path,
                evaluate: Callable) -> dict:
-    """Configure ``adet`` for one point of the sweep, score it, return its row."""
+    """Configure ``adet`` for one point of the sweep, score it, return its row (FAP+T: ``adet``
+    wraps the fine-tuned model, which runs with FAP)."""
     if job["kind"] == "stuck-at":
         n, s, mit = job["faulty_pes"], job["map_seed"], job["mitigation"]
         fm = FaultMap.random(array.rows, array.cols, n, seed=s, bits=bits) if n else None
@@ -121,9 +140,11 @@ def _run_point(adet, job: dict, array: SystolicArray, bits, keep_bits: int, batc
             map_file = f"maps/n{n}-seed{s}.json"
             if not (out / map_file).exists():
                 fm.save(out / map_file)
-        adet.configure(fm, mitigation=mit if n else "none")
+        adet.configure(fm, mitigation=("fap" if mit == "fap+t" else mit) if n else "none")
         point = f"sa-n{n}-seed{s}-{mit}" if n else "clean"
         extra = {"faulty_pes": n, "fault_rate": n / (array.rows * array.cols), "map_file": map_file}
+        if mit == "fap+t" and n:
+            extra.update(ft_model=job.get("ft_model"), ft_sha256=getattr(adet, "sha256", None))
     else:
         rate, s, mit = job["rate"], job["map_seed"], job["mitigation"]
         te = TimingErrors(rate, TIMING_MITIGATIONS[mit], keep_bits=keep_bits, seed=s) if rate > 0 else None
@@ -144,6 +165,68 @@ def _run_point(adet, job: dict, array: SystolicArray, bits, keep_bits: int, batc
     return row
 
 
+class _FaptModels:
+    """The FAP+T models of one sweep: fine-tuned on first use (or reused from ``OUT/fapt/``)."""
+
+    def __init__(self, detector, array: SystolicArray, spec: SweepSpec, out: Path):
+        model = getattr(detector, "torch_model", None)
+        if not (hasattr(model, "model") and hasattr(getattr(model, "model")[-1], "nc")):
+            raise ValueError(f"fap+t fine-tunes ultralytics detection models; {getattr(detector, 'name', detector)!r} "
+                             "is not one")
+        from oddsuite.errors import ModelError
+        from oddsuite.models.train import _read_names
+
+        names = _read_names(Path(spec.train_data))  # checked before any point runs, not at the first fap+t one
+        if names != dict(detector.classes):
+            raise ModelError(f"{spec.train_data}: the data set's classes {names} are not the detector's "
+                             f"{dict(detector.classes)}; FAP+T fine-tunes on a data set with the detector's classes")
+        self.base, self.array, self.spec, self.out = detector, array, spec, out
+        self._dirs: dict[tuple[int, int], tuple[Path, str]] = {}
+        self.trained = 0  # how many models this sweep fine-tuned (the rest came from the cache)
+
+    @staticmethod
+    def rel_dir(n: int, seed: int) -> str:
+        return f"fapt/n{n}-seed{seed}"
+
+    def model_dir(self, n: int, seed: int) -> tuple[Path, str]:
+        """The model directory and weights SHA-256 of the FAP+T model for map ``(n, seed)``."""
+        if (n, seed) not in self._dirs:
+            from .fapt import fapt_model_dir
+
+            spec = self.spec
+            fm = FaultMap.random(self.array.rows, self.array.cols, n, seed=seed, bits=spec.bits)
+            log.info("FAP+T: fine-tuning for %d faulty PEs (map seed %d) on %s", n, seed, spec.train_data)
+            d, trained = fapt_model_dir(self.base, self.array, fm, spec.train_data, self.out / self.rel_dir(n, seed),
+                                        epochs=spec.ft_epochs, imgsz=spec.ft_imgsz, batch=spec.ft_batch,
+                                        seed=spec.seed, lr0=spec.ft_lr0,
+                                        name=f"{self.base.name}+fapt-n{n}-s{seed}")
+            self.trained += int(trained)
+            card = json.loads((d / "model.json").read_text())
+            self._dirs[(n, seed)] = (d, str(card["sha256"]))
+        return self._dirs[(n, seed)]
+
+    def ft_detector(self, n: int, seed: int):
+        """A shallow copy of the sweep's detector running the fine-tuned weights (as loaded from the cache,
+        so that it equals what an executor's worker loads)."""
+        from oddsuite.models import load_detector
+
+        d, sha = self.model_dir(n, seed)
+        ft = load_detector(d, sha256=sha)
+        base = self.base
+        det = copy.copy(base)
+        device = next(base.torch_model.parameters()).device
+        model = ft.torch_model.to(device).float().eval()
+        if hasattr(base.torch_model, "names"):
+            model.names = base.torch_model.names
+        det.torch_model = model
+        for attr, value in (("name", ft.name), ("sha256", sha), ("source", ft.source)):
+            try:
+                setattr(det, attr, value)
+            except AttributeError:
+                pass
+        return det
+
+
 def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec: SweepSpec,
                        calibration_images: Sequence[np.ndarray], *,
                        evaluate: Callable | None = None, progress: bool = False, executor: Any = None,
@@ -152,12 +235,17 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
 
     With an ``executor`` (oddsuite.run: local pool or Ray), the points run in parallel on
     workers, each re-creating the calibrated detector from ``recipe`` and ``calib_files``
-    (the same images as ``calibration_images``); rows are merged here in point order."""
+    (the same images as ``calibration_images``); rows are merged here in point order.
+
+    Mitigation ``"fap+t"`` (stuck-at, ``spec.train_data`` set; ``detector`` an ultralytics
+    detector) fine-tunes one model per fault map (cached under ``fapt/``, see :mod:`.fapt`)
+    and runs it with FAP."""
     spec.validate(array)
     if evaluate is None:
         from oddsuite.evaluate import evaluate_suite as evaluate
     out = Path(out_dir)
     (out / "points").mkdir(parents=True, exist_ok=True)
+    fapt = _FaptModels(detector, array, spec, out) if spec.fault == "stuck-at" and "fap+t" in spec.mitigations else None
     t0 = time.perf_counter()
     seeds = [map_seed(spec.seed, i) for i in range(spec.maps)]
     jobs: list[dict] = []
@@ -165,7 +253,10 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
         for n in sorted({int(n) for n in spec.faulty_pes}):
             for i, s in enumerate(seeds if n else seeds[:1]):
                 for mit in (spec.mitigations if n else ("none",)):
-                    jobs.append({"kind": "stuck-at", "faulty_pes": n, "map_seed": s, "mitigation": mit})
+                    job = {"kind": "stuck-at", "faulty_pes": n, "map_seed": s, "mitigation": mit}
+                    if mit == "fap+t":
+                        job["ft_model"] = _FaptModels.rel_dir(n, s)
+                    jobs.append(job)
     else:
         for rate in sorted({float(r) for r in spec.error_rates}):
             for i, s in enumerate(seeds if rate > 0 else seeds[:1]):
@@ -180,14 +271,27 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
     if executor is None:
         adet = AcceleratorDetector(detector, array, calibration_images=calibration_images)
         for job in jobs:
-            rows.append(_run_point(adet, job, array, spec.bits, spec.keep_bits, spec.batch, suite_dir, out, evaluate))
+            point_adet = adet
+            if job["mitigation"] == "fap+t":
+                point_adet = AcceleratorDetector(fapt.ft_detector(job["faulty_pes"], job["map_seed"]), array,
+                                                 calibration_images=calibration_images)
+            rows.append(_run_point(point_adet, job, array, spec.bits, spec.keep_bits, spec.batch, suite_dir, out,
+                                   evaluate))
             if bar:
                 bar.update(1)
     else:
         if recipe is None or not calib_files:
             raise ValueError("run_detector_sweep: an executor needs a recipe and the calibration image files")
-        tasks = [PointTask(recipe, tuple(map(str, calib_files)), (array.rows, array.cols), str(suite_dir), str(out),
-                           tuple(sorted(job.items())), spec.bits, spec.keep_bits, spec.batch) for job in jobs]
+        def recipe_of(job: dict):
+            if job["mitigation"] != "fap+t":
+                return recipe
+            from oddsuite.evaluate.loop import DetectorRecipe
+
+            d, sha = fapt.model_dir(job["faulty_pes"], job["map_seed"])  # fine-tuned here, one map at a time
+            return DetectorRecipe(str(d.resolve()), sha, False, getattr(recipe, "class_map", None))
+
+        tasks = [PointTask(recipe_of(job), tuple(map(str, calib_files)), (array.rows, array.cols), str(suite_dir),
+                           str(out), tuple(sorted(job.items())), spec.bits, spec.keep_bits, spec.batch) for job in jobs]
         by_job: dict[tuple, dict] = {}
         failures = []
         for task, row in executor.map(_sweep_point_task, tasks, key=lambda t: dict(t.job)):
@@ -219,6 +323,9 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
                "fault": spec.fault, "spec": {k: (list(v) if isinstance(v, (list, tuple)) else v)
                                              for k, v in spec.__dict__.items()},
                "map_seeds": seeds, "rows": rows, "summary": summary, "seconds": time.perf_counter() - t0}
+    if fapt is not None:
+        results["fapt"] = {"models": sorted({r["ft_model"] for r in rows if r.get("ft_model")}),
+                           "fine_tuned_now": fapt.trained}
     _atomic_text(out / "results.json", json.dumps(results, indent=1))
     buf = io.StringIO()
     fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
