@@ -5,17 +5,25 @@ Stuck-at sweep::
     oddsuite faults SUITE --model PATH --array 256x256 --faulty-pes 0,1,4,16 --fault stuck-at \\
         --mitigation none,fap --maps 5 --seed 0 --out DIR
 
+FAP+T (fine-tuning with the FAP mask fixed, one model per fault map, cached under DIR/fapt/)
+needs a training data set, e.g. ``oddsuite export TRAIN_SUITE --format yolo --out DATA`` of a
+*training* suite::
+
+    oddsuite faults SUITE --model PATH --mitigation none,fap,fap+t --train-data DATA/data.yaml \
+        --ft-epochs 3 --out DIR
+
 Timing-error sweep::
 
     oddsuite faults SUITE --model PATH --fault timing --error-rate 1e-6,1e-5 --mitigation none,te-drop --out DIR
 
 ``SUITE`` may be the literal ``mlp-digits``: the seed's own experiment (an 8-bit
-784x256x256x256x10 MLP on scikit-learn's digits, no suite or model needed), which also
-supports ``--mitigation fap+t``.
+784x256x256x256x10 MLP on scikit-learn's digits, no suite or model needed; its FAP+T trains
+on the digits themselves).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +87,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "faults", help="score a detector on a simulated int8 systolic array with stuck-at or timing faults",
         description="Run a detector with every Conv2d/Linear on a simulated weight-stationary int8 systolic "
-                    "array with seeded stuck-at faults (no mitigation or FAP) or timing errors (propagated or "
-                    "TE-Drop), and score each point on SUITE. SUITE 'mlp-digits' runs the seed's MLP experiment "
-                    "instead (also FAP+T). Writes results.json, results.csv, a plot and the fault maps.")
+                    "array with seeded stuck-at faults (no mitigation, FAP, or FAP+T: fine-tuned on --train-data "
+                    "with the FAP mask fixed, one model per fault map) or timing errors (propagated or TE-Drop), "
+                    "and score each point on SUITE. SUITE 'mlp-digits' runs the seed's MLP experiment instead. "
+                    "Writes results.json, results.csv, a plot, the fault maps and the FAP+T models (fapt/).")
     p.add_argument("suite", metavar="SUITE", help=f"suite folder, or '{MLP_SUITE}' for the built-in MLP experiment")
     p.add_argument("--model", type=Path, metavar="PATH", help="detector model (local path; torch-backed, e.g. ultralytics)")
     p.add_argument("--sha256", metavar="HEX", default=None, help="expected SHA-256 of the model file")
@@ -97,7 +106,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--keep-bits", type=int, default=16,
                    help="timing error propagation: low bits of a failing MAC's result that survive (default 16)")
     p.add_argument("--mitigation", type=_str_list, default=None, metavar="M,...",
-                   help="stuck-at: none,fap (mlp-digits also fap+t); timing: none,te-drop (default: both)")
+                   help="stuck-at: none,fap,fap+t (fap+t on a detector needs --train-data); timing: none,te-drop "
+                        "(default: none,fap or none,te-drop)")
+    p.add_argument("--train-data", type=Path, default=None, metavar="DATA.yaml",
+                   help="fap+t: ultralytics data set to fine-tune on, with the detector's classes (e.g. from "
+                        "'oddsuite export TRAIN_SUITE --format yolo --out DIR' of a training suite, not SUITE)")
+    p.add_argument("--ft-epochs", type=_positive_int, default=3, help="fap+t: fine-tuning epochs per fault map (default 3)")
+    p.add_argument("--ft-imgsz", type=_positive_int, default=None,
+                   help="fap+t: fine-tuning image size (default: the model's)")
+    p.add_argument("--ft-batch", type=_positive_int, default=8, help="fap+t: fine-tuning batch size (default 8)")
     p.add_argument("--maps", type=_positive_int, default=5, help="seeded fault maps per point (default 5)")
     p.add_argument("--seed", type=int, default=0, help="experiment seed (default 0)")
     p.add_argument("--calib", type=_positive_int, default=16, help="suite images for int8 calibration (default 16)")
@@ -178,12 +195,27 @@ def run(args: argparse.Namespace) -> int:
     from oddsuite.models import load_detector
     from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
 
+    fapt = fault == "stuck-at" and "fap+t" in mitigations
+    train_data = None
+    if args.train_data is not None:
+        if not fapt:
+            print("note: --train-data is used only by --mitigation fap+t (stuck-at); ignored", file=sys.stderr)
+        else:
+            train_data = args.train_data.expanduser().resolve()
+            if not train_data.is_file():
+                raise UserError(f"--train-data {args.train_data}: no such data set yaml")
     spec = SweepSpec(fault=fault, faulty_pes=faulty, error_rates=rates, mitigations=mitigations, maps=args.maps,
-                     seed=args.seed, bits=args.bits, keep_bits=args.keep_bits, batch=args.batch)
+                     seed=args.seed, bits=args.bits, keep_bits=args.keep_bits, batch=args.batch,
+                     train_data=str(train_data) if train_data else None, ft_epochs=args.ft_epochs,
+                     ft_imgsz=args.ft_imgsz, ft_batch=args.ft_batch)
     try:
         spec.validate(array)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if train_data is not None:
+        for why in _same_suite(train_data, Path(args.suite)):
+            print(f"warning: --train-data {args.train_data} {why}: FAP+T would be fine-tuned on the suite it is "
+                  "scored on; export a separate training suite", file=sys.stderr)
     detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
     if getattr(detector, "torch_model", None) is None:
         raise UserError(f"{args.model}: fault injection needs a torch-backed detector (ultralytics yaml + "
@@ -204,5 +236,43 @@ def run(args: argparse.Namespace) -> int:
     for r in res["summary"]:
         print(f"  {key} {r[key]:<8g} {r['mitigation']:<8} median {r['median']:.4f} [{r['min']:.4f}, {r['max']:.4f}] "
               f"over {r['n']} run(s)")
-    print(f"wrote {args.out}/results.json, results.csv, faults.png, maps/, points/")
+    fapt_note = ""
+    if "fapt" in res:
+        fapt_note = (f", fapt/ ({len(res['fapt']['models'])} fine-tuned model(s), "
+                     f"{res['fapt']['fine_tuned_now']} trained now)")
+    print(f"wrote {args.out}/results.json, results.csv, faults.png, maps/, points/{fapt_note}")
     return 0
+
+
+def _same_suite(data_yaml: Path, suite_dir: Path) -> list[str]:
+    """Why the data set looks exported from ``suite_dir`` (empty when it does not): its export
+    card(s) (``export.json`` next to the data yaml or in its sub-folders, as ``oddsuite train``
+    writes them) name the same suite folder, or a suite with the same manifest or annotations."""
+    import hashlib
+    import json
+
+    def digest(p: Path) -> str | None:
+        try:
+            return hashlib.sha256(p.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    suite = suite_dir.resolve()
+    ours = {"manifest.json": digest(suite / "manifest.json"), "annotations.json": digest(suite / "annotations.json")}
+    cards = [data_yaml.parent / "export.json"] + sorted(data_yaml.parent.glob("*/export.json"))
+    out = []
+    for card_path in cards:
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, ValueError):
+            continue
+        src = Path(str(card.get("suite", "")))
+        if not str(card.get("suite", "")):
+            continue
+        if src.resolve() == suite:
+            out.append(f"was exported from {suite}")
+        elif ours["manifest.json"] and digest(src / "manifest.json") == ours["manifest.json"]:
+            out.append(f"was exported from {src}, whose manifest.json equals the evaluated suite's")
+        elif ours["annotations.json"] and card.get("annotations_sha256") == ours["annotations.json"]:
+            out.append(f"was exported from {src}, whose annotations.json equals the evaluated suite's")
+    return out
