@@ -103,7 +103,8 @@ def run_training(data_yaml: Path, run_parent: Path, *, model_arg: str, epochs: i
 
     import torch
 
-    threads, determ = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    determ = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     try:
         trainer = trainer_cls(overrides=args)
         trainer.add_callback("on_model_save", on_model_save)
@@ -131,7 +132,7 @@ def run_training(data_yaml: Path, run_parent: Path, *, model_arg: str, epochs: i
                     shutil.copy2(run_dir / f, log_dir / f)
     finally:
         torch.set_num_threads(threads)  # ultralytics resets both for training; the caller's settings return
-        torch.use_deterministic_algorithms(determ)
+        torch.use_deterministic_algorithms(determ[0], warn_only=determ[1])
         if not keep_run_dir:
             shutil.rmtree(run_root, ignore_errors=True)
     return TrainRun(model=model, args=args, metrics=metrics, imgsz=used_imgsz, best_epoch=captured.get("epoch"))
