@@ -169,12 +169,13 @@ class _FaptModels:
     """The FAP+T models of one sweep: fine-tuned on first use (or reused from ``OUT/fapt/``)."""
 
     def __init__(self, detector, array: SystolicArray, spec: SweepSpec, out: Path):
-        model = getattr(detector, "torch_model", None)
-        if not (hasattr(model, "model") and hasattr(getattr(model, "model")[-1], "nc")):
-            raise ValueError(f"fap+t fine-tunes ultralytics detection models; {getattr(detector, 'name', detector)!r} "
-                             "is not one")
         from oddsuite.errors import ModelError
         from oddsuite.models.train import _read_names
+
+        model = getattr(detector, "torch_model", None)
+        if not (hasattr(model, "model") and hasattr(getattr(model, "model")[-1], "nc")):
+            raise ModelError(f"fap+t fine-tunes ultralytics detection models; {getattr(detector, 'name', detector)!r} "
+                             "is not one")
 
         names = _read_names(Path(spec.train_data))  # checked before any point runs, not at the first fap+t one
         if names != dict(detector.classes):
@@ -195,7 +196,7 @@ class _FaptModels:
 
             spec = self.spec
             fm = FaultMap.random(self.array.rows, self.array.cols, n, seed=seed, bits=spec.bits)
-            log.info("FAP+T: fine-tuning for %d faulty PEs (map seed %d) on %s", n, seed, spec.train_data)
+            log.info("FAP+T model for %d faulty PEs (map seed %d), data %s", n, seed, spec.train_data)
             d, trained = fapt_model_dir(self.base, self.array, fm, spec.train_data, self.out / self.rel_dir(n, seed),
                                         epochs=spec.ft_epochs, imgsz=spec.ft_imgsz, batch=spec.ft_batch,
                                         seed=spec.seed, lr0=spec.ft_lr0,
