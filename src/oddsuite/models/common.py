@@ -7,7 +7,6 @@ functions, so the only difference between them is the runtime that evaluates the
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from oddsuite.fileio import sha256_file  # noqa: F401 - re-exported
 from oddsuite.errors import ModelError
 from oddsuite.models.base import Detections
 
@@ -26,18 +26,6 @@ NMS_IOU = 0.7
 MAX_DET = 300
 #: most candidate boxes handed to NMS per image
 MAX_NMS = 30000
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
 
 def check_sha256(path: Path, expected: str | None, what: str = "pin") -> str:
     """Hash ``path``; if ``expected`` is given and differs, raise ModelError. Returns the actual hash."""

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from oddsuite.fileio import atomic_write_bytes
 from oddsuite.errors import ModelError
 from oddsuite.models._ultra import ultralytics_offline
 from oddsuite.models.base import MAP_CONF_FLOOR, Detections
@@ -267,19 +268,6 @@ class UltralyticsDetector:
 
 # --------------------------------------------------------------------------- model directories
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: int, *, name: str | None = None,
                    extra: dict | None = None) -> Path:
     """Write model.yaml + model.safetensors + model.json for an ultralytics DetectionModel."""
@@ -293,7 +281,7 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
     if len(classes) != cfg["nc"]:
         raise ModelError(f"{out}: {len(classes)} class names for a model with nc={cfg['nc']}")
     arch_text = yaml.safe_dump(cfg, sort_keys=False)
-    _atomic_write(out / ARCH_NAME, arch_text.encode())
+    atomic_write_bytes(out / ARCH_NAME, arch_text.encode())
 
     state = {k: v.detach().to("cpu").float().clone().contiguous() if v.is_floating_point()
              else v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
@@ -323,7 +311,7 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
     }
     if extra:
         card.update({k: v for k, v in extra.items() if k not in card})
-    _atomic_write(out / CARD_NAME, (json.dumps(card, indent=2) + "\n").encode())
+    atomic_write_bytes(out / CARD_NAME, (json.dumps(card, indent=2) + "\n").encode())
     return out
 
 

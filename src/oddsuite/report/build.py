@@ -484,7 +484,7 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, **optio
     ``trace_options`` (``trace_outcomes`` options; given, the trace is recomputed),
     ``n_examples`` (example scenes per slice or rule), ``n_example_slices``, ``image_width``.
     """
-    from oddsuite.trace.core import write_bytes_atomic
+    from oddsuite.fileio import atomic_write_bytes as write_bytes_atomic
 
     html = render_report(results_dir, **options)
     path = Path(out) if out is not None else Path(results_dir) / "report.html"

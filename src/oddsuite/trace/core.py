@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -29,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from oddsuite.fileio import atomic_write_bytes
 from oddsuite.errors import OddsuiteError
 from oddsuite.metrics.stats import json_clean
 from oddsuite.trace.dimensions import build_dimensions
@@ -274,25 +273,9 @@ def write_trace(trace: Trace, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, png in trace.figures.items():
-        write_bytes_atomic(out / name, png)
+        atomic_write_bytes(out / name, png)
     write_json_atomic(out / TRACE_JSON, trace.data)
     return out / TRACE_JSON
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """A temporary file in the same folder, flushed, then renamed over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def load_trace(path: str | Path) -> dict[str, Any]:
     """A trace.json (its path, or the folder holding it)."""

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oddsuite.fileio import atomic_write_text as _atomic_text
 from .faults import FaultMap, TimingErrors
 from .mitigation import fap_masks, fine_tune_with_masks
 from .systolic import SystolicArray
@@ -110,18 +111,6 @@ def _summary(values: Sequence[float]) -> dict:
     a = np.asarray(values, dtype=float)
     return {"median": float(np.median(a)), "min": float(a.min()), "max": float(a.max()),
             "q25": float(np.percentile(a, 25)), "q75": float(np.percentile(a, 75)), "n": int(len(a))}
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:

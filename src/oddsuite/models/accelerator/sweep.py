@@ -32,7 +32,9 @@ import numpy as np
 
 from .detector import AcceleratorDetector
 from .faults import FaultMap, TimingErrors
-from .mlp_experiment import _atomic_text, _summary, map_seed
+from oddsuite.fileio import atomic_write_text as _atomic_text
+
+from .mlp_experiment import _summary, map_seed
 from .systolic import SystolicArray
 
 log = logging.getLogger(__name__)
