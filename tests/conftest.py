@@ -72,3 +72,43 @@ def lively_model(tiny_suite, tmp_path_factory) -> Path:
     images = [np.asarray(Image.open(tiny_suite / im["file_name"]).convert("RGB")) for im in coco["images"][:8]]
     model = lively_random_model(nc=2, images=images, imgsz=160, seed=0)
     return save_model_dir(model, tmp_path_factory.mktemp("m") / "lively", {0: "car", 1: "person"}, 160, name="lively")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread. On a shared, busy machine OpenMP threads that spin on taken
+    cores make torch many times slower, and pool/Ray workers run one thread: CPU kernels give
+    bit-identical floats only for the same thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Block and record every attempt to reach another host; the test fails if one was made
+    (nothing may download weights, fonts or data at run time)."""
+    import socket
+
+    attempts = []
+    real_connect, real_gai = socket.socket.connect, socket.getaddrinfo
+
+    def connect(self, addr):
+        if self.family == getattr(socket, "AF_UNIX", None):
+            return real_connect(self, addr)
+        attempts.append(("connect", addr))
+        raise OSError("network access blocked in tests")
+
+    def getaddrinfo(host, *a, **k):
+        if host in (None, "localhost", "127.0.0.1", "::1"):
+            return real_gai(host, *a, **k)
+        attempts.append(("getaddrinfo", host))
+        raise socket.gaierror("network access blocked in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield attempts
+    assert not attempts, f"network access attempted: {attempts}"

@@ -6,7 +6,6 @@ Tiny throughout: a random yolov8n for the toy classes at imgsz 64, a 4-scene toy
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -16,42 +15,12 @@ import torch
 from oddsuite.models.accelerator import AcceleratorDetector, FaultMap, SystolicArray, fap_masks
 from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_network")
+
+
 CLASSES = {0: "box", 1: "disc"}
 ARRAY = SystolicArray(16, 16)
 N_FAULTY = 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread (tiny models; OpenMP threads spinning on a busy shared machine are slow)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Fine-tuning is offline: every attempt to reach another host fails the test."""
-    attempts = []
-    real_connect, real_gai = socket.socket.connect, socket.getaddrinfo
-
-    def connect(self, addr):
-        if self.family == getattr(socket, "AF_UNIX", None):
-            return real_connect(self, addr)
-        attempts.append(("connect", addr))
-        raise OSError("network access blocked in tests")
-
-    def getaddrinfo(host, *a, **k):
-        if host in (None, "localhost", "127.0.0.1", "::1"):
-            return real_gai(host, *a, **k)
-        attempts.append(("getaddrinfo", host))
-        raise socket.gaierror("network access blocked in tests")
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield
-    assert not attempts, f"network access attempted: {attempts}"
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,7 @@ from oddsuite.evaluate.loop import DetectorRecipe
 from oddsuite.models import load_detector
 from oddsuite.run import LocalExecutor
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Pool and Ray workers run torch on one thread; CPU kernels give bit-identical floats only
-    for the same thread count, so the in-process reference uses one thread too."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_local_pool_sharding_matches_in_process(tiny_suite, lively_model, tmp_path):

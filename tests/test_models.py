@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -18,47 +17,13 @@ import pytest
 from oddsuite.errors import ModelError
 from oddsuite.models import Detections, Detector, load_detector, map_classes, parse_class_map
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_network")
+
+
 IMGSZ = 160
 
 
 # --------------------------------------------------------------------------- no network
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a shared, busy machine OpenMP threads that spin on taken cores make torch
-    many times slower; these models are tiny, one thread is plenty."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Block and record every attempt to reach another host."""
-    attempts = []
-    real_connect = socket.socket.connect
-    real_gai = socket.getaddrinfo
-
-    def connect(self, addr):
-        if self.family == getattr(socket, "AF_UNIX", None):
-            return real_connect(self, addr)
-        attempts.append(("connect", addr))
-        raise OSError("network access blocked in tests")
-
-    def getaddrinfo(host, *a, **k):
-        if host in (None, "localhost", "127.0.0.1", "::1"):
-            return real_gai(host, *a, **k)
-        attempts.append(("getaddrinfo", host))
-        raise socket.gaierror("network access blocked in tests")
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield attempts
-    assert not attempts, f"network access attempted: {attempts}"
 
 
 # --------------------------------------------------------------------------- fixtures
