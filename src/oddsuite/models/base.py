@@ -5,7 +5,7 @@ faults) is a Detector; the evaluation loop never needs to know which.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np

@@ -182,6 +182,16 @@ def _in_image(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray) -> Detection
     return Detections(xyxy[keep], score[keep], cls[keep])
 
 
+def predict_batched(det, images: Sequence[np.ndarray], conf: float) -> list[Detections]:
+    """The adapters' predict: letterbox in batches of ``det.batch_size``, run ``det.raw``,
+    decode and NMS in original image pixels."""
+    out: list[Detections] = []
+    for part in chunks(list(images), det.batch_size):
+        batch, lbs = preprocess(part, det.input_hw)
+        out.extend(postprocess(det.raw(batch), det.nc, lbs, conf, det.iou, det.max_det))
+    return out
+
+
 def chunks(seq: Sequence, n: int):
     for i in range(0, len(seq), n):
         yield seq[i:i + n]

@@ -20,8 +20,7 @@ import numpy as np
 
 from oddsuite.errors import ModelError
 from oddsuite.models.base import MAP_CONF_FLOOR, Detections
-from oddsuite.models.common import (MAX_DET, NMS_IOU, chunks, normalize_imgsz, parse_names, postprocess,
-                                    preprocess, sha256_file)
+from oddsuite.models.common import MAX_DET, NMS_IOU, normalize_imgsz, parse_names, predict_batched, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +126,7 @@ class OnnxDetector:
         return np.concatenate(outs)
 
     def predict(self, images: Sequence[np.ndarray], conf: float = MAP_CONF_FLOOR) -> list[Detections]:
-        out: list[Detections] = []
-        for part in chunks(list(images), self.batch_size):
-            batch, lbs = preprocess(part, self.input_hw)
-            out.extend(postprocess(self.raw(batch), self.nc, lbs, conf, self.iou, self.max_det))
-        return out
+        return predict_batched(self, images, conf)
 
     def __repr__(self) -> str:
         return f"OnnxDetector(name={self.name!r}, nc={self.nc}, input_hw={self.input_hw}, source={self.source})"

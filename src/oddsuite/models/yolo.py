@@ -31,7 +31,7 @@ from oddsuite.fileio import atomic_write_bytes
 from oddsuite.errors import ModelError
 from oddsuite.models._ultra import ultralytics_offline
 from oddsuite.models.base import MAP_CONF_FLOOR, Detections
-from oddsuite.models.common import MAX_DET, NMS_IOU, chunks, postprocess, preprocess, sha256_file
+from oddsuite.models.common import MAX_DET, NMS_IOU, predict_batched, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -256,11 +256,7 @@ class UltralyticsDetector:
         return y.float().cpu().numpy()
 
     def predict(self, images: Sequence[np.ndarray], conf: float = MAP_CONF_FLOOR) -> list[Detections]:
-        out: list[Detections] = []
-        for part in chunks(list(images), self.batch_size):
-            batch, lbs = preprocess(part, self.input_hw)
-            out.extend(postprocess(self.raw(batch), self.nc, lbs, conf, self.iou, self.max_det))
-        return out
+        return predict_batched(self, images, conf)
 
     def __repr__(self) -> str:
         return f"UltralyticsDetector(name={self.name!r}, nc={self.nc}, imgsz={self.imgsz}, source={self.source})"

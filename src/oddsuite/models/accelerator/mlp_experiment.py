@@ -21,9 +21,8 @@ import csv
 import json
 import logging
 import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oddsuite.fileio import atomic_write
 from oddsuite.fileio import atomic_write_text as _atomic_text
 from .faults import FaultMap, TimingErrors
 from .mitigation import fap_masks, fine_tune_with_masks
@@ -302,9 +302,6 @@ def plot_results(results: dict, path) -> Path:
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -32,6 +32,7 @@ import numpy as np
 
 from .detector import AcceleratorDetector
 from .faults import FaultMap, TimingErrors
+from oddsuite.fileio import atomic_write
 from oddsuite.fileio import atomic_write_text as _atomic_text
 
 from .mlp_experiment import _summary, map_seed
@@ -341,9 +342,6 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
 
 
 def plot_sweep(results: dict, path) -> Path:
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -364,9 +362,6 @@ def plot_sweep(results: dict, path) -> Path:
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
     return path
