@@ -5,8 +5,9 @@
   Euclidean distance from the camera, recovered from the depth buffer and intrinsics;
   sky pixels (no depth) are pure airlight when fog is on.
 - Rain (mm/h): scene darkening and contrast loss, plus motion-blurred streaks whose
-  count grows with the rate.
-- Snow (mm/h): flakes (bright discs of a few sizes) and a whiter, lower-contrast image.
+  count grows with the rate (linearly to 25 mm/h, then more slowly: ``intensity``).
+- Snow (mm/h): flakes (bright discs of a few sizes) and a whiter, lower-contrast image
+  (linearly to 5 mm/h, then more slowly).
 
 All randomness comes from the Generator handed in (the scene's, per variant), so the
 same suite seed gives the same pixels.
@@ -38,6 +39,13 @@ def range_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return r
 
 
+def intensity(rate: float, knee: float) -> float:
+    """Effect strength of a precipitation rate: ``rate / knee`` up to the knee, then on up
+    towards 2 (``2 - knee / rate``), so that every rate renders differently (no rate is
+    clamped to another) and the image stays bounded."""
+    return rate / knee if rate <= knee else 2.0 - knee / rate
+
+
 def _light_level(env: dict[str, Any]) -> float:
     day = float(np.clip((env["sun_elevation_deg"] + 6) / 16, 0, 1))
     return 0.08 + 0.72 * day * (1 - 0.3 * float(env["cloud_cover"]))
@@ -51,7 +59,7 @@ def fog(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, visibility_m: float, 
 
 def rain(rgb: np.ndarray, rate_mm_h: float, rng: np.random.Generator, light: float) -> np.ndarray:
     H, W, _ = rgb.shape
-    k = min(rate_mm_h / 25.0, 1.0)
+    k = intensity(rate_mm_h, 25.0)
     img = rgb.astype(np.float64)
     mean = img.mean(axis=(0, 1), keepdims=True)
     img = (img - mean) * (1 - 0.35 * k) + mean * (1 - 0.25 * k)  # wet, dull, darker
@@ -71,7 +79,7 @@ def rain(rgb: np.ndarray, rate_mm_h: float, rng: np.random.Generator, light: flo
 
 def snow(rgb: np.ndarray, rate_mm_h: float, rng: np.random.Generator, light: float) -> np.ndarray:
     H, W, _ = rgb.shape
-    k = min(rate_mm_h / 5.0, 1.0)
+    k = intensity(rate_mm_h, 5.0)
     img = rgb.astype(np.float64)
     img = img * (1 - 0.25 * k) + 255.0 * light * 0.25 * k  # whiter, lower contrast
     overlay = Image.new("L", (W, H), 0)
@@ -101,4 +109,4 @@ def apply(rgb: np.ndarray, depth: np.ndarray, env: dict[str, Any], camera: Any, 
     return out
 
 
-__all__ = ["koschmieder_transmission", "range_from_depth", "fog", "rain", "snow", "apply", "NO_FOG_M"]
+__all__ = ["koschmieder_transmission", "range_from_depth", "fog", "rain", "snow", "apply", "intensity", "NO_FOG_M"]
