@@ -15,22 +15,23 @@ Global dimensions are scenery, environment, camera and the per-class object coun
 per-object placement (distance, lateral offset, heading, scale) is always drawn from the
 scene's own Generator. Include/exclude rules are enforced by rejection: a sample that
 breaks a rule is re-drawn from the scene's Generator, up to ``max_placement_tries``
-times, then a SpecError says which rule cannot be met.
+times, then a SpecError says which rule cannot be met. (Rules are type-checked when the
+spec loads: ``odd.rules``.)
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
-import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from oddsuite.errors import SpecError
 from oddsuite.odd.domains import Domain
-from oddsuite.odd.spec import OddSpec, Rule
+from oddsuite.odd.load import MAX_GRID_CELLS
+from oddsuite.odd.rules import broken_rule as _broken
+from oddsuite.odd.spec import OddSpec
 
 
 @dataclass(frozen=True)
@@ -74,59 +75,8 @@ class SceneParams:
 
 
 def global_dimensions(spec: OddSpec) -> list[tuple[str, Domain]]:
-    """(path, domain) of every global dimension, in a fixed order."""
-    dims: list[tuple[str, Domain]] = []
-    for g in ("scenery", "environment", "camera"):
-        model = getattr(spec, g)
-        for name in type(model).model_fields:
-            v = getattr(model, name)
-            if isinstance(v, Domain):
-                dims.append((f"{g}.{name}", v))
-    for key, oc in spec.objects.items():
-        dims.append((f"objects.{key}.count", oc.count))
-    return dims
-
-
-_OPS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le, "eq": operator.eq, "ne": operator.ne}
-
-
-def _holds(cond: Any, value: Any) -> bool:
-    if isinstance(cond, dict):
-        return all(_OPS[op](value, ref) for op, ref in cond.items())
-    if isinstance(cond, list):
-        return value in cond
-    return value == cond
-
-
-def check_rules(spec: OddSpec) -> None:
-    """Rules may only name known dimensions and known operators."""
-    known = {p for p, _ in global_dimensions(spec)}
-    for i, rule in enumerate(spec.rules):
-        conds = rule.exclude or {**(rule.require or {}).get("if", {}), **(rule.require or {}).get("then", {})}
-        for path, cond in conds.items():
-            if path not in known:
-                raise SpecError(
-                    f"{spec.source_path}: rules.{i}: unknown dimension {path!r}; expected one of: {', '.join(sorted(known))}"
-                )
-            if isinstance(cond, dict) and (set(cond) - set(_OPS)):
-                raise SpecError(
-                    f"{spec.source_path}: rules.{i}.{path}: unknown operator(s) {sorted(set(cond) - set(_OPS))}; expected {', '.join(_OPS)}"
-                )
-
-
-def broken_rule(spec: OddSpec, values: dict[str, Any]) -> int | None:
-    """Index of the first rule the values break, or None."""
-    for i, rule in enumerate(spec.rules):
-        if rule.exclude is not None:
-            if all(_holds(c, values[p]) for p, c in rule.exclude.items()):
-                return i
-        else:
-            assert rule.require is not None
-            if all(_holds(c, values[p]) for p, c in rule.require["if"].items()) and not all(
-                _holds(c, values[p]) for p, c in rule.require["then"].items()
-            ):
-                return i
-    return None
+    """(path, domain) of every global dimension, in a fixed order (``OddSpec.dimensions``)."""
+    return spec.dimensions()
 
 
 def _first_point(spec: OddSpec, dims: list[tuple[str, Domain]], seed: int, scene_id: int,
@@ -137,6 +87,8 @@ def _first_point(spec: OddSpec, dims: list[tuple[str, Domain]], seed: int, scene
         free = [i for i, (_, d) in enumerate(dims) if not d.is_fixed]
         vals = [d.at(0.5) for _, d in dims]
         if free:
+            from scipy.stats import qmc  # scipy.stats takes seconds to import: only when used
+
             h = qmc.Halton(d=len(free), scramble=True, seed=np.random.default_rng(seed))
             if scene_id:
                 h.fast_forward(scene_id)
@@ -148,8 +100,9 @@ def _first_point(spec: OddSpec, dims: list[tuple[str, Domain]], seed: int, scene
     return list(cells[scene_id % len(cells)])
 
 
-#: the grid sampler enumerates its cells; past this many it refuses
-MAX_GRID_CELLS = 2_000_000
+def broken_rule(spec: OddSpec, values: dict[str, Any]) -> int | None:
+    """Index of the first rule the values break, or None."""
+    return _broken(spec.rules, values)
 
 
 def _valid_grid_cells(spec: OddSpec) -> list[tuple[Any, ...]]:
@@ -181,14 +134,8 @@ def _valid_grid_cells(spec: OddSpec) -> list[tuple[Any, ...]]:
 _GRID_CACHE: dict[Any, list[tuple[Any, ...]]] = {}
 
 
-def grid_size(spec: OddSpec) -> int:
-    """Number of grid cells that keep the rules (scenes past it wrap around)."""
-    return len(_valid_grid_cells(spec))
-
-
 def sample_scene(spec: OddSpec, seed: int, scene_id: int) -> SceneParams:
     """The parameters of scene ``scene_id`` of a suite with ``seed``; pure in its inputs."""
-    check_rules(spec)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(scene_id)]))
     dims = global_dimensions(spec)
     vals = _first_point(spec, dims, seed, scene_id, rng)

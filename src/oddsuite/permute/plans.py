@@ -7,37 +7,21 @@
 - ``sampled``: singletons and the full set, plus ``n`` further distinct subsets drawn
   with the scene's Generator (fewer when the scene has fewer subsets).
 
-Subsets are sorted tuples of ROI ids; a plan's list is in a fixed order (by size, then
+Every plan is counted (``plan_size``) and refused past ``max_subsets`` before a subset is
+built. Subsets are sorted tuples of ROI ids; a plan's list is in a fixed order (by size, then
 lexicographic), so the same scene always gives the same images in the same order.
 """
 from __future__ import annotations
 
 from itertools import combinations
-from math import comb
 
 import numpy as np
 
 from oddsuite.errors import SpecError
+from oddsuite.odd.spec import plan_size
 
 Subset = tuple[int, ...]
-
-
-def plan_size(plan: str, n: int, k: int = 2, n_sampled: int = 16) -> int:
-    """Number of subsets a plan gives for a scene of n ROIs (without building them)."""
-    if n == 0:
-        return 0
-    if plan == "full":
-        return 1
-    if plan == "exhaustive":
-        return 2**n - 1
-    if plan == "k-subsets":
-        return sum(comb(n, s) for s in range(1, min(k, n) + 1)) + (1 if k < n else 0)
-    if plan == "ablation":
-        return len({tuple(sorted(s)) for s in _ablation(list(range(n)))})
-    if plan == "sampled":
-        base = n + (1 if n > 1 else 0)
-        return min(2**n - 1, base + n_sampled)
-    raise ValueError(f"unknown plan {plan!r}")
+PLANS = ("full", "exhaustive", "k-subsets", "ablation", "sampled")
 
 
 def _ablation(ids: list[int]) -> list[Subset]:
@@ -52,15 +36,16 @@ def subsets(plan: str, roi_ids: list[int], *, k: int = 2, n_sampled: int = 16, m
     if n == 0:
         return []
     full = tuple(ids)
+    size = plan_size(plan, n, k, n_sampled) if plan in PLANS else 0
+    if size > max_subsets:  # counted before anything is built
+        raise SpecError(
+            f"{where}{plan} plan: a scene with {n} ROIs has {size} subsets, above "
+            f"permutations.max_subsets = {max_subsets}; use k-subsets (small k), ablation or sampled, "
+            f"lower the object counts, or raise max_subsets"
+        )
     if plan == "full":
         out = {full}
     elif plan == "exhaustive":
-        if 2**n - 1 > max_subsets:
-            raise SpecError(
-                f"{where}exhaustive plan: a scene with {n} ROIs has {2**n - 1} subsets, above "
-                f"permutations.max_subsets = {max_subsets}; use k-subsets, ablation or sampled, "
-                f"lower the object counts, or raise max_subsets"
-            )
         out = {c for s in range(1, n + 1) for c in combinations(ids, s)}
     elif plan == "k-subsets":
         out = {c for s in range(1, min(k, n) + 1) for c in combinations(ids, s)} | {full}
