@@ -242,7 +242,8 @@ def test_clutter_is_rendered_as_recorded():
 
 
 def test_heavier_rain_and_snow_render_heavier():
-    from oddsuite.render.weather import intensity, rain, snow
+    from oddsuite.render.effects.rain import intensity, rain
+    from oddsuite.render.effects.snow import snow
 
     rgb = np.full((60, 80, 3), 120, np.uint8)
     assert intensity(25, 25) == 1.0 and intensity(10, 25) == 0.4

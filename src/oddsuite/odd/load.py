@@ -4,25 +4,22 @@
 (``odd.spec``), then runs the checks that need the whole spec, all before any work
 starts: rules are type-checked against their dimensions (``odd.rules``), every
 permutation plan is bounded by ``permutations.max_subsets`` for the largest scene the
-counts allow, the grid sampler's cell count is bounded, and user meshes are loaded and
-checked (``odd.meshes``).
+counts allow, the spec's sampler may refuse it (the grid bounds its cell count), and user
+meshes are loaded and checked (``odd.meshes``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from oddsuite.errors import SpecError
 from oddsuite.odd.meshes import mesh_problem
 from oddsuite.odd.reader import Problem, YamlDoc, path_on_line, read_yaml, spec_error
 from oddsuite.odd.rules import rule_problems
-from oddsuite.odd.spec import ObjectClass, OddSpec, plan_size
-
-#: the grid sampler enumerates its cells; past this many the spec is refused at load
-MAX_GRID_CELLS = 2_000_000
-
+from oddsuite.odd.samplers import SAMPLERS
+from oddsuite.odd.spec import ObjectClass, OddSpec, Permutations, Rule, overrides_model, plan_size, section_model
 
 def parse_spec(text: str, source: str = "<string>") -> OddSpec:
     """Parse and validate spec text; ``source`` names the file in error messages.
@@ -87,28 +84,18 @@ def _with_hints(doc: YamlDoc, path: tuple, msg: str) -> str:
     return msg + "".join(f" ({h})" for h in hints)
 
 
-def _submodel(ann: Any) -> Any:
-    for cand in (ann, *getattr(ann, "__args__", ())):
-        if isinstance(cand, type) and issubclass(cand, BaseModel):
-            return cand
-    return None
-
-
 def _allowed_keys(parent: tuple) -> list[str]:
     """The keys a mapping at YAML path ``parent`` accepts (for 'unknown key' messages)."""
-    model: Any = OddSpec
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        if model == "objects":  # a class name inside `objects:`
-            model = ObjectClass
-            continue
-        if not (isinstance(model, type) and part in model.model_fields):
-            return []
-        model = "objects" if (model is OddSpec and part == "objects") else _submodel(model.model_fields[part].annotation)
-    if not isinstance(model, type):
-        return []
-    return [k for k in model.model_fields if k not in ("source_path", "source_text")]
+    models: dict[tuple, Any] = {
+        (): OddSpec, ("scenery",): section_model("scenery"), ("environment",): section_model("environment"),
+        ("camera",): section_model("camera"), ("permutations",): Permutations, ("objects", str): ObjectClass,
+        ("rules", int): Rule,
+    }
+    shape = tuple(type(p) if i else p for i, p in enumerate(parent)) if len(parent) == 2 else tuple(parent)
+    if len(parent) == 2 and parent[0] == "variants":
+        return ["name", *overrides_model().model_fields]
+    model = models.get(shape)
+    return [k for k in model.model_fields if k not in ("source_path", "source_text")] if model else []
 
 
 # ----------------------------------------------------------------------------- whole-spec checks
@@ -116,7 +103,8 @@ def _allowed_keys(parent: tuple) -> list[str]:
 def whole_spec_problems(spec: OddSpec) -> list[tuple[tuple, str]]:
     """Problems that need more than one field: (YAML path, message) each."""
     dims = spec.dimensions()
-    return rule_problems(spec.rules, dims) + plan_problems(spec) + grid_problems(spec) + mesh_problems(spec)
+    return (rule_problems(spec.rules, dims) + plan_problems(spec) + SAMPLERS[spec.sampler].problems(spec)
+            + mesh_problems(spec))
 
 
 def plan_problems(spec: OddSpec) -> list[tuple[tuple, str]]:
@@ -132,18 +120,6 @@ def plan_problems(spec: OddSpec) -> list[tuple[tuple, str]]:
              f"{' with ' + knob[1] if knob[1] else ''} gives up to {size} subsets per scene, above "
              f"permutations.max_subsets = {p.max_subsets}; lower the counts"
              f"{' or ' + knob[0] if knob[0] != 'plan' else ''}, use ablation or sampled, or raise max_subsets")]
-
-
-def grid_problems(spec: OddSpec) -> list[tuple[tuple, str]]:
-    if spec.sampler != "grid":
-        return []
-    total = 1
-    for _, d in spec.dimensions():
-        total *= len(d.grid(spec.grid_levels))
-    if total <= MAX_GRID_CELLS:
-        return []
-    return [(("sampler",), f"the grid has {total} cells (> {MAX_GRID_CELLS}); lower grid_levels or fix some "
-                           f"dimensions, or use halton")]
 
 
 def mesh_problems(spec: OddSpec) -> list[tuple[tuple, str]]:

@@ -8,24 +8,22 @@ values are errors naming the file, the YAML path and line, and what was expected
 (``odd.load`` reads the YAML and runs the checks that need more than one field).
 """
 import hashlib
+from functools import lru_cache, partial
 from math import comb
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
 
+from oddsuite.odd import effects
 from oddsuite.odd.domains import Domain, parse_domain
+from oddsuite.odd.effects import ROAD_SURFACES  # noqa: F401 - re-exported: part of the spec vocabulary
 
 #: COCO-compatible class names that oddsuite can build from its own assets.
 BUILTIN_CLASSES = ("car", "truck", "person", "bicycle", "stop sign", "traffic cone")
 ROAD_TYPES = ("urban", "rural", "highway")
-ROAD_SURFACES = ("dry", "wet", "icy", "snow")
 PLANS = ("exhaustive", "k-subsets", "ablation", "sampled", "full")
 MODES = ("remove", "isolate", "cutout")
-SAMPLERS = ("random", "grid", "halton")
-#: fog visibility of 10 km or more is clear air (the meteorological definition); the
-#: renderer draws no fog at 10000 m, so larger values would be recorded but not rendered
-NO_FOG_NOTE = "10000 m means no fog"
 
 
 class _Strict(BaseModel):
@@ -44,32 +42,94 @@ def Dom(lo: float = 0, hi: float = 0, unit: str = "", integer: bool = False, cho
     return Annotated[Domain, BeforeValidator(conv)]
 
 
-class Scenery(_Strict):
-    road_type: Dom(choices=ROAD_TYPES) = Field(default_factory=lambda: parse_domain("urban", choices=ROAD_TYPES))
-    lanes: Dom(1, 6, "lanes", integer=True) = Field(default_factory=lambda: parse_domain(2, lo=1, hi=6, integer=True, unit="lanes"))
-    lane_width_m: Dom(2.5, 5.0, "m") = Field(default_factory=lambda: parse_domain(3.5, lo=2.5, hi=5.0, unit="m"))
-    road_surface: Dom(choices=ROAD_SURFACES) = Field(default_factory=lambda: parse_domain("dry", choices=ROAD_SURFACES))
-    clutter: Dom(0.0, 3.0, "x (roadside density multiplier; 0 = no buildings, poles or trees)") = Field(default_factory=lambda: parse_domain(1.0, lo=0.0, hi=3.0, unit="x"))
+def _dom_field(default: Any, **kw: Any) -> tuple[Any, Any]:
+    """(annotation, Field) of a domain field: its type parses raw YAML, its default is the
+    same parse of ``default``."""
+    return Dom(**kw), Field(default_factory=partial(parse_domain, default, **kw))
 
 
+#: the fields of each spec section that no effect declares, in sampling order
+_STATIC: dict[str, dict[str, tuple[Any, Any]]] = {
+    "scenery": {
+        "road_type": _dom_field("urban", choices=ROAD_TYPES),
+        "lanes": _dom_field(2, lo=1, hi=6, unit="lanes", integer=True),
+        "lane_width_m": _dom_field(3.5, lo=2.5, hi=5.0, unit="m"),
+        "clutter": _dom_field(1.0, lo=0.0, hi=3.0, unit="x", note="roadside density; 0 = no buildings, poles or trees"),
+    },
+    "environment": {},
+    "camera": {
+        "height_m": _dom_field(1.5, lo=0.2, hi=10, unit="m"),
+        "pitch_deg": _dom_field(-3.0, lo=-45, hi=45, unit="deg"),
+        "fov_deg": _dom_field(60.0, lo=10, hi=150, unit="deg"),
+        "width": (int, Field(640, ge=32, le=4096)),
+        "height": (int, Field(480, ge=32, le=4096)),
+    },
+}
 
-class Environment(_Strict):
-    sun_elevation_deg: Dom(-90, 90, "deg") = Field(default_factory=lambda: parse_domain(45.0, lo=-90, hi=90, unit="deg"))
-    sun_azimuth_deg: Dom(0, 360, "deg") = Field(default_factory=lambda: parse_domain(135.0, lo=0, hi=360, unit="deg"))
-    cloud_cover: Dom(0, 1, "fraction") = Field(default_factory=lambda: parse_domain(0.2, lo=0, hi=1, unit="fraction"))
-    fog_visibility_m: Dom(5, 10000, "m", note=NO_FOG_NOTE) = Field(default_factory=lambda: parse_domain(10000.0, lo=5, hi=10000, unit="m"))
-    rain_mm_h: Dom(0, 200, "mm/h") = Field(default_factory=lambda: parse_domain(0.0, lo=0, hi=200, unit="mm/h"))
-    snow_mm_h: Dom(0, 50, "mm/h") = Field(default_factory=lambda: parse_domain(0.0, lo=0, hi=50, unit="mm/h"))
+
+def _dim_kw(d: effects.Dimension) -> dict[str, Any]:
+    if d.choices is not None:
+        return {"choices": d.choices}
+    return {"lo": d.lo, "hi": d.hi, "unit": d.unit, "integer": d.integer, "note": d.note}
 
 
+@lru_cache(maxsize=8)
+def _section_model(group: str, version: int) -> type[BaseModel]:
+    fields = list(_STATIC[group].items())
+    for d in effects.dimensions(group):
+        at = next((i + 1 for i, (n, _) in enumerate(fields) if n == d.after), len(fields))
+        fields.insert(at, (d.name, _dom_field(d.default, **_dim_kw(d))))
+    return create_model(group.capitalize(), __base__=_Strict, __module__=__name__, **dict(fields))
 
-class Camera(_Strict):
-    height_m: Dom(0.2, 10, "m") = Field(default_factory=lambda: parse_domain(1.5, lo=0.2, hi=10, unit="m"))
-    pitch_deg: Dom(-45, 45, "deg") = Field(default_factory=lambda: parse_domain(-3.0, lo=-45, hi=45, unit="deg"))
-    fov_deg: Dom(10, 150, "deg") = Field(default_factory=lambda: parse_domain(60.0, lo=10, hi=150, unit="deg"))
-    width: int = Field(640, ge=32, le=4096)
-    height: int = Field(480, ge=32, le=4096)
 
+def section_model(group: str) -> type[BaseModel]:
+    """The model of spec section ``group`` (scenery, environment, camera): its own fields
+    and the dimensions the declared effects (``odd.effects``) add to it."""
+    return _section_model(group, effects.version())
+
+
+def _override_type(d: effects.Dimension) -> tuple[Any, Any]:
+    if d.choices is not None:
+        return Optional[Literal[d.choices]], None  # type: ignore[valid-type]
+    return Optional[int if d.integer else float], Field(None, ge=d.lo, le=d.hi, description=d.note or None)
+
+
+@lru_cache(maxsize=8)
+def _overrides_model(version: int) -> type[BaseModel]:
+    fields: dict[str, Any] = {d.name: _override_type(d) for d in effects.dimensions() if d.overridable}
+    fields.update({s.name: (Optional[bool], None) for s in effects.switches()})
+    return create_model("VariantOverrides", __base__=_Strict, __module__=__name__, **fields)
+
+
+def overrides_model() -> type[BaseModel]:
+    """What a variant may set: every overridable effect dimension and every switch."""
+    return _overrides_model(effects.version())
+
+
+class Variant(_Strict):
+    """An environmental variant: overrides applied to a scene's sampled environment.
+    The keys it takes come from the declared effects (``overrides_model``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        raw = {k: v for k, v in data.items() if k != "name"}
+        if set(raw) == {"overrides"} and isinstance(raw["overrides"], dict):  # Variant(**v.model_dump())
+            raw = raw["overrides"]
+        given = overrides_model().model_validate(raw)
+        out = {"overrides": given.model_dump(exclude_none=True)}
+        if "name" in data:
+            out["name"] = data["name"]
+        return out
+
+    def get(self, key: str) -> Any:
+        """The override of ``key``, or None when this variant keeps the sampled value."""
+        return self.overrides.get(key)
 
 
 class ObjectClass(_Strict):
@@ -108,21 +168,6 @@ class Permutations(_Strict):
     renderer: Literal["exact", "composite"] = "exact"
 
 
-class Variant(_Strict):
-    """An environmental variant: overrides applied to a scene's sampled environment."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
-    sun_elevation_deg: Optional[float] = Field(None, ge=-90, le=90)
-    sun_azimuth_deg: Optional[float] = Field(None, ge=0, le=360)
-    cloud_cover: Optional[float] = Field(None, ge=0, le=1)
-    fog_visibility_m: Optional[float] = Field(None, ge=5, le=10000, description=NO_FOG_NOTE)
-    rain_mm_h: Optional[float] = Field(None, ge=0, le=200)
-    snow_mm_h: Optional[float] = Field(None, ge=0, le=50)
-    road_surface: Optional[Literal["dry", "wet", "icy", "snow"]] = None
-    shadows: Optional[bool] = None
-    headlights: Optional[bool] = None
-
-
 class Rule(_Strict):
     """``exclude``: a sample is rejected when all its conditions hold.
     ``require``: when all ``if`` conditions hold, all ``then`` conditions must hold."""
@@ -142,12 +187,12 @@ class Rule(_Strict):
 class OddSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     description: str = ""
-    sampler: Literal["random", "grid", "halton"] = "random"
+    sampler: str = Field("random", description="a registered sampler (odd.samplers): random, grid, halton, …")
     grid_levels: int = Field(3, ge=2, le=64, description="points per range dimension for the grid sampler")
     min_visible: float = Field(0.1, ge=0.0, le=1.0)
-    scenery: Scenery = Field(default_factory=Scenery)
-    environment: Environment = Field(default_factory=Environment)
-    camera: Camera = Field(default_factory=Camera)
+    scenery: Any = Field(default_factory=lambda: section_model("scenery")())
+    environment: Any = Field(default_factory=lambda: section_model("environment")())
+    camera: Any = Field(default_factory=lambda: section_model("camera")())
     objects: dict[str, ObjectClass]
     rules: tuple[Rule, ...] = ()
     permutations: Permutations = Field(default_factory=Permutations)
@@ -157,6 +202,21 @@ class OddSpec(_Strict):
     # set by load_spec, not by the YAML
     source_path: Optional[str] = Field(None, exclude=True)
     source_text: Optional[str] = Field(None, exclude=True)
+
+    @field_validator("scenery", "environment", "camera", mode="before")
+    @classmethod
+    def _section(cls, v: Any, info: ValidationInfo) -> BaseModel:
+        model = section_model(info.field_name)  # type: ignore[arg-type]
+        return v if isinstance(v, model) else model.model_validate(v)
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: str) -> str:
+        from oddsuite.odd.samplers import SAMPLERS  # the registry imports this module: look it up when used
+
+        if v not in SAMPLERS:
+            raise ValueError(f"unknown sampler {v!r}; expected one of: {', '.join(SAMPLERS)}")
+        return v
 
     @field_validator("objects")
     @classmethod
