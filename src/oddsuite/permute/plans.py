@@ -31,6 +31,9 @@ def _ablation(ids: list[int]) -> list[Subset]:
 
 def subsets(plan: str, roi_ids: list[int], *, k: int = 2, n_sampled: int = 16, max_subsets: int = 256,
             rng: np.random.Generator | None = None, where: str = "") -> list[Subset]:
+    """The subsets of ``roi_ids`` that ``plan`` renders, in plan order. ``rng``: the scene's
+    Generator (``params.rng('subsets')``), required by ``sampled``. Raises SpecError when the
+    plan would give more than ``max_subsets`` (``where`` prefixes the message)."""
     ids = sorted(roi_ids)
     n = len(ids)
     if n == 0:
@@ -55,7 +58,9 @@ def subsets(plan: str, roi_ids: list[int], *, k: int = 2, n_sampled: int = 16, m
         out = {(i,) for i in ids} | {full}
         total = 2**n - 1
         want = min(total, len(out) + n_sampled)
-        rng = rng if rng is not None else np.random.default_rng(0)
+        if rng is None:
+            raise ValueError("the sampled plan draws its subsets from the scene's Generator: pass "
+                             "rng=params.rng('subsets')")
         tries = 0
         while len(out) < want and tries < 100 * want:
             tries += 1

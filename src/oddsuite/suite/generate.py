@@ -118,7 +118,7 @@ def _annotations(frame, subset: tuple[int, ...], scene, min_visible: float) -> l
 
 def render_scene(job: SceneJob) -> dict[str, Any]:
     """Render every image of one scene and write them; returns (and saves) the scene record."""
-    from oddsuite.permute import CompositeRenderer, cutout, environment_of
+    from oddsuite.permute import VariantFrames, environment_of
     from oddsuite.render import get_renderer
     from oddsuite.scenes import build_scene
 
@@ -152,26 +152,11 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
     for variant in spec.variants:
         env = environment_of(scene, variant)
         wrng = lambda: params.rng(f"weather:{variant.name}")  # noqa: E731 - same streaks in every image
-        full = r.render(scene, env, None, True, wrng())
-        comp = None
-        emit(full, variant.name, "full", all_ids, env)
+        frames = VariantFrames(r, scene, env, wrng, composite=job.plan.renderer == "composite")
+        emit(frames.full, variant.name, "full", all_ids, env)
         for mode in job.plan.modes:
             for sub in sub_list:
-                if mode == "remove" and sub == all_ids:
-                    fr = full
-                elif mode == "remove" and job.plan.renderer == "composite":
-                    if comp is None:
-                        comp = CompositeRenderer(r, scene, env)
-                    fr = comp.frame(sub, wrng())
-                elif mode == "remove":
-                    fr = r.render(scene, env, sub, True, wrng())
-                elif mode == "isolate":
-                    fr = r.render(scene, env, sub, False, wrng())
-                elif mode == "cutout":
-                    fr = cutout(full, sub)
-                else:
-                    raise SpecError(f"unknown masking mode {mode!r}; expected remove, isolate or cutout")
-                emit(fr, variant.name, mode, sub, env)
+                emit(frames.frame(mode, sub), variant.name, mode, sub, env)
 
     rois = [{"scene_id": job.scene_id, "roi_id": o.roi_id, "category": o.category, "category_id": o.category_id,
              "asset": o.asset.name, "distance_m": o.distance_m, "lateral_m": o.lateral_m,
