@@ -31,7 +31,7 @@ from oddsuite.errors import ModelError, OddsuiteError, SuiteError
 from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
 from oddsuite.evaluate.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 from oddsuite.evaluate.suite import Suite, load_suite
-from oddsuite.metrics.coco import MAP_SCORE_FLOOR
+from oddsuite.metrics.coco import MAP_SCORE_FLOOR, engine_info
 from oddsuite.metrics.consistency import consistency
 from oddsuite.metrics.stats import json_clean
 from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, OUTCOME_COLUMNS
@@ -357,7 +357,8 @@ def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int |
 def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None, *, iou: float, conf: float,
                  dropped: Mapping[str, Sequence[int]] | None, invalid: int | None,
                  slices: Mapping[str, Iterable[int]] | None) -> dict[str, Any]:
-    scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, slices=slices)
+    scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, scenes=suite.scenes,
+                               slices=slices)
     metrics = dict(scores.metrics)
     metrics["dropped_classes"] = _dropped_section(dropped, invalid)
     metrics = json_clean(metrics)  # plain Python values; NaN -> None
@@ -369,20 +370,6 @@ def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None
         write_parquet_atomic(Path(out_dir) / OUTCOMES, outcomes)
         write_json_atomic(Path(out_dir) / METRICS, metrics)
     return metrics
-
-
-def score(suite_dir: str | Path, predictions: str | Path | Sequence[Mapping[str, Any]],
-          out_dir: str | Path | None = None, *, iou: float = DEFAULT_IOU, conf: float = DEFAULT_CONF,
-          dropped: Mapping[str, Sequence[int]] | None = None,
-          slices: Mapping[str, Iterable[int]] | None = None) -> dict[str, Any]:
-    """Score saved predictions (no detector needed). Returns the metrics.json dict; with
-    ``out_dir`` also writes outcomes.parquet and metrics.json there. ``dropped``: the
-    dropped-class counts of the run (name -> [n, n_above_conf]) when known; ``slices``:
-    extra named image-id sets whose mAP is reported under ``map.slices``."""
-    suite = load_suite(suite_dir)
-    preds = load_predictions(predictions, suite)
-    return _score_suite(suite, preds, Path(out_dir) if out_dir is not None else None, iou=iou, conf=conf,
-                        dropped=dropped, invalid=None, slices=slices)
 
 
 def compare_predictions(suite_dir: str | Path, preds_a: str | Path | Sequence[Mapping[str, Any]],
@@ -401,7 +388,7 @@ def _versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for pkg in ("oddsuite", "pycocotools", "numpy", "pandas", "scipy"):
+    for pkg in ("oddsuite", "hotcoco", "numpy", "pandas", "scipy"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -442,6 +429,7 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
         "images_predicted": run.n_predicted,
         "images_resumed": run.n_resumed,
         "predictions_sha256": hashlib.sha256((out / PREDICTIONS).read_bytes()).hexdigest(),
+        "engine": engine_info(),
         "versions": _versions(),
     })
     return metrics

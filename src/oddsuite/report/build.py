@@ -142,11 +142,12 @@ class _Examples:
             key = (int(im["scene_id"]), str(im["variant"]))
             if im.get("mode") == "full":
                 self.full.setdefault(key, int(im["id"]))
-        rows = outcomes[["image_id", "scene_id", "variant", "mode", "roi_id", "subset_size", "outcome", "ignore"]]
+        rows = outcomes[["image_id", "scene_id", "variant", "mode", "roi_id", "subset_size", "outcome", "ignore",
+                         "not_visible"]]
         for r in rows.itertuples(index=False):
             if r.mode == "full":
                 continue
-            o = "ignore" if bool(r.ignore) else str(r.outcome)
+            o = "ignore" if bool(r.ignore) or bool(r.not_visible) else str(r.outcome)
             self.perm.setdefault((int(r.scene_id), str(r.variant), int(r.roi_id)), []).append(
                 (int(r.subset_size), str(r.mode), o, int(r.image_id)))
 
