@@ -12,8 +12,8 @@ corner), "score"}``; other keys are ignored. ``image_id`` may be
   (``000017_base_full_all``), or its integer when the stem is all digits.
 
 A name that would fit two suite images (``base_full_all`` is in every scene folder) is an
-error, never a guess. When ``image_id`` does not resolve, the entry's ``file_name`` (which
-ultralytics also writes) is tried. ``category_id`` must be a suite category id, unless a
+error, never a guess, and so is an ``image_id`` that fits no image. An entry without
+``image_id`` is placed by its ``file_name`` (which ultralytics also writes). ``category_id`` must be a suite category id, unless a
 class map says what the tool's ids mean: ``{"1": "person", "3": "car"}`` (tool id -> suite
 category name or id). With a class map, a tool id it does not name is an error, or, with
 ``drop_unmapped``, dropped and counted in metrics.json ``dropped_classes``.
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 class ExternalPredictions:
     """predictions: COCO results in the suite's image and category ids, in file order;
     image_id_forms: how many entries named their image by suite ``id``, by ``file name``
-    in ``image_id``, or only by the entry's ``file_name``; dropped: tool category id -> [n (score >= 0.001), n with
+    in ``image_id``, or (no image_id) by the entry's ``file_name``; dropped: tool category id -> [n (score >= 0.001), n with
     score >= conf] of the entries a class map did not name (with ``drop_unmapped``);
     class_map: tool category id -> suite category id."""
 
@@ -96,7 +96,13 @@ class _Resolver:
 
     def __call__(self, i: int, d: Mapping[str, Any]) -> int:
         img = d.get("image_id")
-        why = None
+        fname = d.get("file_name")
+        if img is None and isinstance(fname, str) and fname:
+            iid, why = self._by_name(fname)
+            if iid is None:
+                raise SuiteError(f"{self.where}: [{i}].file_name (no image_id): {why}")
+            self.forms["entry file_name"] += 1
+            return iid
         if _is_int(img):
             if int(img) in self.ids:
                 self.forms["id"] += 1
@@ -109,12 +115,6 @@ class _Resolver:
                 return iid
         else:
             why = f"expected a suite image id or file name, got {img!r}"
-        fname = d.get("file_name")
-        if isinstance(fname, str) and fname:
-            iid, _ = self._by_name(fname)
-            if iid is not None:
-                self.forms["entry file_name"] += 1
-                return iid
         raise SuiteError(f"{self.where}: [{i}].image_id: {why}")
 
 
