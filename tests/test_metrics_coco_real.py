@@ -69,6 +69,40 @@ def test_tiny_suite_with_the_default_detector_equals_pycocotools(tiny_suite, def
     assert run["engine"]["name"] == "hotcoco" and run["engine"]["version"] == run["versions"]["hotcoco"]
 
 
+def test_annotations_full_json_gives_the_full_scene_map_in_plain_pycocotools(tiny_suite, tmp_path):
+    """annotations_full.json holds the full-scene images only (same ids as annotations.json):
+    plain COCOeval on it and a predictions.json is the full-scene mAP of metrics.json."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from oddsuite.evaluate import score
+    from oddsuite.suite import verify_suite
+
+    everything = json.loads((tiny_suite / "annotations.json").read_text())
+    full = json.loads((tiny_suite / "annotations_full.json").read_text())
+    assert full["images"] == [im for im in everything["images"] if im["mode"] == "full"]
+    ids = {im["id"] for im in full["images"]}
+    assert full["annotations"] == [a for a in everything["annotations"] if a["image_id"] in ids]
+    assert full["categories"] == everything["categories"] and full["info"] == everything["info"]
+    manifest = json.loads((tiny_suite / "manifest.json").read_text())
+    assert "annotations_full.json" in manifest["files"] and verify_suite(tiny_suite).ok
+    # a detector that finds every second box, on every image of the suite
+    preds = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+              "score": 0.5 + a["id"] % 7 / 20} for a in everything["annotations"] if a["id"] % 2]
+    (tmp_path / "predictions.json").write_text(json.dumps(preds))
+    metrics = score(tiny_suite, tmp_path / "predictions.json")
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(tiny_suite / "annotations_full.json"))
+        ev = COCOeval(coco, coco.loadRes([p for p in preds if p["image_id"] in ids]), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert [metrics["map"]["full"][s] for s in STAT_NAMES] == [None if v < 0 else float(v) for v in ev.stats]
+
+
 @pytest.mark.slow
 def test_shipped_spec_at_low_resolution_equals_pycocotools(default_detector, tmp_path, one_torch_thread):
     from oddsuite.evaluate import evaluate_suite
