@@ -72,7 +72,7 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     if ffp:
         share = ffp["images_with_fp"]
         rows.append(("full-scene FP / image", _fmt(ffp["per_image"]["value"]),
-                     f"{ffp['n_images']} images, {share['k']} with a FP ({_fmt(share['value'], 2)}{_ci(share)})"))
+                     f"{ffp['n_images']} images, {share['k']} with a FP ({_fmt(share['value'])}{_ci(share)})"))
     dropped = metrics.get("dropped_classes")
     if dropped:
         rows.append(("dropped detections", str(dropped["n"]), f"{len(dropped['by_class'])} classes"))
