@@ -78,7 +78,7 @@ def test_full_scene_false_positives_by_hand():
     assert (road["urban"]["n_fp"], road["urban"]["n_images"], road["rural"]["n_fp"], road["rural"]["n_images"]) \
         == (2, 2, 3, 2)
     fog = fp["by_condition"]["environment.fog_visibility_m"]
-    assert (fog["10000.0"]["n_fp"], fog["60.0"]["n_fp"]) == (5, 0)
+    assert (fog["10000"]["n_fp"], fog["60"]["n_fp"]) == (5, 0)
     assert fp["by_image"] == [{"image_id": 1, "n_fp": 2}, {"image_id": 4, "n_fp": 3}]
     # the permutation image's background box is a FP of that image, not of a full scene
     assert s.images.set_index("image_id")["n_fp"].to_dict() == {1: 2, 2: 0, 3: 1, 4: 3, 5: 0}

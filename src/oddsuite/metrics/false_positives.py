@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from oddsuite.metrics.stats import mean_or_none, rate
-from oddsuite.metrics.tables import slice_labels
+from oddsuite.metrics.tables import N_BINS, slice_labels
 
 FULL_MODE = "full"
 #: scenes.parquet column groups that are scene conditions (FORMAT.md)
@@ -35,6 +35,18 @@ def _figure(counts: np.ndarray) -> dict[str, Any]:
         "per_image": mean_or_none(counts),
         "images_with_fp": rate(int((counts > 0).sum()), n),
     }
+
+
+def condition_labels(values: pd.Series) -> pd.Series:
+    """A level per image: a number with more than ``N_BINS`` distinct values is cut into
+    quantile bins (``tables.slice_labels``), another number is written with 4 significant
+    digits (10000, 38.23), anything else as it is."""
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return values.astype(str)
+    if values.nunique(dropna=True) > N_BINS:
+        return slice_labels(values, max_levels=N_BINS)
+    return values.map(lambda v: "nan" if pd.isna(v) else
+                      np.format_float_positional(float(v), precision=4, unique=False, fractional=False, trim="-"))
 
 
 def background_per_image(detections: pd.DataFrame, images: pd.DataFrame) -> pd.Series:
@@ -53,7 +65,7 @@ def full_scene_false_positives(detections: pd.DataFrame, images: pd.DataFrame, c
     categories: category id -> name (every class is listed, 0 where it never fires);
     scenes: scenes.parquet (optional), whose condition columns (``scenery.*``,
     ``environment.*``, ``camera.*`` with two or more levels among the full-scene images;
-    numbers with many values cut into quantile bins as trace does) give ``by_condition``.
+    levels as ``condition_labels`` writes them) give ``by_condition``.
 
     Returns the overall figure plus ``by_class`` (the detection's class), ``by_variant``,
     ``by_condition`` ({column: {level: figure}}) and ``by_image`` (images with at least one
@@ -81,7 +93,7 @@ def full_scene_false_positives(detections: pd.DataFrame, images: pd.DataFrame, c
             values = cond[col]
             if values.nunique(dropna=True) < 2:
                 continue
-            labels = slice_labels(values).to_numpy()
+            labels = condition_labels(values).to_numpy()
             by_condition[col] = {str(lab): _figure(counts.to_numpy()[labels == lab]) for lab in sorted(set(labels))}
     out["by_condition"] = by_condition
     out["by_image"] = [{"image_id": int(i), "n_fp": int(c)} for i, c in zip(full["image_id"], counts) if c > 0]
