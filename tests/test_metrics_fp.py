@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from oddsuite.metrics.stats import rate, wilson_interval
 from oddsuite.metrics.summary import score_predictions

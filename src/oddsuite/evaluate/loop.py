@@ -306,41 +306,11 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
 
 
 def load_predictions(predictions: str | Path | Sequence[Mapping[str, Any]], suite: Suite) -> list[dict[str, Any]]:
-    """Predictions (a COCO results list or the path of a predictions.json), checked against the suite."""
-    where = "predictions"
-    if isinstance(predictions, (str, Path)):
-        path = Path(predictions)
-        where = str(path)
-        if not path.is_file():
-            raise SuiteError(f"{path}: missing")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SuiteError(f"{path}: not valid JSON ({e})") from e
-    else:
-        data = predictions
-    if not isinstance(data, (list, tuple)):
-        raise SuiteError(f"{where}: expected a list of detections (COCO results format)")
-    ids = set(suite.image_ids)
-    cats = set(suite.categories)
-    out = []
-    for i, d in enumerate(data):
-        w = f"{where}: [{i}]"
-        if not isinstance(d, Mapping):
-            raise SuiteError(f"{w}: expected an object, got {type(d).__name__}")
-        img, cat, bb, s = d.get("image_id"), d.get("category_id"), d.get("bbox"), d.get("score")
-        if isinstance(img, bool) or not isinstance(img, (int, np.integer)) or int(img) not in ids:
-            raise SuiteError(f"{w}.image_id: expected the id of a suite image, got {img!r}")
-        if isinstance(cat, bool) or not isinstance(cat, (int, np.integer)) or int(cat) not in cats:
-            raise SuiteError(f"{w}.category_id: expected a suite category id {sorted(cats)}, got {cat!r}")
-        if not (isinstance(bb, (list, tuple)) and len(bb) == 4
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bb)
-                and bb[2] >= 0 and bb[3] >= 0):
-            raise SuiteError(f"{w}.bbox: expected [x, y, w, h], finite, w and h >= 0, got {bb!r}")
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
-            raise SuiteError(f"{w}.score: expected a finite number, got {s!r}")
-        out.append({"image_id": int(img), "category_id": int(cat), "bbox": [float(v) for v in bb], "score": float(s)})
-    return out
+    """Predictions (a COCO results list or the path of a predictions.json), checked against the
+    suite and in its ids: ``evaluate.score.load_external_predictions`` without a class map."""
+    from oddsuite.evaluate.score import load_external_predictions  # score.py imports this module
+
+    return load_external_predictions(predictions, suite).predictions
 
 
 def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int | None) -> dict[str, Any] | None:
