@@ -16,6 +16,7 @@ COMMANDS = [
     "generate",
     "verify",
     "evaluate",
+    "score",
     "export",
     "train",
     "faults",

@@ -31,7 +31,7 @@ from oddsuite.errors import ModelError, OddsuiteError, SuiteError
 from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
 from oddsuite.evaluate.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 from oddsuite.evaluate.suite import Suite, load_suite
-from oddsuite.metrics.coco import MAP_SCORE_FLOOR
+from oddsuite.metrics.coco import MAP_SCORE_FLOOR, engine_info
 from oddsuite.metrics.consistency import consistency
 from oddsuite.metrics.stats import json_clean
 from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, OUTCOME_COLUMNS
@@ -306,41 +306,11 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
 
 
 def load_predictions(predictions: str | Path | Sequence[Mapping[str, Any]], suite: Suite) -> list[dict[str, Any]]:
-    """Predictions (a COCO results list or the path of a predictions.json), checked against the suite."""
-    where = "predictions"
-    if isinstance(predictions, (str, Path)):
-        path = Path(predictions)
-        where = str(path)
-        if not path.is_file():
-            raise SuiteError(f"{path}: missing")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SuiteError(f"{path}: not valid JSON ({e})") from e
-    else:
-        data = predictions
-    if not isinstance(data, (list, tuple)):
-        raise SuiteError(f"{where}: expected a list of detections (COCO results format)")
-    ids = set(suite.image_ids)
-    cats = set(suite.categories)
-    out = []
-    for i, d in enumerate(data):
-        w = f"{where}: [{i}]"
-        if not isinstance(d, Mapping):
-            raise SuiteError(f"{w}: expected an object, got {type(d).__name__}")
-        img, cat, bb, s = d.get("image_id"), d.get("category_id"), d.get("bbox"), d.get("score")
-        if isinstance(img, bool) or not isinstance(img, (int, np.integer)) or int(img) not in ids:
-            raise SuiteError(f"{w}.image_id: expected the id of a suite image, got {img!r}")
-        if isinstance(cat, bool) or not isinstance(cat, (int, np.integer)) or int(cat) not in cats:
-            raise SuiteError(f"{w}.category_id: expected a suite category id {sorted(cats)}, got {cat!r}")
-        if not (isinstance(bb, (list, tuple)) and len(bb) == 4
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bb)
-                and bb[2] >= 0 and bb[3] >= 0):
-            raise SuiteError(f"{w}.bbox: expected [x, y, w, h], finite, w and h >= 0, got {bb!r}")
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
-            raise SuiteError(f"{w}.score: expected a finite number, got {s!r}")
-        out.append({"image_id": int(img), "category_id": int(cat), "bbox": [float(v) for v in bb], "score": float(s)})
-    return out
+    """Predictions (a COCO results list or the path of a predictions.json), checked against the
+    suite and in its ids: ``evaluate.score.load_external_predictions`` without a class map."""
+    from oddsuite.evaluate.score import load_external_predictions  # score.py imports this module
+
+    return load_external_predictions(predictions, suite).predictions
 
 
 def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int | None) -> dict[str, Any] | None:
@@ -357,7 +327,8 @@ def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int |
 def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None, *, iou: float, conf: float,
                  dropped: Mapping[str, Sequence[int]] | None, invalid: int | None,
                  slices: Mapping[str, Iterable[int]] | None) -> dict[str, Any]:
-    scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, slices=slices)
+    scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, scenes=suite.scenes,
+                               slices=slices)
     metrics = dict(scores.metrics)
     metrics["dropped_classes"] = _dropped_section(dropped, invalid)
     metrics = json_clean(metrics)  # plain Python values; NaN -> None
@@ -369,20 +340,6 @@ def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None
         write_parquet_atomic(Path(out_dir) / OUTCOMES, outcomes)
         write_json_atomic(Path(out_dir) / METRICS, metrics)
     return metrics
-
-
-def score(suite_dir: str | Path, predictions: str | Path | Sequence[Mapping[str, Any]],
-          out_dir: str | Path | None = None, *, iou: float = DEFAULT_IOU, conf: float = DEFAULT_CONF,
-          dropped: Mapping[str, Sequence[int]] | None = None,
-          slices: Mapping[str, Iterable[int]] | None = None) -> dict[str, Any]:
-    """Score saved predictions (no detector needed). Returns the metrics.json dict; with
-    ``out_dir`` also writes outcomes.parquet and metrics.json there. ``dropped``: the
-    dropped-class counts of the run (name -> [n, n_above_conf]) when known; ``slices``:
-    extra named image-id sets whose mAP is reported under ``map.slices``."""
-    suite = load_suite(suite_dir)
-    preds = load_predictions(predictions, suite)
-    return _score_suite(suite, preds, Path(out_dir) if out_dir is not None else None, iou=iou, conf=conf,
-                        dropped=dropped, invalid=None, slices=slices)
 
 
 def compare_predictions(suite_dir: str | Path, preds_a: str | Path | Sequence[Mapping[str, Any]],
@@ -401,7 +358,7 @@ def _versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for pkg in ("oddsuite", "pycocotools", "numpy", "pandas", "scipy"):
+    for pkg in ("oddsuite", "hotcoco", "numpy", "pandas", "scipy"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -442,6 +399,7 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
         "images_predicted": run.n_predicted,
         "images_resumed": run.n_resumed,
         "predictions_sha256": hashlib.sha256((out / PREDICTIONS).read_bytes()).hexdigest(),
+        "engine": engine_info(),
         "versions": _versions(),
     })
     return metrics

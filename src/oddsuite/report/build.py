@@ -2,7 +2,8 @@
 images embedded as base64 PNG, no external URL) from a results folder.
 
 Sections: suite and run summary with sample images; mAP tables; ROI outcomes; context
-accuracy; context-induced false positives; failure slices, heatmaps and rules (from the
+accuracy; context-induced false positives; false positives on full scenes and the TIDE
+error breakdown (``report.scoring``); failure slices, heatmaps and rules (from the
 trace), each with example images; ROI influence; quantization consistency and fault
 injection when their folders are there. Every rate carries its interval and count, and a
 rate over nothing is written "undefined", never 0.
@@ -20,6 +21,7 @@ import pandas as pd
 from oddsuite.errors import OddsuiteError
 from oddsuite.report.extras import consistency_summary, find_extra_dirs, read_extra
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
+from oddsuite.report.scoring import full_fp_section, tide_section
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ SECTIONS = [
     ("outcomes", "ROI outcomes"),
     ("context-accuracy", "Context accuracy"),
     ("context-fp", "Context-induced false positives"),
+    ("full-fp", "False positives on full scenes"),
+    ("tide", "Error breakdown (TIDE)"),
     ("slices", "Failure slices"),
     ("rules", "Failure rules"),
     ("influence", "ROI influence"),
@@ -142,11 +146,12 @@ class _Examples:
             key = (int(im["scene_id"]), str(im["variant"]))
             if im.get("mode") == "full":
                 self.full.setdefault(key, int(im["id"]))
-        rows = outcomes[["image_id", "scene_id", "variant", "mode", "roi_id", "subset_size", "outcome", "ignore"]]
+        rows = outcomes[["image_id", "scene_id", "variant", "mode", "roi_id", "subset_size", "outcome", "ignore",
+                         "not_visible"]]
         for r in rows.itertuples(index=False):
             if r.mode == "full":
                 continue
-            o = "ignore" if bool(r.ignore) else str(r.outcome)
+            o = "ignore" if bool(r.ignore) or bool(r.not_visible) else str(r.outcome)
             self.perm.setdefault((int(r.scene_id), str(r.variant), int(r.roi_id)), []).append(
                 (int(r.subset_size), str(r.mode), o, int(r.image_id)))
 
@@ -290,6 +295,8 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "detector": _get(run, "detector", "name"), "model_sha256": _get(run, "detector", "model_sha256"),
         "detector_classes": list((_get(run, "detector", "classes") or {}).values()),
         "predictions_sha256": run.get("predictions_sha256"), "iou": iou, "conf": conf,
+        "predictions_source": run.get("predictions_source"),
+        "engine": " ".join(str(v) for v in (run.get("engine") or {}).values()) or None,
         "counts": metrics.get("counts") or {}, "versions": run.get("versions") or {},
         "dropped": metrics.get("dropped_classes"), "results_path": str(res.resolve()),
     }
@@ -409,7 +416,8 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "sections": SECTIONS, "notes": notes, "glance": glance, "summary": summary, "samples": samples, "map": maps,
         "outcomes": metrics.get("outcomes") or {}, "context": context, "context_fp": cfp,
-        "context_fp_example": cfp_example, "trace": trace_data, "trace_source": trace_source, "figs": figs,
+        "context_fp_example": cfp_example, "full_fp": full_fp_section(metrics, drawer), "tide": tide_section(metrics),
+        "trace": trace_data, "trace_source": trace_source, "figs": figs,
         "slice_examples": slice_examples, "rule_examples": rule_examples, "influence_examples": influence_examples,
         "compare": compare_data, "faults": faults_data,
         "colours": {k: "rgb%s" % (v,) for k, v in {**OUTCOME_COLOURS, "prediction": PRED_COLOUR,

@@ -298,6 +298,10 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
                      "min_visible": spec.min_visible},
             "licenses": [], "categories": cats, "images": images, "annotations": anns}
     atomic_write_bytes(out / "annotations.json", dumps_json(coco))
+    full_ids = {im["id"] for im in images if im["mode"] == "full"}  # path 1 only, for plain COCOeval (#15)
+    atomic_write_bytes(out / "annotations_full.json", dumps_json({
+        **coco, "images": [im for im in images if im["id"] in full_ids],
+        "annotations": [a for a in anns if a["image_id"] in full_ids]}))
     df = pd.DataFrame(rows)
     fixed = list(RECORD_COLUMNS)
     df = df[fixed + sorted(c for c in df.columns if c not in fixed)]
@@ -309,7 +313,7 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
     files = {}
     for rec in records:
         files.update(rec["files"])
-    for name in ("annotations.json", "scenes.parquet", "rois.parquet", "spec.yaml"):
+    for name in ("annotations.json", "annotations_full.json", "scenes.parquet", "rois.parquet", "spec.yaml"):
         files[name] = sha256_file(out / name)
     manifest = {
         "format": FORMAT,

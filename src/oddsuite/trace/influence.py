@@ -150,7 +150,7 @@ def influence_ranking(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None 
     if influence is None:
         influence = roi_influence(outcomes)
         source = "computed from outcomes.parquet"
-    scored = outcomes.loc[~outcomes["ignore"].astype(bool)]
+    scored = outcomes.loc[~(outcomes["ignore"].astype(bool) | outcomes["not_visible"].astype(bool))]
     if failures_by_class is None:
         failures_by_class = scored.loc[scored["outcome"] != "hit"].groupby("category").size().to_dict()
     if failures_by_roi is None:
@@ -177,7 +177,7 @@ def influence_ranking(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None 
 
     # co-presence breaks from the context pairs of context accuracy
     pairs = context_pairs(outcomes)
-    pairs = pairs.loc[~pairs["ignore"].astype(bool)]
+    pairs = pairs.loc[~pairs["occluded"]]
     brk_rows = []
     for p in pairs[["scene_id", "roi_id", "subset", "category", "hit"]].itertuples(index=False):
         s, o = int(p.scene_id), int(p.roi_id)

@@ -43,10 +43,10 @@ def failure_rows(outcomes: pd.DataFrame, image_set: str = "full") -> pd.DataFram
     """
     if image_set not in IMAGE_SETS:
         raise ValueError(f"image set must be one of {IMAGE_SETS}, got {image_set!r}")
-    missing = [c for c in ("outcome", "ignore", "mode") if c not in outcomes.columns]
+    missing = [c for c in ("outcome", "ignore", "not_visible", "mode") if c not in outcomes.columns]
     if missing:
         raise KeyError(f"outcome table lacks column(s) {missing} (see docs/FORMAT.md, outcomes.parquet)")
-    rows = outcomes.loc[~outcomes["ignore"].astype(bool)]
+    rows = outcomes.loc[~(outcomes["ignore"].astype(bool) | outcomes["not_visible"].astype(bool))]  # not scored
     if image_set == "full":
         rows = rows.loc[rows["mode"] == FULL_MODE]
     elif image_set == "permutation":
