@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from oddsuite.models.accelerator import AcceleratorDetector, FaultMap, SystolicArray, fap_masks
-from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
+from oddsuite.accelerator import AcceleratorDetector, FaultMap, SystolicArray, fap_masks
+from oddsuite.studies.fault_sweep import SweepSpec, run_detector_sweep
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_network")
 
@@ -28,8 +28,8 @@ def data(tmp_path_factory):
     """A toy suite, its YOLO export and a few of its images (calibration / fake evaluation)."""
     from PIL import Image
 
-    from oddsuite.models import export_yolo
-    from oddsuite.models.toy import make_toy_suite
+    from oddsuite.training import export_yolo
+    from oddsuite.training.toy import make_toy_suite
 
     root = tmp_path_factory.mktemp("fapt")
     suite = make_toy_suite(root / "suite", scenes=4, size=(64, 64), seed=1)
@@ -49,7 +49,7 @@ def _detector(name="rnd"):
 @pytest.fixture(scope="module")
 def tuned(data):
     """One FAP+T fine-tuning (1 epoch) of the random yolov8n for one fault map."""
-    from oddsuite.models.accelerator.fapt import fine_tune_detector_with_masks
+    from oddsuite.studies.fapt import fine_tune_detector_with_masks
 
     det = _detector()
     base = {k: v.clone() for k, v in det.torch_model.state_dict().items()}
@@ -105,7 +105,7 @@ def _with_model(det, model):
 
 def test_fine_tuning_refuses_mismatched_masks_and_classes(tuned, data, tmp_path):
     from oddsuite.errors import ModelError
-    from oddsuite.models.accelerator.fapt import fine_tune_detector_with_masks
+    from oddsuite.studies.fapt import fine_tune_detector_with_masks
     from oddsuite.models.yolo import UltralyticsDetector, random_model
 
     det = tuned["det"]
@@ -148,7 +148,7 @@ def _recording_evaluate(images, store):
 
 def test_sweep_fapt_rows_consistency_and_cached_models(data, tmp_path, monkeypatch):
     from oddsuite.models import load_detector
-    from oddsuite.models.accelerator import fapt as fapt_mod
+    from oddsuite.studies import fapt as fapt_mod
     from oddsuite.models.yolo import read_safetensors
 
     det = _detector()
@@ -255,7 +255,8 @@ def test_cli_faults_fapt_end_to_end_on_a_real_suite(tiny_suite, tmp_path, capsys
     exported from that same suite here (so the command warns), and a re-run reuses the FAP+T model."""
     from oddsuite.cli import main
     from oddsuite.evaluate import load_suite
-    from oddsuite.models import export_yolo, save_model_dir
+    from oddsuite.models import save_model_dir
+    from oddsuite.training import export_yolo
     from oddsuite.models.yolo import random_model
 
     cats = load_suite(tiny_suite).categories

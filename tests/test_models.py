@@ -1,7 +1,7 @@
 """Detectors: safe loading, the ultralytics and ONNX Runtime adapters, class mapping.
 
 Real models throughout (random-weight yolov8n whose outputs vary with the input, see
-``oddsuite.models.toy.lively_random_model``), small inputs (imgsz 160), and no network:
+``oddsuite.training.toy.lively_random_model``), small inputs (imgsz 160), and no network:
 every test runs with sockets and DNS blocked and fails if anything tried to connect.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ IMGSZ = 160
 def toy(tmp_path_factory):
     from PIL import Image
 
-    from oddsuite.models.toy import make_toy_suite
+    from oddsuite.training.toy import make_toy_suite
 
     suite = make_toy_suite(tmp_path_factory.mktemp("toy") / "suite", scenes=4, size=(96, 128), seed=3)
     coco = json.loads((suite / "annotations.json").read_text())
@@ -44,7 +44,7 @@ def toy(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, toy):
     from oddsuite.models import save_model_dir
-    from oddsuite.models.toy import lively_random_model
+    from oddsuite.training.toy import lively_random_model
 
     _, images = toy
     model = lively_random_model(nc=2, images=images, imgsz=IMGSZ, seed=0)

@@ -29,7 +29,7 @@ def real_results(request, tmp_path_factory):
     run's predictions against a perturbed copy, computed by oddsuite.metrics) and a faults
     folder in the layout of `oddsuite faults` (results.json, results.csv, no plot)."""
     # the torch stack is imported before the tiny suite may be rendered in this process (see above)
-    from oddsuite.models.toy import lively_random_model
+    from oddsuite.training.toy import lively_random_model
     from oddsuite.models.yolo import UltralyticsDetector
     import torchvision  # noqa: F401
 

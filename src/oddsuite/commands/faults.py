@@ -75,7 +75,7 @@ def _bits(text: str) -> list[int]:
 
 
 def _array(text: str):
-    from oddsuite.models.accelerator import SystolicArray
+    from oddsuite.accelerator import SystolicArray
 
     try:
         return SystolicArray.parse(text)
@@ -149,7 +149,7 @@ def _calibration_images(suite_dir: Path, n: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from oddsuite.cli import UserError
+    from oddsuite.errors import UserError
 
     fault = args.fault
     default_mit = ["none", "fap"] if fault == "stuck-at" else ["none", "te-drop"]
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     array = args.array
 
     if args.suite == MLP_SUITE:
-        from oddsuite.models.accelerator.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
+        from oddsuite.studies.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
 
         if fault == "stuck-at":
             bad = [m for m in mitigations if m not in ("none", "fap", "fap+t")]
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None:
         raise UserError("--model is required (or use SUITE = mlp-digits for the built-in MLP experiment)")
     from oddsuite.models import load_detector
-    from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
+    from oddsuite.studies.fault_sweep import SweepSpec, run_detector_sweep
 
     fapt = fault == "stuck-at" and "fap+t" in mitigations
     train_data = None

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         trace_options["min_support"] = args.min_support
     for d in (args.compare or []) + (args.faults or []):
         if not d.is_dir():
-            from oddsuite.cli import UserError
+            from oddsuite.errors import UserError
 
             raise UserError(f"{d}: not a folder")
     path = build_report(args.results, args.out, suite_dir=args.suite, compare=args.compare, faults=args.faults,

@@ -2,7 +2,7 @@
 
 Generates a training suite from SPEC (full scenes under the spec's environment variants) with
 a suite seed from the training range (disjoint from validation seeds, see
-``oddsuite.models.train.training_suite_seed``), exports it as a YOLO data set and trains
+``oddsuite.training.train.training_suite_seed``), exports it as a YOLO data set and trains
 yolov8n from its yaml on CPU, offline. DIR ends up loadable by ``load_detector`` /
 ``oddsuite evaluate --model DIR``::
 
@@ -22,7 +22,7 @@ def _scenes(text: str) -> tuple[int, ...]:
 
 
 def _seed(text: str) -> int:
-    from oddsuite.models.train import MAX_TRAIN_SEED
+    from oddsuite.training.train import MAX_TRAIN_SEED
 
     try:
         v = int(text)
@@ -77,8 +77,8 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from oddsuite.models.train import train_detector, training_suite_seed
-    from oddsuite.models.yolo_dataset import export_yolo
+    from oddsuite.training.train import train_detector, training_suite_seed
+    from oddsuite.training.yolo_dataset import export_yolo
     from oddsuite.suite import generate_suite
 
     from oddsuite.odd import load_spec
@@ -87,7 +87,7 @@ def run(args) -> int:
     out: Path = args.out
     specs = list(args.spec)
     if len(args.scenes) not in (1, len(specs)):
-        from oddsuite.cli import UserError
+        from oddsuite.errors import UserError
 
         raise UserError(f"--scenes has {len(args.scenes)} numbers for {len(specs)} specs; give one, or one per spec")
     scenes = list(args.scenes) * len(specs) if len(args.scenes) == 1 else list(args.scenes)

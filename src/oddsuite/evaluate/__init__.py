@@ -1,4 +1,11 @@
-"""The evaluation loop: load a suite, run a Detector over it (resumable), score, write results."""
+"""The evaluation loop: load a suite, run a Detector over it (resumable, in this process or on
+an executor), score the predictions, write the results folder.
+
+This package may import ``oddsuite.models`` (the Detector protocol, class mapping),
+``metrics`` (scoring), ``suite`` and what lies below it (``permute``, ``render``, ``scenes``,
+``odd``), ``run``, ``errors`` and ``fileio``. Only ``studies``, ``trace``, ``report`` and the
+commands import it; ``models``, ``accelerator`` and ``quant`` never do.
+"""
 from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
 from oddsuite.evaluate.loop import (PredictionRun, compare_predictions, evaluate_suite, load_predictions,
                                     predict_suite, score)

@@ -30,13 +30,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .detector import AcceleratorDetector
-from .faults import FaultMap, TimingErrors
+from oddsuite.accelerator.detector import AcceleratorDetector
+from oddsuite.accelerator.faults import FaultMap, TimingErrors
 from oddsuite.fileio import atomic_write
 from oddsuite.fileio import atomic_write_text as _atomic_text
 
-from .mlp_experiment import _summary, map_seed
-from .systolic import SystolicArray
+from oddsuite.studies.mlp_experiment import _summary, map_seed
+from oddsuite.accelerator.systolic import SystolicArray
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class _FaptModels:
 
     def __init__(self, detector, array: SystolicArray, spec: SweepSpec, out: Path):
         from oddsuite.errors import ModelError
-        from oddsuite.models.train import _read_names
+        from oddsuite.training.train import _read_names
 
         model = getattr(detector, "torch_model", None)
         if not (hasattr(model, "model") and hasattr(getattr(model, "model")[-1], "nc")):
@@ -195,7 +195,7 @@ class _FaptModels:
     def model_dir(self, n: int, seed: int) -> tuple[Path, str]:
         """The model directory and weights SHA-256 of the FAP+T model for map ``(n, seed)``."""
         if (n, seed) not in self._dirs:
-            from .fapt import fapt_model_dir
+            from oddsuite.studies.fapt import fapt_model_dir
 
             spec = self.spec
             fm = FaultMap.random(self.array.rows, self.array.cols, n, seed=seed, bits=spec.bits)

@@ -83,7 +83,7 @@ def _floating(elem: int | None) -> bool:
 
 
 def _module_of(name: str) -> str:
-    from oddsuite.models.quantize import _MODULE_RE
+    from oddsuite.quant.quantize import _MODULE_RE
 
     found = _MODULE_RE.findall(name)
     if found:

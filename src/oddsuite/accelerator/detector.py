@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..base import MAP_CONF_FLOOR, Detections
+from oddsuite.models.base import MAP_CONF_FLOOR, Detections
 from .faults import FaultMap, TimingErrors
 from .systolic import SystolicArray
 from .wrap import Accelerator, TransientFlips, accelerate, accelerator_of

@@ -32,10 +32,10 @@ from torch import nn
 
 from oddsuite.fileio import atomic_write
 from oddsuite.fileio import atomic_write_text as _atomic_text
-from .faults import FaultMap, TimingErrors
-from .mitigation import fap_masks, fine_tune_with_masks
-from .systolic import SystolicArray
-from .wrap import accelerate, accelerator_of
+from oddsuite.accelerator.faults import FaultMap, TimingErrors
+from oddsuite.accelerator.mitigation import fap_masks, fine_tune_with_masks
+from oddsuite.accelerator.systolic import SystolicArray
+from oddsuite.accelerator.wrap import accelerate, accelerator_of
 
 log = logging.getLogger(__name__)
 

@@ -41,6 +41,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from oddsuite.errors import ModelError, SuiteError
+from oddsuite.fileio import atomic_write_text
 from oddsuite.models.common import preprocess, sha256_file
 
 log = logging.getLogger(__name__)
@@ -479,10 +480,8 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         "warnings": warnings,
         "versions": _versions(src.kind == "exported"),
     }
-    from oddsuite.evaluate.io import write_json_atomic
-
     rec_path = record_path_for(out)
-    write_json_atomic(rec_path, record)
+    atomic_write_text(rec_path, json.dumps(record, indent=1, allow_nan=False) + "\n")
     return QuantizeResult(out, rec_path, record)
 
 

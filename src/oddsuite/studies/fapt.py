@@ -4,7 +4,7 @@ The masks are :func:`~.mitigation.fap_masks` of the float model on the chip's fa
 Conv2d weight, im2col ``K x N`` layout, ``W[k, j]`` on PE ``(k mod R, j mod C)``; BatchNorm
 folding scales whole output channels, so a weight that is zero here is zero in the folded
 layer the array runs). Fine-tuning is an ordinary offline ultralytics training
-(:func:`oddsuite.models.train.run_training`) that starts from the given weights instead of a
+(:func:`oddsuite.training.train.run_training`) that starts from the given weights instead of a
 random init, with the masked weights zeroed before the first step, their gradients zeroed
 before every optimizer step, and the mask re-applied to the model after every step and to the
 EMA model after every EMA update (so whatever the optimizer — momentum, weight decay, MuSGD's
@@ -27,9 +27,9 @@ from torch import nn
 
 from oddsuite.errors import ModelError
 
-from .faults import FaultMap
-from .mitigation import apply_masks, fap_masks
-from .systolic import SystolicArray
+from oddsuite.accelerator.faults import FaultMap
+from oddsuite.accelerator.mitigation import apply_masks, fap_masks
+from oddsuite.accelerator.systolic import SystolicArray
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,11 @@ def fine_tune_detector_with_masks(detector_or_model_dir: Any, masks: dict[str, t
     DetectionModel itself (not modified). ``masks``: ``{parameter name: bool mask}`` as
     :func:`fap_masks` gives for the array and fault map. ``data_yaml``: an ultralytics data
     set whose class names equal the detector's (when it has names). Training is offline, on
-    CPU by default, seeded, without plots or AMP (:func:`oddsuite.models.train.run_training`);
+    CPU by default, seeded, without plots or AMP (:func:`oddsuite.training.train.run_training`);
     ``train_args`` go to ultralytics (defaults :data:`FT_DEFAULTS`: AdamW, no warm-up). The
     EMA weights of the best epoch are returned, in eval mode, every masked weight exactly 0.
     """
-    from oddsuite.models.train import _read_names, run_training
+    from oddsuite.training.train import _read_names, run_training
     from oddsuite.models.yolo import arch_of
 
     model, classes = _torch_model(detector_or_model_dir)

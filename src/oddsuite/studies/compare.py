@@ -214,7 +214,7 @@ def consistency_table(report: Mapping[str, Any]) -> pd.DataFrame:
 def draw_flips(suite, top: Sequence[Mapping[str, Any]], preds_a, preds_b, out_dir: Path, *, iou: float, conf: float,
                name_a: str, name_b: str) -> list[str]:
     """Draw each of ``top`` (consistency top_images) as DIR/flips/NN_imageIIIIII.png; returns the paths (relative)."""
-    from oddsuite.compare.draw import draw_pair
+    from oddsuite.studies.compare_draw import draw_pair
     from oddsuite.metrics.consistency import consistency_tables
 
     if not top:
@@ -268,8 +268,8 @@ def _layer_images(suite, n: int, seed: int) -> list[dict[str, Any]]:
 def compare_layers(suite, det_a, det_b, out: Path, *, n_images: int = 4, seed: int = 0,
                    threads: int | None = None) -> dict[str, Any]:
     """layers.json + layers.png in ``out``; returns a summary for consistency.json (or why it was skipped)."""
-    from oddsuite.models.quant_debug import layer_divergence, plot_layers
-    from oddsuite.models.quantize import load_rgb
+    from oddsuite.quant.debug import layer_divergence, plot_layers
+    from oddsuite.quant.quantize import load_rgb
 
     work = out / ".state" / "onnx"
     work.mkdir(parents=True, exist_ok=True)
