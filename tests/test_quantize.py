@@ -137,6 +137,10 @@ def test_int8_model_loads_runs_and_is_int8(int8, images):
     det = load_detector(int8.path)
     assert isinstance(det, OnnxDetector) and det.classes == {0: "box", 1: "disc"} and det.input_hw == (IMGSZ, IMGSZ)
     assert json.loads(det.metadata["quantization"])["calibration_images"] == 6
+    info = det.info  # the int8 adapter fills its ModelInfo: pin, file, format, precision, recipe
+    assert (info.format, info.precision, info.input_hw) == ("onnx", "int8", (IMGSZ, IMGSZ))
+    assert info.files == {int8.path.name: int8.record["output"]["sha256"]} == {int8.path.name: info.sha256}
+    assert info.recipe.load().info.sha256 == info.sha256
     dets = det.predict(images[:3])
     assert len(dets) == 3 and all(len(d) > 0 for d in dets)
     m = onnx.load(str(int8.path))
@@ -285,15 +289,15 @@ def test_fp32_vs_int8_reports_map_of_each_and_quantized_layers(tmp_path, suite, 
 
 
 def test_a_torch_model_is_exported_for_the_layer_comparison(tmp_path, model_dir, fp32):
-    from oddsuite.studies.compare import onnx_file_of
-    from oddsuite.models.onnx_rt import OnnxDetector
+    from oddsuite.models.onnx_rt import OnnxDetector, onnx_file_of
 
-    path = onnx_file_of(load_detector(model_dir), tmp_path, "a")
-    assert path == tmp_path / "a-fp32.onnx"
+    path, kind = onnx_file_of(load_detector(model_dir), tmp_path / "a-fp32.onnx")
+    assert (path, kind) == (tmp_path / "a-fp32.onnx", "exported")
     names = [n.name for n in onnx.load(str(path)).graph.node]
     assert names == [n.name for n in onnx.load(str(fp32)).graph.node]  # the same tensor names as the fp32 export
-    assert onnx_file_of(OnnxDetector(fp32), tmp_path, "b") == fp32
-    assert onnx_file_of(object(), tmp_path, "c") is None
+    assert onnx_file_of(OnnxDetector(fp32), tmp_path / "b-fp32.onnx") == (fp32, "onnx")
+    assert not (tmp_path / "b-fp32.onnx").exists()
+    assert onnx_file_of(object(), tmp_path / "c-fp32.onnx") is None
 
 
 def test_cli_quantize_and_compare(tmp_path, suite, fp32, capsys):

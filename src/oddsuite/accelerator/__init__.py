@@ -24,7 +24,9 @@ Pieces
   the array out), :func:`accelerator_of`, :class:`Accelerator` (configure faults, calibrate).
 - :mod:`.detector` — :class:`AcceleratorDetector`: wraps any Detector that exposes its
   network as a settable ``torch_model`` attribute which its ``predict`` uses on every call;
-  the evaluation loop runs on it unchanged.
+  the evaluation loop runs on it unchanged. Its ``info`` (ModelInfo) is the wrapped
+  detector's, in int8, with an :class:`AcceleratorRecipe` that re-creates it, calibrated and
+  configured, in a pool or Ray worker.
 - :mod:`.mitigation` — FAP masks and FAP+T (fine-tuning with the pruning mask held fixed).
 
 Example::
@@ -34,7 +36,7 @@ Example::
     det.configure(FaultMap.random(256, 256, 16, seed=0), mitigation="fap")
     evaluate_suite(suite, det, out)
 """
-from .detector import AcceleratorDetector
+from .detector import AcceleratorDetector, AcceleratorRecipe
 from .faults import (Fault, FaultMap, FaultMapError, TimingErrors, TimingEvents, flip_bits_int8,
                      sample_timing_events)
 from .mitigation import fap_masks, fine_tune_with_masks
@@ -43,7 +45,7 @@ from .systolic import RunStats, SystolicArray
 from .wrap import Accelerator, AccelConv2d, AccelLinear, TransientFlips, accelerate, accelerator_of
 
 __all__ = [
-    "Accelerator", "AccelConv2d", "AccelLinear", "AcceleratorDetector", "Fault", "FaultMap", "FaultMapError",
+    "Accelerator", "AccelConv2d", "AccelLinear", "AcceleratorDetector", "AcceleratorRecipe", "Fault", "FaultMap", "FaultMapError",
     "RunStats", "SystolicArray", "TimingErrors", "TimingEvents", "TransientFlips", "accelerate",
     "accelerator_of", "dequantize_acc", "fap_masks", "fine_tune_with_masks", "flip_bits_int8",
     "quantize_activation", "quantize_weight", "requantize", "sample_timing_events",

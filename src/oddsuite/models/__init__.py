@@ -14,9 +14,10 @@ from oddsuite.models._ultra import set_offline_env
 
 set_offline_env()  # before anything in the process imports ultralytics
 
-from oddsuite.models.base import MAP_CONF_FLOOR, Detections, Detector  # noqa: E402
+from oddsuite.models.base import (MAP_CONF_FLOOR, Detections, Detector, ModelInfo, TorchDetector,  # noqa: E402
+                                  is_torch_detector, model_info)
 from oddsuite.models.classmap import map_classes, parse_class_map  # noqa: E402
-from oddsuite.models.loader import load_detector  # noqa: E402
+from oddsuite.models.loader import DetectorRecipe, load_detector  # noqa: E402
 from oddsuite.models.onnx_rt import OnnxDetector, export_onnx  # noqa: E402
 from oddsuite.models.yolo import UltralyticsDetector, random_model, save_model_dir  # noqa: E402
 
@@ -24,7 +25,12 @@ __all__ = [
     "MAP_CONF_FLOOR",
     "Detections",
     "Detector",
+    "DetectorRecipe",
+    "ModelInfo",
+    "TorchDetector",
+    "is_torch_detector",
     "load_detector",
+    "model_info",
     "map_classes",
     "parse_class_map",
     "export_onnx",
