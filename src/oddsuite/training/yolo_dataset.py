@@ -25,7 +25,7 @@ from typing import Sequence, Literal
 import numpy as np
 
 from oddsuite.errors import SuiteError
-from oddsuite.models.common import sha256_file
+from oddsuite.fileio import atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,77 @@ def _yaml_names(names: dict[int, str]) -> str:
     return "".join(f"  {i}: {json.dumps(n)}\n" for i, n in names.items())
 
 
+def _label_index(cats: list[dict], classes: Sequence[str] | None, ann_path: Path) -> tuple[dict[int, int], dict[int, str]]:
+    """Suite category id -> label index, and label index -> name (the suite's order, or ``classes``)."""
+    if classes is None:
+        return {c["id"]: i for i, c in enumerate(cats)}, {i: c["name"] for i, c in enumerate(cats)}
+    missing = [c["name"] for c in cats if c["name"] not in list(classes)]
+    if missing:
+        raise SuiteError(f"{ann_path}: categories {missing} are not in the given class list {list(classes)}")
+    return {c["id"]: list(classes).index(c["name"]) for c in cats}, dict(enumerate(classes))
+
+
+def _val_scenes(sel: list[dict], val_fraction: float, seed: int) -> set:
+    """The scenes held out for validation: a seeded share of the selected images' scenes (at
+    least one when there are two or more scenes, never all)."""
+    scenes = sorted({im.get("scene_id", im["id"]) for im in sel})
+    n_val = 0
+    if val_fraction > 0 and len(scenes) >= 2:
+        n_val = min(len(scenes) - 1, max(1, int(round(len(scenes) * val_fraction))))
+    if not n_val:
+        return set()
+    rng = np.random.default_rng(seed)
+    return set(np.asarray(scenes, dtype=object)[rng.permutation(len(scenes))[:n_val]].tolist())
+
+
+def _prepare_out(out: Path, splits: Sequence[str]) -> None:
+    if out.exists():
+        if any(out.iterdir()) and not (out / EXPORT_CARD).is_file():
+            raise SuiteError(f"{out}: exists and is not an oddsuite YOLO export; choose an empty or new directory")
+        for sub in ("images", "labels"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    for s in splits:
+        (out / "images" / s).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / s).mkdir(parents=True, exist_ok=True)
+
+
+def _label_lines(im: dict, anns: list[dict], cat_index: dict[int, int], ann_path: Path, counts: dict[str, int]) -> str:
+    """One image's YOLO label text: ``class cx cy w h`` per visible box, clipped to the image,
+    normalised; ignore boxes and boxes with no area left are counted, not written."""
+    W, H = float(im["width"]), float(im["height"])
+    lines = []
+    for a in anns:
+        if a.get("iscrowd", 0) or a.get("ignore", 0):
+            counts["ignored"] += 1
+            continue
+        if a["category_id"] not in cat_index:
+            raise SuiteError(f"{ann_path}: annotation {a.get('id')} has unknown category_id {a['category_id']}")
+        x, y, w, h = (float(v) for v in a["bbox"])
+        x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(W, x + w), min(H, y + h)
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            counts["empty_dropped"] += 1
+            continue
+        lines.append(f"{cat_index[a['category_id']]} {(x0 + x1) / 2 / W:.6f} {(y0 + y1) / 2 / H:.6f} "
+                     f"{(x1 - x0) / W:.6f} {(y1 - y0) / H:.6f}\n")
+        counts["boxes"] += 1
+    return "".join(lines)
+
+
+def _export_image(suite: Path, out: Path, im: dict, split: str, link: bool, labels: str, ann_path: Path) -> dict:
+    """Link (or copy) one image into ``images/SPLIT/`` and write its label file; its export.json entry."""
+    src = suite / im["file_name"]
+    if not src.is_file():
+        raise SuiteError(f"{ann_path}: image {im['id']} file {im['file_name']!r} is missing")
+    stem = f"{int(im['id']):06d}_{Path(im['file_name']).stem}"
+    dst = out / "images" / split / f"{stem}{src.suffix}"
+    if link:
+        os.symlink(src.resolve(), dst)
+    else:
+        shutil.copy2(src, dst)
+    (out / "labels" / split / f"{stem}.txt").write_text(labels)
+    return {"file": str(dst.relative_to(out)), "image_id": im["id"], "split": split}
+
+
 def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["full", "all"] = "full",
                 link: bool = True, val_fraction: float = 0.2, seed: int = 0,
                 classes: Sequence[str] | None = None) -> Path:
@@ -81,17 +152,8 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     coco = _load_annotations(suite)
     ann_path = suite / "annotations.json"
-
     cats = sorted(coco["categories"], key=lambda c: c["id"])
-    if classes is None:
-        cat_index = {c["id"]: i for i, c in enumerate(cats)}
-        names = {i: c["name"] for i, c in enumerate(cats)}
-    else:
-        missing = [c["name"] for c in cats if c["name"] not in list(classes)]
-        if missing:
-            raise SuiteError(f"{ann_path}: categories {missing} are not in the given class list {list(classes)}")
-        cat_index = {c["id"]: list(classes).index(c["name"]) for c in cats}
-        names = dict(enumerate(classes))
+    cat_index, names = _label_index(cats, classes, ann_path)
 
     sel = [im for im in coco["images"] if images == "all" or _is_full_scene(im)]
     if not sel:
@@ -99,66 +161,22 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
     by_image: dict[int, list[dict]] = {}
     for a in coco["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)
+    val_scenes = _val_scenes(sel, val_fraction, seed)
+    _prepare_out(out, ("train", "val") if val_scenes else ("train",))
 
-    scenes = sorted({im.get("scene_id", im["id"]) for im in sel})
-    n_val = 0
-    if val_fraction > 0 and len(scenes) >= 2:
-        n_val = min(len(scenes) - 1, max(1, int(round(len(scenes) * val_fraction))))
-    rng = np.random.default_rng(seed)
-    val_scenes = set(np.asarray(scenes, dtype=object)[rng.permutation(len(scenes))[:n_val]].tolist()) if n_val else set()
+    counts = {"boxes": 0, "ignored": 0, "empty_dropped": 0}
+    files = [_export_image(suite, out, im, "val" if im.get("scene_id", im["id"]) in val_scenes else "train", link,
+                           _label_lines(im, by_image.get(im["id"], []), cat_index, ann_path, counts), ann_path)
+             for im in sel]
 
-    if out.exists():
-        if any(out.iterdir()) and not (out / EXPORT_CARD).is_file():
-            raise SuiteError(f"{out}: exists and is not an oddsuite YOLO export; choose an empty or new directory")
-        for sub in ("images", "labels"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-    splits = ("train", "val") if n_val else ("train",)
-    for s in splits:
-        (out / "images" / s).mkdir(parents=True, exist_ok=True)
-        (out / "labels" / s).mkdir(parents=True, exist_ok=True)
-
-    files: list[dict] = []
-    n_boxes = n_ignored = n_dropped = 0
-    for im in sel:
-        split = "val" if im.get("scene_id", im["id"]) in val_scenes else "train"
-        src = suite / im["file_name"]
-        if not src.is_file():
-            raise SuiteError(f"{ann_path}: image {im['id']} file {im['file_name']!r} is missing")
-        stem = f"{int(im['id']):06d}_{Path(im['file_name']).stem}"
-        dst = out / "images" / split / f"{stem}{src.suffix}"
-        if link:
-            os.symlink(src.resolve(), dst)
-        else:
-            shutil.copy2(src, dst)
-        W, H = float(im["width"]), float(im["height"])
-        lines = []
-        for a in by_image.get(im["id"], []):
-            if a.get("iscrowd", 0) or a.get("ignore", 0):
-                n_ignored += 1
-                continue
-            if a["category_id"] not in cat_index:
-                raise SuiteError(f"{ann_path}: annotation {a.get('id')} has unknown category_id {a['category_id']}")
-            x, y, w, h = (float(v) for v in a["bbox"])
-            x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(W, x + w), min(H, y + h)
-            if x1 - x0 <= 0 or y1 - y0 <= 0:
-                n_dropped += 1
-                continue
-            lines.append(f"{cat_index[a['category_id']]} {(x0 + x1) / 2 / W:.6f} {(y0 + y1) / 2 / H:.6f} "
-                         f"{(x1 - x0) / W:.6f} {(y1 - y0) / H:.6f}\n")
-            n_boxes += 1
-        (out / "labels" / split / f"{stem}.txt").write_text("".join(lines))
-        files.append({"file": str(dst.relative_to(out)), "image_id": im["id"], "split": split})
-
-    val_dir = "images/val" if n_val else "images/train"
     data_yaml = out / "data.yaml"
-    data_yaml.write_text(
-        f"# written by oddsuite export from {suite.resolve()}\n"
-        f"path: {json.dumps(str(out.resolve()))}\n"
-        f"train: images/train\n"
-        f"val: {val_dir}\n"
-        f"nc: {len(names)}\n"
-        f"names:\n{_yaml_names(names)}"
-    )
+    atomic_write_text(data_yaml,
+                      f"# written by oddsuite export from {suite.resolve()}\n"
+                      f"path: {json.dumps(str(out.resolve()))}\n"
+                      f"train: images/train\n"
+                      f"val: {'images/val' if val_scenes else 'images/train'}\n"
+                      f"nc: {len(names)}\n"
+                      f"names:\n{_yaml_names(names)}")
     card = {
         "format": "oddsuite-yolo-export/1",
         "suite": str(suite.resolve()),
@@ -169,11 +187,44 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
         "seed": seed,
         "names": {str(k): v for k, v in names.items()},
         "category_ids": {str(cat_index[c["id"]]): c["id"] for c in cats},
-        "counts": {"images": len(files), "boxes": n_boxes, "ignored": n_ignored, "empty_dropped": n_dropped,
+        "counts": {"images": len(files), **counts,
                    "train": sum(f["split"] == "train" for f in files), "val": sum(f["split"] == "val" for f in files)},
         "val_scenes": sorted(val_scenes, key=str),
         "files": files,
     }
-    (out / EXPORT_CARD).write_text(json.dumps(card, indent=1) + "\n")
-    log.info("exported %d images (%d boxes, %d ignore boxes left out) to %s", len(files), n_boxes, n_ignored, out)
+    atomic_write_text(out / EXPORT_CARD, json.dumps(card, indent=1) + "\n")
+    log.info("exported %d images (%d boxes, %d ignore boxes left out) to %s", len(files), counts["boxes"],
+             counts["ignored"], out)
     return data_yaml
+
+
+def exported_from(data_yaml: str | Path, suite_dir: str | Path) -> list[str]:
+    """Why the data set of ``data_yaml`` looks exported from ``suite_dir`` (empty when it does
+    not): its export card(s) (``export.json`` next to the data yaml or in its sub-folders, as
+    ``oddsuite train`` writes them) name the same suite folder, or a suite with the same
+    manifest.json or annotations.json. FAP+T should not fine-tune on the suite it is scored on."""
+    def digest(p: Path) -> str | None:
+        try:
+            return sha256_file(p)
+        except OSError:
+            return None
+
+    data_yaml, suite = Path(data_yaml), Path(suite_dir).resolve()
+    ours = {"manifest.json": digest(suite / "manifest.json"), "annotations.json": digest(suite / "annotations.json")}
+    cards = [data_yaml.parent / EXPORT_CARD] + sorted(data_yaml.parent.glob(f"*/{EXPORT_CARD}"))
+    out = []
+    for card_path in cards:
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not str(card.get("suite", "")):
+            continue
+        src = Path(str(card["suite"]))
+        if src.resolve() == suite:
+            out.append(f"was exported from {suite}")
+        elif ours["manifest.json"] and digest(src / "manifest.json") == ours["manifest.json"]:
+            out.append(f"was exported from {src}, whose manifest.json equals the evaluated suite's")
+        elif ours["annotations.json"] and card.get("annotations_sha256") == ours["annotations.json"]:
+            out.append(f"was exported from {src}, whose annotations.json equals the evaluated suite's")
+    return out
