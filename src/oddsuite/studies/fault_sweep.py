@@ -34,12 +34,11 @@ from oddsuite.accelerator.detector import AcceleratorDetector, AcceleratorRecipe
 from oddsuite.accelerator.faults import FaultMap, TimingErrors
 from oddsuite.accelerator.systolic import SystolicArray
 from oddsuite.errors import ModelError, OddsuiteError
-from oddsuite.fileio import atomic_write
 from oddsuite.fileio import atomic_write_text as _atomic_text
 from oddsuite.models.base import is_torch_detector, model_info
 from oddsuite.models.loader import DetectorRecipe
 from oddsuite.studies.fapt import fapt_model_dir
-from oddsuite.studies.mlp_experiment import _summary, map_seed
+from oddsuite.studies.mlp_experiment import _summary, map_seed, save_png
 from oddsuite.training.train import read_names
 
 log = logging.getLogger(__name__)
@@ -446,8 +445,4 @@ def plot_sweep(results: dict, path) -> Path:
     ax.set_ylabel("full-scene mAP@[.5:.95]")
     ax.set_title(f"{results['detector']} on {results['array']}: median, min–max over maps")
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

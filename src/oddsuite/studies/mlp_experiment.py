@@ -300,6 +300,17 @@ def write_results(results: dict, out_dir, maps: dict[int, FaultMap] | None = Non
     return out
 
 
+def save_png(fig, path) -> Path:
+    """Lay out ``fig``, write it as a 110 dpi PNG atomically, close it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return path
+
+
 def plot_results(results: dict, path) -> Path:
     import matplotlib
 
@@ -340,8 +351,4 @@ def plot_results(results: dict, path) -> Path:
     ax.set_title("timing errors")
     ax.set_ylim(0, 1.02)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
