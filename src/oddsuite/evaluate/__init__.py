@@ -7,9 +7,10 @@ This package may import ``oddsuite.models`` (the Detector protocol, class mappin
 commands import it; ``models``, ``accelerator`` and ``quant`` never do.
 """
 from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
-from oddsuite.evaluate.loop import (PredictionRun, compare_predictions, evaluate_suite, load_predictions,
-                                    predict_suite, score)
+from oddsuite.evaluate.loop import (PredictionLoop, PredictionRun, compare_predictions, evaluate_suite,
+                                    load_predictions, predict_suite, score)
 from oddsuite.evaluate.suite import Suite, load_suite
 
-__all__ = ["ClassMapping", "compare_predictions", "map_classes", "parse_class_map", "PredictionRun", "evaluate_suite",
+__all__ = ["ClassMapping", "compare_predictions", "map_classes", "parse_class_map", "PredictionLoop", "PredictionRun",
+           "evaluate_suite",
            "load_predictions", "predict_suite", "score", "Suite", "load_suite"]
