@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from oddsuite.models.accelerator import FaultMap, SystolicArray
-from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
+from oddsuite.accelerator import FaultMap, SystolicArray
+from oddsuite.studies.fault_sweep import SweepSpec, run_detector_sweep
 
 from test_accelerator_wrap import _FakeDetector
 

@@ -69,7 +69,7 @@ def test_a_failing_scene_on_ray_is_named_and_finished_scenes_are_kept(ray_ex, tm
 
 def test_evaluate_on_ray_matches_in_process(ray_ex, tiny_suite, lively_model, tmp_path):
     from oddsuite.evaluate import evaluate_suite
-    from oddsuite.evaluate.loop import DetectorRecipe
+    from oddsuite.models import DetectorRecipe
     from oddsuite.models import load_detector
 
     import torch

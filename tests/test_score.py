@@ -16,7 +16,7 @@ TOOL_CLASSES = {1: "person", 2: "truck", 3: "car"}
 
 @pytest.fixture(scope="module")
 def export(tiny_suite, tmp_path_factory):
-    from oddsuite.models.yolo_dataset import export_yolo
+    from oddsuite.training.yolo_dataset import export_yolo
 
     data = export_yolo(tiny_suite, tmp_path_factory.mktemp("export") / "yolo", images="all", val_fraction=0.0)
     card = json.loads((data.parent / "export.json").read_text())
@@ -134,7 +134,7 @@ def test_score_a_real_ultralytics_val_save_json(tiny_suite, tmp_path, one_torch_
     from ultralytics import YOLO
 
     from oddsuite.models import load_detector
-    from oddsuite.models.yolo_dataset import export_yolo
+    from oddsuite.training.yolo_dataset import export_yolo
 
     det = load_detector(ROOT / "models" / "default")
     data = export_yolo(tiny_suite, tmp_path / "export", images="full", val_fraction=0.0)

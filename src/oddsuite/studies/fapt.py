@@ -4,7 +4,7 @@ The masks are :func:`~.mitigation.fap_masks` of the float model on the chip's fa
 Conv2d weight, im2col ``K x N`` layout, ``W[k, j]`` on PE ``(k mod R, j mod C)``; BatchNorm
 folding scales whole output channels, so a weight that is zero here is zero in the folded
 layer the array runs). Fine-tuning is an ordinary offline ultralytics training
-(:func:`oddsuite.models.train.run_training`) that starts from the given weights instead of a
+(:func:`oddsuite.training.train.run_training`) that starts from the given weights instead of a
 random init, with the masked weights zeroed before the first step, their gradients zeroed
 before every optimizer step, and the mask re-applied to the model after every step and to the
 EMA model after every EMA update (so whatever the optimizer — momentum, weight decay, MuSGD's
@@ -26,10 +26,12 @@ import torch
 from torch import nn
 
 from oddsuite.errors import ModelError
+from oddsuite.fileio import sha256_file
+from oddsuite.models.base import is_torch_detector, model_info
 
-from .faults import FaultMap
-from .mitigation import apply_masks, fap_masks
-from .systolic import SystolicArray
+from oddsuite.accelerator.faults import FaultMap
+from oddsuite.accelerator.mitigation import apply_masks, fap_masks
+from oddsuite.accelerator.systolic import SystolicArray
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,10 @@ def _torch_model(obj: Any) -> tuple[nn.Module, dict[int, str] | None]:
         obj = load_detector(obj)
     if isinstance(obj, nn.Module):
         return obj, None
-    model = getattr(obj, "torch_model", None)
-    if not isinstance(model, nn.Module):
+    if not is_torch_detector(obj):
         raise TypeError(f"expected a model directory, a detector with .torch_model or a torch model, "
                         f"got {type(obj).__name__}")
-    return model, dict(getattr(obj, "classes", {}) or {}) or None
+    return obj.torch_model, dict(obj.classes) or None
 
 
 def _check_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -118,11 +119,11 @@ def fine_tune_detector_with_masks(detector_or_model_dir: Any, masks: dict[str, t
     DetectionModel itself (not modified). ``masks``: ``{parameter name: bool mask}`` as
     :func:`fap_masks` gives for the array and fault map. ``data_yaml``: an ultralytics data
     set whose class names equal the detector's (when it has names). Training is offline, on
-    CPU by default, seeded, without plots or AMP (:func:`oddsuite.models.train.run_training`);
+    CPU by default, seeded, without plots or AMP (:func:`oddsuite.training.train.run_training`);
     ``train_args`` go to ultralytics (defaults :data:`FT_DEFAULTS`: AdamW, no warm-up). The
     EMA weights of the best epoch are returned, in eval mode, every masked weight exactly 0.
     """
-    from oddsuite.models.train import _read_names, run_training
+    from oddsuite.training.train import read_names, run_training
     from oddsuite.models.yolo import arch_of
 
     model, classes = _torch_model(detector_or_model_dir)
@@ -130,7 +131,7 @@ def fine_tune_detector_with_masks(detector_or_model_dir: Any, masks: dict[str, t
     data_yaml = Path(data_yaml).resolve()
     if not data_yaml.is_file():
         raise ModelError(f"{data_yaml}: no such data set yaml")
-    names = _read_names(data_yaml)
+    names = read_names(data_yaml)
     if classes is not None and names != classes:
         raise ModelError(f"{data_yaml}: the data set's classes {names} are not the detector's {classes}; "
                          "fine-tuning needs a data set labelled with the detector's classes, in its order")
@@ -157,11 +158,6 @@ def fine_tune_detector_with_masks(detector_or_model_dir: Any, masks: dict[str, t
     return out
 
 
-def masked_weights_zero(model: nn.Module, masks: dict[str, torch.Tensor]) -> bool:
-    params = dict(model.named_parameters())
-    return all(bool((params[n].detach()[m] == 0).all()) for n, m in masks.items())
-
-
 def _state_sha256(model: nn.Module) -> str:
     """SHA-256 of a model's state dict (names, dtypes, shapes and values)."""
     import hashlib
@@ -176,8 +172,6 @@ def _state_sha256(model: nn.Module) -> str:
 
 def _ft_key(detector, array: SystolicArray, faults: FaultMap, data_yaml: Path, epochs: int, imgsz: int, batch: int,
             seed: int, lr0: float, train_args: dict) -> dict:
-    from oddsuite.models.common import sha256_file
-
     return {"base_state_sha256": _state_sha256(detector.torch_model),
             "array": f"{array.rows}x{array.cols}", "faulty_pes": [list(p) for p in faults.faulty_pes],
             "map_seed": faults.seed, "train_data": str(data_yaml), "train_data_sha256": sha256_file(data_yaml),
@@ -196,7 +190,8 @@ def fapt_model_dir(detector, array: SystolicArray, faults: FaultMap, data_yaml: 
 
     out = Path(out_dir)
     data_yaml = Path(data_yaml).resolve()
-    ev_imgsz = int(getattr(detector, "imgsz", 0) or imgsz or 640)
+    hw = model_info(detector).input_hw
+    ev_imgsz = int((hw[0] if hw else 0) or imgsz or 640)
     ft_imgsz = int(imgsz or ev_imgsz)
     key = _ft_key(detector, array, faults, data_yaml, epochs, ft_imgsz, batch, seed, lr0, train_args)
     card_path = out / CARD_NAME
@@ -215,8 +210,8 @@ def fapt_model_dir(detector, array: SystolicArray, faults: FaultMap, data_yaml: 
                                           seed=seed, lr0=lr0, work_dir=out.parent, **train_args)
     info = model.__dict__.pop("fapt_training")
     n_masked = int(sum(int(m.sum()) for m in masks.values()))
-    extra = {"fapt": {"key": key, "masked_weights": n_masked, "base_model": str(getattr(detector, "name", "")),
-                      "base_sha256": getattr(detector, "sha256", None),
+    extra = {"fapt": {"key": key, "masked_weights": n_masked, "base_model": str(detector.name),
+                      "base_sha256": model_info(detector).sha256,
                       "training": info, "mitigation": "FAP+T: run with FAP on the same fault map"}}
     save_model_dir(model, out, detector.classes, ev_imgsz, name=name or out.name, extra=extra)
     return out, True

@@ -26,6 +26,32 @@ def _draw(shape_list, h: int, w: int, bg: np.ndarray, rng_noise: np.ndarray) -> 
     return img
 
 
+def _place_shapes(rng: np.random.Generator, h: int, w: int, objects: tuple[int, int]) -> list[dict]:
+    """One scene's boxes and discs, 2 px apart, drawn from ``rng`` (class, size, place, colour)."""
+    shapes: list[dict] = []
+    n = int(rng.integers(objects[0], objects[1] + 1))
+    tries = 0
+    while len(shapes) < n and tries < 200:
+        tries += 1
+        cls = int(rng.integers(0, len(TOY_CLASSES)))
+        bw, bh = int(rng.integers(w // 8, w // 3)), int(rng.integers(h // 8, h // 3))
+        if cls == 1:
+            bw = bh = min(bw, bh)
+        x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+        box = (x0, y0, x0 + bw, y0 + bh)
+        if any(not (box[2] + 2 <= s["box"][0] or s["box"][2] + 2 <= box[0] or box[3] + 2 <= s["box"][1]
+                    or s["box"][3] + 2 <= box[1]) for s in shapes):
+            continue
+        color = rng.integers(0, 256, 3)
+        if cls == 0:
+            mask = (lambda b: lambda yy, xx: (xx >= b[0]) & (xx < b[2]) & (yy >= b[1]) & (yy < b[3]))(box)
+        else:
+            cx, cy, r = x0 + bw / 2 - 0.5, y0 + bh / 2 - 0.5, bw / 2
+            mask = (lambda cx, cy, r: lambda yy, xx: (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r)(cx, cy, r)
+        shapes.append({"cls": cls, "box": box, "color": color, "mask": mask, "roi": len(shapes)})
+    return shapes
+
+
 def make_toy_suite(out_dir: str | Path, scenes: int = 4, size: tuple[int, int] = (96, 128), seed: int = 0,
                    objects: tuple[int, int] = (1, 3)) -> Path:
     """Write ``scenes`` scenes of ``size`` (h, w) with 1..3 non-overlapping boxes and discs; returns the suite dir."""
@@ -40,27 +66,7 @@ def make_toy_suite(out_dir: str | Path, scenes: int = 4, size: tuple[int, int] =
         rng = np.random.default_rng(np.random.SeedSequence([seed, sid]))
         bg = rng.integers(60, 200, 3)
         noise = rng.integers(-8, 9, (h, w, 3)).astype(np.int16)
-        shapes: list[dict] = []
-        n = int(rng.integers(objects[0], objects[1] + 1))
-        tries = 0
-        while len(shapes) < n and tries < 200:
-            tries += 1
-            cls = int(rng.integers(0, len(TOY_CLASSES)))
-            bw, bh = int(rng.integers(w // 8, w // 3)), int(rng.integers(h // 8, h // 3))
-            if cls == 1:
-                bw = bh = min(bw, bh)
-            x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
-            box = (x0, y0, x0 + bw, y0 + bh)
-            if any(not (box[2] + 2 <= s["box"][0] or s["box"][2] + 2 <= box[0] or box[3] + 2 <= s["box"][1]
-                        or s["box"][3] + 2 <= box[1]) for s in shapes):
-                continue
-            color = rng.integers(0, 256, 3)
-            if cls == 0:
-                mask = (lambda b: lambda yy, xx: (xx >= b[0]) & (xx < b[2]) & (yy >= b[1]) & (yy < b[3]))(box)
-            else:
-                cx, cy, r = x0 + bw / 2 - 0.5, y0 + bh / 2 - 0.5, bw / 2
-                mask = (lambda cx, cy, r: lambda yy, xx: (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r)(cx, cy, r)
-            shapes.append({"cls": cls, "box": box, "color": color, "mask": mask, "roi": len(shapes)})
+        shapes = _place_shapes(rng, h, w, objects)
         all_rois = [s["roi"] for s in shapes]
         variants = [("full", all_rois)] + ([("remove", all_rois[1:])] if len(all_rois) > 1 else [])
         for mode, subset in variants:

@@ -44,7 +44,8 @@ def is_training_seed(suite_seed: int) -> bool:
     return TRAIN_SEED_BASE <= int(suite_seed) < TRAIN_SEED_BASE + MAX_TRAIN_SEED
 
 
-def _read_names(data_yaml: Path) -> dict[int, str]:
+def read_names(data_yaml: Path) -> dict[int, str]:
+    """The class names of an ultralytics data set yaml (``names``); ModelError when unreadable."""
     import yaml
 
     from oddsuite.models.common import parse_names
@@ -65,6 +66,41 @@ class TrainRun:
     metrics: dict[str, float]       # the final validation metrics
     imgsz: int                      # the image size ultralytics used (rounded to the stride)
     best_epoch: int | None
+
+
+def _trainer_metrics(trainer) -> dict[str, float]:
+    """The numeric validation metrics of an ultralytics trainer (none before its first validation)."""
+    return {k: float(v) for k, v in (getattr(trainer, "metrics", None) or {}).items() if isinstance(v, (int, float))}
+
+
+def _capture_best(captured: dict[str, Any]) -> Callable:
+    """ultralytics ``on_model_save`` callback: keep the EMA weights and architecture of the best
+    epoch (the first one too) in ``captured``, in memory."""
+    def on_model_save(trainer) -> None:
+        if trainer.best_fitness == trainer.fitness or "state" not in captured:
+            ema = trainer.ema.ema
+            captured["state"] = {k: v.detach().to("cpu").float().clone() if v.is_floating_point()
+                                 else v.detach().to("cpu").clone() for k, v in ema.state_dict().items()}
+            captured["arch"] = arch_of(ema)
+            captured["epoch"] = int(trainer.epoch) + 1
+
+    return on_model_save
+
+
+def _report_epoch(on_epoch: Callable[[int, int, dict[str, float]], None]) -> Callable:
+    """ultralytics ``on_fit_epoch_end`` callback calling ``on_epoch(epoch, epochs, metrics)``, 1-based."""
+    def on_fit_epoch_end(trainer) -> None:
+        if int(trainer.epoch) < int(trainer.epochs):  # the final re-validation repeats the last epoch
+            on_epoch(int(trainer.epoch) + 1, int(trainer.epochs), _trainer_metrics(trainer))
+
+    return on_fit_epoch_end
+
+
+def _copy_logs(run_dir: Path, log_dir: Path) -> None:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for f in ("results.csv", "args.yaml"):
+        if (run_dir / f).is_file():
+            shutil.copy2(run_dir / f, log_dir / f)
 
 
 def run_training(data_yaml: Path, run_parent: Path, *, model_arg: str, epochs: int, imgsz: int, batch: int,
@@ -92,50 +128,57 @@ def run_training(data_yaml: Path, run_parent: Path, *, model_arg: str, epochs: i
                 cache=False, save=True)
     args.update(train_args)
     captured: dict[str, Any] = {}
-
-    def on_model_save(trainer) -> None:
-        if trainer.best_fitness == trainer.fitness or "state" not in captured:
-            ema = trainer.ema.ema
-            captured["state"] = {k: v.detach().to("cpu").float().clone() if v.is_floating_point()
-                                 else v.detach().to("cpu").clone() for k, v in ema.state_dict().items()}
-            captured["arch"] = arch_of(ema)
-            captured["epoch"] = int(trainer.epoch) + 1
-
     import torch
 
     threads = torch.get_num_threads()
     determ = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     try:
         trainer = trainer_cls(overrides=args)
-        trainer.add_callback("on_model_save", on_model_save)
+        trainer.add_callback("on_model_save", _capture_best(captured))
         if on_epoch is not None:
-            def on_fit_epoch_end(trainer) -> None:
-                if int(trainer.epoch) < int(trainer.epochs):  # the final re-validation repeats the last epoch
-                    m = {k: float(v) for k, v in (getattr(trainer, "metrics", None) or {}).items()
-                         if isinstance(v, (int, float))}
-                    on_epoch(int(trainer.epoch) + 1, int(trainer.epochs), m)
-
-            trainer.add_callback("on_fit_epoch_end", on_fit_epoch_end)
+            trainer.add_callback("on_fit_epoch_end", _report_epoch(on_epoch))
         trainer.train()
         if "state" not in captured:
             raise ModelError(f"training on {data_yaml} finished without saving a model")
-        metrics = {k: float(v) for k, v in (getattr(trainer, "metrics", None) or {}).items()
-                   if isinstance(v, (int, float))}
+        metrics = _trainer_metrics(trainer)
         used_imgsz = int(getattr(trainer.args, "imgsz", imgsz))  # ultralytics rounds it to the stride
         model = build_model(captured["arch"], "trained model")
         model.load_state_dict(captured["state"], strict=True)
         if log_dir is not None:
-            run_dir = Path(trainer.save_dir)
-            log_dir.mkdir(parents=True, exist_ok=True)
-            for f in ("results.csv", "args.yaml"):
-                if (run_dir / f).is_file():
-                    shutil.copy2(run_dir / f, log_dir / f)
+            _copy_logs(Path(trainer.save_dir), log_dir)
     finally:
         torch.set_num_threads(threads)  # ultralytics resets both for training; the caller's settings return
         torch.use_deterministic_algorithms(determ[0], warn_only=determ[1])
         if not keep_run_dir:
             shutil.rmtree(run_root, ignore_errors=True)
     return TrainRun(model=model, args=args, metrics=metrics, imgsz=used_imgsz, best_epoch=captured.get("epoch"))
+
+
+def _card_training(command: str, run: TrainRun, data_yaml: Path, *, arch: str, seed: int, epochs: int, batch: int,
+                   device: str) -> dict[str, Any]:
+    """The model card's record of how it was trained: command, seed, epochs, the ultralytics
+    arguments, versions, data set and final validation metrics."""
+    import torch
+    import ultralytics
+
+    return {
+        "command": command,
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "training": {
+            "arch": arch,
+            "data": str(data_yaml),
+            "batch": int(batch),
+            "best_epoch": run.best_epoch,
+            "device": device,
+            "deterministic": True,
+            "ultralytics_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in run.args.items()
+                                 if k not in ("project", "name", "exist_ok")},
+            "versions": {"ultralytics": ultralytics.__version__, "torch": torch.__version__,
+                         "python": sys.version.split()[0]},
+            "metrics": run.metrics,
+        },
+    }
 
 
 def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Path = "yolov8n.yaml",
@@ -151,11 +194,7 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
     ``on_epoch(epoch, epochs, metrics)`` is called after each epoch (1-based) for progress.
     Returns the output directory.
     """
-    import torch
-
     ultralytics_offline()
-    import ultralytics
-
     data_yaml = Path(data_yaml).resolve()
     out = Path(out_dir)
     arch_s = str(arch)
@@ -165,36 +204,20 @@ def train_detector(data_yaml: str | Path, out_dir: str | Path, *, arch: str | Pa
         raise ModelError(f"{data_yaml}: no such data set yaml")
     if Path(arch_s).is_file():
         load_arch(Path(arch_s))  # a user's yaml is checked before ultralytics builds it
-    names = _read_names(data_yaml)
+    names = read_names(data_yaml)
     out.mkdir(parents=True, exist_ok=True)
     run = run_training(data_yaml, out, model_arg=arch_s, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed,
                        workers=workers, device=device, keep_run_dir=keep_run_dir, log_dir=out / "train_log",
                        on_epoch=on_epoch, **train_args)
-    model, args, metrics, used_imgsz = run.model, run.args, run.metrics, run.imgsz
+    model, used_imgsz = run.model, run.imgsz
 
     if command is None:
         command = "train_detector(" + ", ".join(
             [repr(str(data_yaml)), repr(str(out))]
             + [f"{k}={v!r}" for k, v in dict(arch=arch_s, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed,
                                                workers=workers, device=device, **train_args).items()]) + ")"
-    card_extra = {
-        "command": command,
-        "seed": int(seed),
-        "epochs": int(epochs),
-        "training": {
-            "arch": arch_s,
-            "data": str(data_yaml),
-            "batch": int(batch),
-            "best_epoch": run.best_epoch,
-            "device": device,
-            "deterministic": True,
-            "ultralytics_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in args.items()
-                                 if k not in ("project", "name", "exist_ok")},
-            "versions": {"ultralytics": ultralytics.__version__, "torch": torch.__version__,
-                         "python": sys.version.split()[0]},
-            "metrics": metrics,
-        },
-    }
+    card_extra = _card_training(command, run, data_yaml, arch=arch_s, seed=seed, epochs=epochs, batch=batch,
+                                device=device)
     if extra:
         card_extra.update(extra)
     if used_imgsz != int(imgsz):

@@ -32,15 +32,12 @@ from torch import nn
 
 from oddsuite.fileio import atomic_write
 from oddsuite.fileio import atomic_write_text as _atomic_text
-from .faults import FaultMap, TimingErrors
-from .mitigation import fap_masks, fine_tune_with_masks
-from .systolic import SystolicArray
-from .wrap import accelerate, accelerator_of
+from oddsuite.accelerator.faults import FaultMap, TimingErrors
+from oddsuite.accelerator.mitigation import fap_masks, fine_tune_with_masks
+from oddsuite.accelerator.systolic import SystolicArray
+from oddsuite.accelerator.wrap import accelerate, accelerator_of
 
 log = logging.getLogger(__name__)
-
-LAYERS = (784, 256, 256, 256, 10)
-
 
 @dataclass
 class MLPExperimentConfig:
@@ -76,11 +73,14 @@ def load_digits_28(seed: int = 0, test_fraction: float = 0.25):
 
 
 def make_mlp(hidden: Sequence[int] = (256, 256, 256), n_in: int = 784, n_out: int = 10, seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
+    """The MLP ``n_in x hidden... x n_out`` (ReLU), initialised from ``seed`` alone (torch's global
+    generator is forked, so the caller's random state is neither used nor changed)."""
     dims = [n_in, *hidden, n_out]
     layers: list[nn.Module] = []
-    for a, b in zip(dims[:-1], dims[1:]):
-        layers += [nn.Linear(a, b), nn.ReLU()]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
 
@@ -125,33 +125,50 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     _atomic_text(path, buf.getvalue())
 
 
-def run_mlp_experiment(out_dir: str | os.PathLike | None = None, config: MLPExperimentConfig | None = None,
-                       progress: bool = False) -> dict:
-    """Run both sweeps; returns the results dict and, with ``out_dir``, writes the files."""
-    cfg = config or MLPExperimentConfig()
-    t0 = time.perf_counter()
-    array = SystolicArray(cfg.rows, cfg.cols)
-    n_pe = cfg.rows * cfg.cols
-    points = sorted({int(n) for n in cfg.faulty_pes if 0 <= int(n) <= n_pe})
-    Xtr, ytr, Xte, yte = load_digits_28(cfg.seed, cfg.test_fraction)
-    model = train_mlp(make_mlp(cfg.hidden, seed=cfg.seed), Xtr, ytr, epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed)
-    float_acc = accuracy(model, Xte, yte)
-    q = quantized_on_array(model, array, Xtr)
+def mlp_config(fault: str, rows: int, cols: int, *, faulty_pes: Sequence[int], mitigations: Sequence[str],
+               rates: Sequence[float], maps: int, seed: int, keep_bits: int,
+               bits: Sequence[int] | None) -> MLPExperimentConfig:
+    """The MLP experiment's config for ``oddsuite faults mlp-digits`` (one fault kind: the other
+    sweep is left empty). Mitigations for timing faults are ``none`` (errors propagate) and
+    ``te-drop``. ValueError, naming the option, for a mitigation that does not apply or more
+    faulty PEs than the array has."""
+    if fault == "stuck-at":
+        bad = [m for m in mitigations if m not in ("none", "fap", "fap+t")]
+        if bad:
+            raise ValueError(f"--mitigation {bad[0]!r} does not apply to stuck-at faults (none, fap, fap+t)")
+        if any(n > rows * cols for n in faulty_pes):
+            raise ValueError(f"--faulty-pes exceeds the {rows}x{cols} array")
+        timing_modes: list[str] = []
+    else:
+        bad = [m for m in mitigations if m not in ("none", "te-drop")]
+        if bad:
+            raise ValueError(f"--mitigation {bad[0]!r} does not apply to timing faults (none, te-drop)")
+        timing_modes = ["propagate" if m == "none" else "te-drop" for m in mitigations]
+    return MLPExperimentConfig(rows=rows, cols=cols, maps=maps, seed=seed,
+                               faulty_pes=tuple(faulty_pes) if fault == "stuck-at" else (),
+                               mitigations=tuple(mitigations) if fault == "stuck-at" else (),
+                               timing_rates=tuple(rates) if fault == "timing" else (),
+                               timing_modes=tuple(timing_modes), keep_bits=keep_bits, bits=bits)
+
+
+def _progress(items: list, desc: str, progress: bool):
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc)
+
+
+def _stuck_at_rows(cfg: MLPExperimentConfig, model: nn.Module, q: nn.Module, array: SystolicArray, data,
+                   points: Sequence[int], seeds: Sequence[int], big_maps: dict[int, FaultMap],
+                   int8_acc: float, progress: bool) -> list[dict]:
+    """Accuracy per (faulty PEs, map seed, mitigation): none and FAP on the int8 model ``q``,
+    FAP+T on a copy of ``model`` fine-tuned with the map's FAP mask held fixed."""
+    Xtr, ytr, Xte, yte = data
     acc = accelerator_of(q)
-    int8_acc = accuracy(q, Xte, yte)
-    log.info("MLP float %.4f, int8 on %s %.4f", float_acc, array, int8_acc)
-
-    seeds = [map_seed(cfg.seed, i) for i in range(cfg.maps)]
-    big_maps = {s: FaultMap.random(cfg.rows, cfg.cols, max(points) if points else 0, seed=s, bits=cfg.bits)
-                for s in seeds}
-
-    stuck_rows: list[dict] = []
-    it = [(n, s) for n in points for s in seeds]
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, desc="stuck-at sweep")
-    for n, s in it:
+    n_pe = cfg.rows * cfg.cols
+    rows: list[dict] = []
+    for n, s in _progress([(n, s) for n in points for s in seeds], "stuck-at sweep", progress):
         fmap = FaultMap(cfg.rows, cfg.cols, big_maps[s].faults[:n], seed=s)
         for mit in cfg.mitigations:
             if n == 0:
@@ -169,31 +186,54 @@ def run_mlp_experiment(out_dir: str | os.PathLike | None = None, config: MLPExpe
                 a = accuracy(qf, Xte, yte)
             else:
                 raise ValueError(f"unknown mitigation {mit!r} (none, fap, fap+t)")
-            stuck_rows.append({"faulty_pes": n, "fault_rate": n / n_pe, "mitigation": mit, "map_seed": s,
-                               "accuracy": a})
+            rows.append({"faulty_pes": n, "fault_rate": n / n_pe, "mitigation": mit, "map_seed": s, "accuracy": a})
     acc.configure()
+    return rows
 
-    timing_rows: list[dict] = []
-    it2 = [(r, m, i) for r in cfg.timing_rates for m in cfg.timing_modes for i in range(cfg.maps)]
-    if progress:
-        from tqdm import tqdm
 
-        it2 = tqdm(it2, desc="timing sweep")
-    for rate, mode, i in it2:
+def _timing_rows(cfg: MLPExperimentConfig, q: nn.Module, Xte: torch.Tensor, yte: torch.Tensor,
+                 progress: bool) -> list[dict]:
+    """Accuracy per (timing error rate, mode, seed) of the int8 model ``q``."""
+    acc = accelerator_of(q)
+    rows: list[dict] = []
+    items = [(r, m, i) for r in cfg.timing_rates for m in cfg.timing_modes for i in range(cfg.maps)]
+    for rate, mode, i in _progress(items, "timing sweep", progress):
         te = TimingErrors(rate=float(rate), mode=mode, keep_bits=cfg.keep_bits, seed=map_seed(cfg.seed + 1, i))
         acc.configure(timing=te)
         a = accuracy(q, Xte, yte)
-        timing_rows.append({"rate": float(rate), "mode": mode, "seed": te.seed, "accuracy": a,
-                            "macs": acc.stats.macs, "events": acc.stats.timing_events,
-                            "effective": acc.stats.timing_effective})
+        rows.append({"rate": float(rate), "mode": mode, "seed": te.seed, "accuracy": a,
+                     "macs": acc.stats.macs, "events": acc.stats.timing_events,
+                     "effective": acc.stats.timing_effective})
     acc.configure()
+    return rows
 
-    def summarize(rows, keys):
-        groups: dict[tuple, list[float]] = {}
-        for r in rows:
-            groups.setdefault(tuple(r[k] for k in keys), []).append(r["accuracy"])
-        return [{**dict(zip(keys, k)), **_summary(v)} for k, v in groups.items()]
 
+def _summarize(rows: Sequence[dict], keys: Sequence[str]) -> list[dict]:
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r["accuracy"])
+    return [{**dict(zip(keys, k)), **_summary(v)} for k, v in groups.items()]
+
+
+def run_mlp_experiment(out_dir: str | os.PathLike | None = None, config: MLPExperimentConfig | None = None,
+                       progress: bool = False) -> dict:
+    """Run both sweeps; returns the results dict and, with ``out_dir``, writes the files."""
+    cfg = config or MLPExperimentConfig()
+    t0 = time.perf_counter()
+    array = SystolicArray(cfg.rows, cfg.cols)
+    points = sorted({int(n) for n in cfg.faulty_pes if 0 <= int(n) <= cfg.rows * cfg.cols})
+    data = Xtr, ytr, Xte, yte = load_digits_28(cfg.seed, cfg.test_fraction)
+    model = train_mlp(make_mlp(cfg.hidden, seed=cfg.seed), Xtr, ytr, epochs=cfg.epochs, lr=cfg.lr, seed=cfg.seed)
+    float_acc = accuracy(model, Xte, yte)
+    q = quantized_on_array(model, array, Xtr)
+    int8_acc = accuracy(q, Xte, yte)
+    log.info("MLP float %.4f, int8 on %s %.4f", float_acc, array, int8_acc)
+
+    seeds = [map_seed(cfg.seed, i) for i in range(cfg.maps)]
+    big_maps = {s: FaultMap.random(cfg.rows, cfg.cols, max(points) if points else 0, seed=s, bits=cfg.bits)
+                for s in seeds}
+    stuck_rows = _stuck_at_rows(cfg, model, q, array, data, points, seeds, big_maps, int8_acc, progress)
+    timing_rows = _timing_rows(cfg, q, Xte, yte, progress)
     results = {
         "experiment": "mlp-digits",
         "config": {k: (list(v) if isinstance(v, (list, tuple, range)) else v) for k, v in asdict(cfg).items()},
@@ -202,9 +242,9 @@ def run_mlp_experiment(out_dir: str | os.PathLike | None = None, config: MLPExpe
         "array": f"{cfg.rows}x{cfg.cols}",
         "map_seeds": seeds,
         "stuck_at": stuck_rows,
-        "stuck_at_summary": summarize(stuck_rows, ("faulty_pes", "mitigation")),
+        "stuck_at_summary": _summarize(stuck_rows, ("faulty_pes", "mitigation")),
         "timing": timing_rows,
-        "timing_summary": summarize(timing_rows, ("rate", "mode")),
+        "timing_summary": _summarize(timing_rows, ("rate", "mode")),
         "seconds": time.perf_counter() - t0,
     }
     results["findings"] = findings(results)
@@ -260,6 +300,17 @@ def write_results(results: dict, out_dir, maps: dict[int, FaultMap] | None = Non
     return out
 
 
+def save_png(fig, path) -> Path:
+    """Lay out ``fig``, write it as a 110 dpi PNG atomically, close it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return path
+
+
 def plot_results(results: dict, path) -> Path:
     import matplotlib
 
@@ -300,8 +351,4 @@ def plot_results(results: dict, path) -> Path:
     ax.set_title("timing errors")
     ax.set_ylim(0, 1.02)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

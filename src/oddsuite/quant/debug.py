@@ -32,13 +32,15 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from oddsuite.errors import ModelError
-from oddsuite.models.common import preprocess, sha256_file
+from oddsuite.fileio import sha256_file
+from oddsuite.models.common import preprocess
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def _floating(elem: int | None) -> bool:
 
 
 def _module_of(name: str) -> str:
-    from oddsuite.models.quantize import _MODULE_RE
+    from oddsuite.quant.quantize import _MODULE_RE
 
     found = _MODULE_RE.findall(name)
     if found:
@@ -92,7 +94,8 @@ def _module_of(name: str) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
-def _augment(model, names: Sequence[str], types: dict[str, int], path: Path) -> None:
+def augment(model, names: Sequence[str], types: dict[str, int], path: Path) -> None:
+    """Step 2: a copy of ``model`` with every tensor of ``names`` added as a graph output, saved to ``path``."""
     import onnx
     from onnx import helper
 
@@ -117,20 +120,30 @@ def _session(path: Path, threads: int | None):
     return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
 
 
-def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[np.ndarray], *,
-                     image_names: Sequence[str] | None = None, threads: int | None = None) -> dict[str, Any]:
-    """Per-tensor SQNR of B against A on ``images`` (HxWx3 uint8 RGB, pre-processed as the
-    ONNX adapter does at A's input size). Returns the ``layers.json`` dict (see module doc)."""
-    import onnx
+@dataclass
+class Pairing:
+    """Which tensor of B each measured tensor of A is compared with.
 
-    pa, pb = Path(model_a), Path(model_b)
-    if not images:
-        raise ValueError("layer_divergence: needs at least one image")
-    try:
-        ma, mb = onnx.load(str(pa)), onnx.load(str(pb))
-    except Exception as e:
-        raise ModelError(f"{pa} / {pb}: cannot read as ONNX: {e}") from e
-    ta, tb = _float_types(ma), _float_types(mb)
+    pairs: one row per paired tensor of A, in A's graph order (``tensor``, ``node``,
+    ``op_type``, ``depth``, ``module``, ``b_tensor``, ``quantized``, ``pre_qdq``: B's tensor
+    before its QDQ pair when comparable, else None); node_inputs: tensor -> the inputs of the
+    node that made it; in_name, hw, batch: the image input; n_unmatched: A's tensors with no
+    partner in B."""
+
+    model_a: Any
+    model_b: Any
+    types_a: dict[str, int]
+    types_b: dict[str, int]
+    in_name: str
+    hw: tuple[int, int]
+    batch: int
+    pairs: list[dict[str, Any]]
+    node_inputs: dict[str, list[str]]
+    n_unmatched: int
+
+
+def _image_input(ma, mb, pa: Path, pb: Path) -> tuple[str, tuple[int, int], int]:
+    """The one image input both models share: its name, fixed (H, W), and batch size."""
     init_a = {i.name for i in ma.graph.initializer}
     inputs_a = [i for i in ma.graph.input if i.name not in init_a]
     inputs_b = [i for i in mb.graph.input if i.name not in {x.name for x in mb.graph.initializer}]
@@ -143,29 +156,13 @@ def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[
         raise ModelError(f"{pa}: input {in_name!r} must be (N, 3, H, W) with a fixed H, W, got {dims}")
     if dims[2:] != dims_b[2:]:
         raise ModelError(f"{pa} is {dims[2:]}, {pb} is {dims_b[2:]}: input sizes differ, tensors cannot be paired")
-    hw = (int(dims[2]), int(dims[3]))
-    batch = int(dims[0]) if dims[0] else 1
+    return in_name, (int(dims[2]), int(dims[3])), int(dims[0]) if dims[0] else 1
 
-    # the tensors of A, in graph (topological) order, and their partners in B (only tensors a
-    # node produces: a quantized model keeps stale value_info of tensors its rewrites removed)
-    b_tensors = set(tb) & ({o for n in mb.graph.node for o in n.output} | {i.name for i in inputs_b})
-    rows: list[dict[str, Any]] = []
-    producer: dict[str, int] = {}
-    node_inputs: dict[str, list[str]] = {}
-    if _floating(ta.get(in_name)):
-        rows.append({"tensor": in_name, "node": "(input)", "op_type": "Input", "depth": 0, "module": "input"})
-    for k, node in enumerate(ma.graph.node, start=1):
-        if node.op_type in SKIP_OPS:
-            continue
-        for o in node.output:
-            if o and _floating(ta.get(o)):
-                rows.append({"tensor": o, "node": node.name, "op_type": node.op_type, "depth": k,
-                             "module": _module_of(node.name)})
-                producer[o] = k
-                node_inputs[o] = [i for i in node.input if i]
-    # B's activation QDQ pairs (QuantizeLinear -> DequantizeLinear), keyed by every name A may
-    # give that tensor: T (ORT names them T -> T_DequantizeLinear_Output, or, for a graph
-    # output T, T_QuantizeLinear_Input -> T)
+
+def _qdq_pairs(mb) -> dict[str, tuple[str, str]]:
+    """B's activation QDQ pairs (QuantizeLinear -> DequantizeLinear) as (before, after), keyed
+    by every name A may give that tensor: T (ORT names them T -> T_DequantizeLinear_Output, or,
+    for a graph output T, T_QuantizeLinear_Input -> T)."""
     prod_b = {o: n for n in mb.graph.node for o in n.output if o}
     qdq: dict[str, tuple[str, str]] = {}
     for n in mb.graph.node:
@@ -180,6 +177,39 @@ def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[
             keys.append(pre[: -len(QIN_SUFFIX)])
         for k in keys:
             qdq.setdefault(k, (pre, post))
+    return qdq
+
+
+def pair_tensors(model_a: str | Path, model_b: str | Path) -> Pairing:
+    """Step 1: load both models, find their shared image input, and pair every floating
+    activation of A (in graph order) with B's tensor of that name or, where B quantized it,
+    with the output of B's QDQ pair. ModelError when they cannot be paired."""
+    import onnx
+
+    pa, pb = Path(model_a), Path(model_b)
+    try:
+        ma, mb = onnx.load(str(pa)), onnx.load(str(pb))
+    except Exception as e:
+        raise ModelError(f"{pa} / {pb}: cannot read as ONNX: {e}") from e
+    ta, tb = _float_types(ma), _float_types(mb)
+    in_name, hw, batch = _image_input(ma, mb, pa, pb)
+    # the tensors of A, in graph (topological) order, and their partners in B (only tensors a
+    # node produces: a quantized model keeps stale value_info of tensors its rewrites removed)
+    b_tensors = set(tb) & ({o for n in mb.graph.node for o in n.output} | {in_name})
+    rows: list[dict[str, Any]] = []
+    node_inputs: dict[str, list[str]] = {}
+    if _floating(ta.get(in_name)):
+        rows.append({"tensor": in_name, "node": "(input)", "op_type": "Input", "depth": 0, "module": "input"})
+    for k, node in enumerate(ma.graph.node, start=1):
+        if node.op_type in SKIP_OPS:
+            continue
+        for o in node.output:
+            if o and _floating(ta.get(o)):
+                rows.append({"tensor": o, "node": node.name, "op_type": node.op_type, "depth": k,
+                             "module": _module_of(node.name)})
+                node_inputs[o] = [i for i in node.input if i]
+    prod_b = {o: n for n in mb.graph.node for o in n.output if o}
+    qdq = _qdq_pairs(mb)
     op_a = {r["tensor"]: r["op_type"] for r in rows}
     pairs = []
     for r in rows:
@@ -197,29 +227,36 @@ def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[
         pairs.append(r)
     if not pairs:
         raise ModelError(f"{pa}, {pb}: no tensor names in common; is B derived from A?")
-    unmatched = len(rows) - len(pairs)
+    return Pairing(ma, mb, ta, tb, in_name, hw, batch, pairs, node_inputs, len(rows) - len(pairs))
 
-    want_a = [r["tensor"] for r in pairs if r["tensor"] != in_name]
-    want_b = sorted({r["b_tensor"] for r in pairs} | {r["pre_qdq"] for r in pairs if r["pre_qdq"]} - {in_name})
-    sums = {r["tensor"]: np.zeros(5) for r in pairs}  # signal², noise², values, pre², qdq-noise²
+
+def accumulate_sqnr(pairing: Pairing, images: Sequence[np.ndarray], threads: int | None = None
+                    ) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Steps 2-3: augment both models (every paired tensor an output), run them image by image
+    with graph optimisation off and keep running sums per tensor of A: signal², noise², values,
+    B's pre-QDQ signal², QDQ noise². Returns the sums and the tensors whose shapes differ."""
+    in_name = pairing.in_name
+    want_a = [r["tensor"] for r in pairing.pairs if r["tensor"] != in_name]
+    want_b = sorted({r["b_tensor"] for r in pairing.pairs} | {r["pre_qdq"] for r in pairing.pairs if r["pre_qdq"]}
+                    - {in_name})
+    sums = {r["tensor"]: np.zeros(5) for r in pairing.pairs}
     mismatch: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="oddsuite-layers.") as tmp:
         aug_a, aug_b = Path(tmp) / "a.onnx", Path(tmp) / "b.onnx"
-        _augment(ma, want_a, ta, aug_a)
-        _augment(mb, want_b, tb, aug_b)
-        del ma, mb
+        augment(pairing.model_a, want_a, pairing.types_a, aug_a)
+        augment(pairing.model_b, want_b, pairing.types_b, aug_b)
         sa, sb = _session(aug_a, threads), _session(aug_b, threads)
         names_a = [o.name for o in sa.get_outputs()]
         names_b = [o.name for o in sb.get_outputs()]
         for img in images:
-            x, _ = preprocess([np.asarray(img)], hw)
-            if batch > 1:
-                x = np.repeat(x, batch, axis=0)
+            x, _ = preprocess([np.asarray(img)], pairing.hw)
+            if pairing.batch > 1:
+                x = np.repeat(x, pairing.batch, axis=0)
             va = dict(zip(names_a, sa.run(None, {in_name: x})))
             va[in_name] = x
             vb = dict(zip(names_b, sb.run(None, {in_name: x})))
             vb.setdefault(in_name, x)
-            for r in pairs:
+            for r in pairing.pairs:
                 t = r["tensor"]
                 a = np.asarray(va[t], dtype=np.float64)
                 b = np.asarray(vb[r["b_tensor"]], dtype=np.float64)
@@ -235,10 +272,14 @@ def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[
                     s[3] += float(np.sum(p * p))
                     s[4] += float(np.sum((p - b) ** 2))
             del va, vb
+    return sums, mismatch
 
+
+def _tensor_records(pairing: Pairing, sums: dict[str, np.ndarray], mismatch: set[str]) -> list[dict[str, Any]]:
+    """Per measured tensor: SQNR, identical, QDQ SQNR, and against its node's inputs the drop and origin."""
     tensors: list[dict[str, Any]] = []
     by_name: dict[str, dict[str, Any]] = {}
-    for r in pairs:
+    for r in pairing.pairs:
         t = r["tensor"]
         if t in mismatch:
             continue
@@ -251,24 +292,34 @@ def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[
         tensors.append(rec)
         by_name[t] = rec
     for rec in tensors:
-        ins = [by_name[i] for i in node_inputs.get(rec["tensor"], []) if i in by_name]
+        ins = [by_name[i] for i in pairing.node_inputs.get(rec["tensor"], []) if i in by_name]
         differing = [i["sqnr_db"] for i in ins if not i["identical"]]
         rec["input_sqnr_db"] = min(differing) if differing else None
         rec["drop_db"] = (rec["input_sqnr_db"] - rec["sqnr_db"]) if (differing and not rec["identical"]) else None
         rec["origin"] = bool(ins) and not rec["identical"] and not differing
+    return tensors
 
+
+def _module_records(tensors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive tensors of one module: its depth span, output tensor and SQNR, lowest SQNR."""
     modules: list[dict[str, Any]] = []
     for rec in tensors:
         if not modules or modules[-1]["module"] != rec["module"]:
             modules.append({"module": rec["module"], "first_depth": rec["depth"], "tensors": []})
         modules[-1]["tensors"].append(rec)
-    mod_out = []
     for m in modules:
         ts = m.pop("tensors")
         m.update({"last_depth": ts[-1]["depth"], "n_tensors": len(ts), "out_tensor": ts[-1]["tensor"],
                   "out_sqnr_db": ts[-1]["sqnr_db"], "min_sqnr_db": min(t["sqnr_db"] for t in ts),
                   "identical": all(t["identical"] for t in ts)})
-        mod_out.append(m)
+    return modules
+
+
+def summarise(pairing: Pairing, sums: dict[str, np.ndarray], mismatch: set[str], model_a: Path, model_b: Path,
+              n_images: int, image_names: Sequence[str] | None) -> dict[str, Any]:
+    """Step 4: the ``layers.json`` dict: every tensor, per module, and the summaries (origins,
+    largest drops, noisiest quantized tensors)."""
+    tensors = _tensor_records(pairing, sums, mismatch)
 
     def brief(t: dict[str, Any]) -> dict[str, Any]:
         return {k: t[k] for k in ("depth", "tensor", "node", "op_type", "module", "sqnr_db", "input_sqnr_db",
@@ -278,21 +329,36 @@ def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[
     noisiest = sorted((t for t in tensors if t["qdq_sqnr_db"] is not None), key=lambda t: t["qdq_sqnr_db"])[:10]
     return {
         "method": "per-tensor SQNR (dB) of B against A, ORT qdq_loss_debug formula, graph optimisation off",
-        "model_a": {"path": str(pa), "sha256": sha256_file(pa)},
-        "model_b": {"path": str(pb), "sha256": sha256_file(pb)},
-        "input": {"name": in_name, "hw": list(hw)},
+        "model_a": {"path": str(model_a), "sha256": sha256_file(model_a)},
+        "model_b": {"path": str(model_b), "sha256": sha256_file(model_b)},
+        "input": {"name": pairing.in_name, "hw": list(pairing.hw)},
         "images": list(image_names) if image_names is not None else None,
-        "n_images": len(images),
+        "n_images": n_images,
         "n_tensors": len(tensors),
-        "n_unmatched": unmatched + len(mismatch),
+        "n_unmatched": pairing.n_unmatched + len(mismatch),
         "n_quantized": sum(t["quantized"] for t in tensors),
         "n_identical": sum(t["identical"] for t in tensors),
         "origins": [brief(t) for t in tensors if t["origin"]],
         "largest_drops": [brief(t) for t in drops],
         "noisiest_quantized": [{**brief(t), "qdq_sqnr_db": t["qdq_sqnr_db"]} for t in noisiest],
-        "modules": mod_out,
+        "modules": _module_records(tensors),
         "tensors": tensors,
     }
+
+
+def layer_divergence(model_a: str | Path, model_b: str | Path, images: Sequence[np.ndarray], *,
+                     image_names: Sequence[str] | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Per-tensor SQNR of B against A on ``images`` (HxWx3 uint8 RGB, pre-processed as the
+    ONNX adapter does at A's input size). Returns the ``layers.json`` dict (see module doc).
+
+    The steps of ONNX Runtime's ``qdq_loss_debug``: :func:`pair_tensors` -> :func:`augment`
+    and run (:func:`accumulate_sqnr`, running sums, one image's activations in memory) ->
+    :func:`summarise`."""
+    if not images:
+        raise ValueError("layer_divergence: needs at least one image")
+    pairing = pair_tensors(model_a, model_b)
+    sums, mismatch = accumulate_sqnr(pairing, images, threads)
+    return summarise(pairing, sums, mismatch, Path(model_a), Path(model_b), len(images), image_names)
 
 
 def plot_layers(result: dict[str, Any], path: str | Path, *, title: str | None = None) -> Path:

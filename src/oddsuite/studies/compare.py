@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from oddsuite.errors import ModelError, OddsuiteError
+from oddsuite.models.base import model_info
 from oddsuite.evaluate.io import write_json_atomic, write_text_atomic
 from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, IMAGE_COLUMNS
 
@@ -40,17 +41,6 @@ RECORD_COLUMNS = set(IMAGE_COLUMNS) | {"image_id"}
 # --------------------------------------------------------------------------- models
 
 
-def _model_sha(det, path: Path | None) -> str | None:
-    sha = getattr(det, "sha256", None)
-    if sha:
-        return str(sha)
-    if path is not None and path.is_file():
-        from oddsuite.models.common import sha256_file
-
-        return sha256_file(path)
-    return None
-
-
 def _load(model, sha256: str | None, trust_pickle: bool, threads: int | None):
     """(detector, path or None) from a path or an already loaded Detector."""
     if isinstance(model, (str, Path)):
@@ -65,20 +55,6 @@ def _load(model, sha256: str | None, trust_pickle: bool, threads: int | None):
                     raise
         return load_detector(p, sha256=sha256, trust_pickle=trust_pickle), p
     return model, None
-
-
-def onnx_file_of(det, work: Path, tag: str) -> Path | None:
-    """An ONNX file of the detector: its own file, or an fp32 export into ``work``; None if neither."""
-    from oddsuite.models.onnx_rt import OnnxDetector, export_onnx
-
-    if isinstance(det, OnnxDetector):
-        return Path(det.source)
-    if getattr(det, "torch_model", None) is not None:
-        out = work / f"{tag}-fp32.onnx"
-        if not out.is_file():
-            export_onnx(det, out, det.imgsz)
-        return out
-    return None
 
 
 # --------------------------------------------------------------------------- slices
@@ -214,7 +190,7 @@ def consistency_table(report: Mapping[str, Any]) -> pd.DataFrame:
 def draw_flips(suite, top: Sequence[Mapping[str, Any]], preds_a, preds_b, out_dir: Path, *, iou: float, conf: float,
                name_a: str, name_b: str) -> list[str]:
     """Draw each of ``top`` (consistency top_images) as DIR/flips/NN_imageIIIIII.png; returns the paths (relative)."""
-    from oddsuite.compare.draw import draw_pair
+    from oddsuite.studies.compare_draw import draw_pair
     from oddsuite.metrics.consistency import consistency_tables
 
     if not top:
@@ -268,18 +244,20 @@ def _layer_images(suite, n: int, seed: int) -> list[dict[str, Any]]:
 def compare_layers(suite, det_a, det_b, out: Path, *, n_images: int = 4, seed: int = 0,
                    threads: int | None = None) -> dict[str, Any]:
     """layers.json + layers.png in ``out``; returns a summary for consistency.json (or why it was skipped)."""
-    from oddsuite.models.quant_debug import layer_divergence, plot_layers
-    from oddsuite.models.quantize import load_rgb
+    from oddsuite.models.onnx_rt import onnx_file_of
+    from oddsuite.quant.debug import layer_divergence, plot_layers
+    from oddsuite.quant.quantize import load_rgb
 
     work = out / ".state" / "onnx"
     work.mkdir(parents=True, exist_ok=True)
     try:
-        fa = onnx_file_of(det_a, work, "a")
-        fb = onnx_file_of(det_b, work, "b")
+        fa = onnx_file_of(det_a, work / "a-fp32.onnx")
+        fb = onnx_file_of(det_b, work / "b-fp32.onnx")
     except OddsuiteError as e:
         return {"skipped": f"cannot export to ONNX: {e}"}
     if fa is None or fb is None:
         return {"skipped": "layer comparison needs both models as ONNX files or exportable (torch-backed) detectors"}
+    fa, fb = fa[0], fb[0]
     picked = _layer_images(suite, n_images, seed)
     try:
         res = layer_divergence(fa, fb, [load_rgb(suite.image_path(im)) for im in picked],
@@ -313,6 +291,38 @@ def _guard(out: Path, key: dict[str, Any]) -> None:
     write_json_atomic(path, key)
 
 
+def _evaluate_both(suite_dir, suite, dets: dict[str, Any], out: Path, *, iou: float, conf: float, batch: int,
+                   progress: bool) -> tuple[dict[str, Any], list, list]:
+    """Each model's evaluation under ``out/a`` and ``out/b`` (resumable); their metrics and predictions."""
+    from oddsuite.evaluate import evaluate_suite, load_predictions
+
+    runs = {}
+    for tag, det in dets.items():
+        log.info("evaluating %s (%s)", tag.upper(), det.name)
+        runs[tag] = evaluate_suite(suite_dir, det, out / tag, iou=iou, conf=conf, batch=batch, progress=progress)
+    return (runs, load_predictions(out / "a" / "predictions.json", suite),
+            load_predictions(out / "b" / "predictions.json", suite))
+
+
+def _model_entry(tag: str, det, path: Path | None, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    full = metrics["map"]["full"] if isinstance(metrics.get("map"), dict) else None
+    return {"name": str(det.name), "path": str(path) if path is not None else None, "sha256": model_info(det).sha256,
+            "results": tag, "full_scene_map": full}
+
+
+NOTES = {
+    "agreement": "matched / max(|A|, |B|) per image, pooled (k matched pairs, n = sum of max); detections "
+                 "with score >= conf, same class, IoU >= iou, Hungarian on IoU",
+    "flips": "per ROI row of every image: hit in A and not in B (hit_to_not), and the reverse",
+    "score_drift": "mean of score_B - score_A over matched pairs (n pairs)",
+    "map": "COCO mAP@[.5:.95] / AP50 / AP75 of A and B on the slice's images; delta = B - A",
+    "slices": "image-level columns carry every figure; ROI-level columns (category, visible_fraction, roi.*) "
+              "carry flips only; numeric columns with many values are cut into quantile bins",
+    "per_class": "by the detection's (predicted) class: agreement, score drift, AP of A and B; flips by "
+                 "the ROI's true class are in slices.category",
+}
+
+
 def compare_models(suite_dir: str | Path, model_a, model_b, out_dir: str | Path, *, iou: float = DEFAULT_IOU,
                    conf: float = DEFAULT_CONF, top: int = 12, batch: int = 8, layer_images: int = 4, seed: int = 0,
                    sha256_a: str | None = None, sha256_b: str | None = None, trust_pickle: bool = False,
@@ -323,25 +333,19 @@ def compare_models(suite_dir: str | Path, model_a, model_b, out_dir: str | Path,
     model_a / model_b: model paths (anything ``load_detector`` accepts) or Detector objects.
     layer_images: images for the layer-level SQNR (0: skip it).
     """
-    from oddsuite.evaluate import evaluate_suite, load_predictions, load_suite
+    from oddsuite.evaluate import load_suite
     from oddsuite.metrics.consistency import consistency
 
     out = Path(out_dir)
     suite = load_suite(suite_dir)
     det_a, path_a = _load(model_a, sha256_a, trust_pickle, threads)
     det_b, path_b = _load(model_b, sha256_b, trust_pickle, threads)
-    sha_a, sha_b = _model_sha(det_a, path_a), _model_sha(det_b, path_b)
     out.mkdir(parents=True, exist_ok=True)
-    _guard(out, {"a": {"name": str(det_a.name), "sha256": sha_a}, "b": {"name": str(det_b.name), "sha256": sha_b},
+    _guard(out, {"a": {"name": str(det_a.name), "sha256": model_info(det_a).sha256},
+                 "b": {"name": str(det_b.name), "sha256": model_info(det_b).sha256},
                  "suite_manifest_sha256": suite.manifest_sha256, "suite_images": len(suite.gt["images"])})
-
-    runs = {}
-    for tag, det, sha in (("a", det_a, sha_a), ("b", det_b, sha_b)):
-        log.info("evaluating %s (%s)", tag.upper(), det.name)
-        runs[tag] = evaluate_suite(suite_dir, det, out / tag, iou=iou, conf=conf, batch=batch, model_sha256=sha,
-                                   progress=progress)
-    preds_a = load_predictions(out / "a" / "predictions.json", suite)
-    preds_b = load_predictions(out / "b" / "predictions.json", suite)
+    runs, preds_a, preds_b = _evaluate_both(suite_dir, suite, {"a": det_a, "b": det_b}, out, iou=iou, conf=conf,
+                                            batch=batch, progress=progress)
 
     roi_cols = ["category", "visible_fraction"] + [f"roi.{c}" for c in suite.rois.columns]
     by, constant = slice_columns(suite.scenes, roi_cols)
@@ -352,20 +356,13 @@ def compare_models(suite_dir: str | Path, model_a, model_b, out_dir: str | Path,
                       name_a=str(det_a.name), name_b=str(det_b.name))
     for t, p in zip(report["top_images"], pngs):
         t["png"] = p
-
     layers = (compare_layers(suite, det_a, det_b, out, n_images=layer_images, seed=seed, threads=threads)
               if layer_images > 0 else {"skipped": "layer comparison not asked for (layer_images = 0)"})
-
-    def model_info(tag, det, path, sha):
-        full = runs[tag]["map"]["full"] if isinstance(runs[tag].get("map"), dict) else None
-        return {"name": str(det.name), "path": str(path) if path is not None else None, "sha256": sha,
-                "results": tag, "full_scene_map": full}
-
     result = {
         "format": FORMAT,
         "suite": {"path": str(Path(suite_dir).resolve()), "manifest_sha256": suite.manifest_sha256,
                   "n_images": len(suite.gt["images"])},
-        "models": {"a": model_info("a", det_a, path_a, sha_a), "b": model_info("b", det_b, path_b, sha_b)},
+        "models": {"a": _model_entry("a", det_a, path_a, runs["a"]), "b": _model_entry("b", det_b, path_b, runs["b"])},
         "settings": {**report["settings"], "top": top, "slices_by": by, "constant_columns": constant,
                      "layer_images": layer_images, "seed": seed},
         "overall": report["overall"],
@@ -373,17 +370,7 @@ def compare_models(suite_dir: str | Path, model_a, model_b, out_dir: str | Path,
         "per_class": report["per_class"],
         "top_images": report["top_images"],
         "layers": layers,
-        "notes": {
-            "agreement": "matched / max(|A|, |B|) per image, pooled (k matched pairs, n = sum of max); detections "
-                         "with score >= conf, same class, IoU >= iou, Hungarian on IoU",
-            "flips": "per ROI row of every image: hit in A and not in B (hit_to_not), and the reverse",
-            "score_drift": "mean of score_B - score_A over matched pairs (n pairs)",
-            "map": "COCO mAP@[.5:.95] / AP50 / AP75 of A and B on the slice's images; delta = B - A",
-            "slices": "image-level columns carry every figure; ROI-level columns (category, visible_fraction, roi.*) "
-                      "carry flips only; numeric columns with many values are cut into quantile bins",
-            "per_class": "by the detection's (predicted) class: agreement, score drift, AP of A and B; flips by "
-                         "the ROI's true class are in slices.category",
-        },
+        "notes": dict(NOTES),
     }
     write_json_atomic(out / "consistency.json", result)
     write_text_atomic(out / "consistency.csv", consistency_table(result).to_csv(index=False))

@@ -41,7 +41,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from oddsuite.errors import ModelError, SuiteError
-from oddsuite.models.common import preprocess, sha256_file
+from oddsuite.fileio import atomic_write_text, sha256_file
+from oddsuite.models.base import model_info
+from oddsuite.models.common import preprocess
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +142,6 @@ class SuiteCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
     def set_range(self, start_index: int, end_index: int) -> None:
         self.start, self.end = int(start_index), min(int(end_index), len(self.groups))
         self.pos = self.start
-
-    def rewind(self) -> None:
-        self.set_range(0, len(self.groups))
 
     def batch_array(self, k: int) -> np.ndarray:
         x, _ = preprocess([load_rgb(self.paths[i]) for i in self.groups[k]], self.input_hw)
@@ -246,21 +245,20 @@ def float_onnx(model: str | Path, work_dir: str | Path, *, sha256: str | None = 
                trust_pickle: bool = False) -> FloatSource:
     """The model as an fp32 ONNX file: as it is, or exported into ``work_dir``."""
     from oddsuite.models.loader import load_detector
-    from oddsuite.models.onnx_rt import OnnxDetector, export_onnx
+    from oddsuite.models.onnx_rt import onnx_file_of
 
     det = load_detector(model, sha256=sha256, trust_pickle=trust_pickle)
-    if isinstance(det, OnnxDetector):
-        path, kind = det.source, "onnx"
-        if any(t in det.session.get_inputs()[0].type for t in ("float16", "double")):
-            raise ModelError(f"{path}: input is {det.session.get_inputs()[0].type}; quantization needs an fp32 model")
-    elif getattr(det, "torch_model", None) is not None:
-        path = export_onnx(det, Path(work_dir) / "fp32.onnx", det.imgsz)
-        kind = "exported"
-    else:
+    info = model_info(det)
+    found = onnx_file_of(det, Path(work_dir) / "fp32.onnx")
+    if found is None:
         raise ModelError(f"{model}: {type(det).__name__} can neither be quantized nor exported to ONNX")
-    hw = getattr(det, "input_hw", None) or (det.imgsz, det.imgsz)
-    return FloatSource(Path(path), kind, Path(getattr(det, "source", None) or model), str(det.sha256),
-                       sha256_file(path), str(det.name), dict(det.classes), (int(hw[0]), int(hw[1])))
+    path, kind = found
+    if kind == "onnx" and info.precision in ("fp16", "fp64"):
+        raise ModelError(f"{path}: input is {info.precision}; quantization needs an fp32 model")
+    hw = info.input_hw
+    return FloatSource(Path(path), "onnx" if kind == "onnx" else "exported", Path(info.source or model),
+                       str(info.sha256), sha256_file(path), str(det.name), dict(det.classes),
+                       (int(hw[0]), int(hw[1])))
 
 
 def pre_process(src: Path, dst: Path) -> dict[str, Any]:
@@ -356,6 +354,107 @@ def _suite_manifest_sha(suite: Path) -> str | None:
     return sha256_file(m) if m.is_file() else None
 
 
+def _settings(method: str, activations: str, per_channel: bool, keep_float: str | None, n_kept: int,
+              percentile: float) -> dict[str, Any]:
+    return {
+        "method": method, "quant_format": "QDQ", "per_channel": bool(per_channel), "weight_type": "QInt8",
+        "weight_symmetric": True, "activation_type": "QUInt8" if activations == "quint8" else "QInt8",
+        "reduce_range": False, "keep_float": keep_float or "none", "n_nodes_kept_float": n_kept,
+        **({"percentile": float(percentile)} if method == "percentile" else {}),
+    }
+
+
+def _quantize_static(pre: Path, dst: Path, reader: SuiteCalibrationReader, *, method: str, activations: str,
+                     per_channel: bool, exclude: list[str], percentile: float, stride: int, source: Path) -> None:
+    """Step 4: ONNX Runtime's ``quantize_static`` (QDQ, QInt8 weights) fed by ``reader`` in
+    strided chunks; its progress prints are logged, its failures are ModelErrors."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    extra: dict[str, Any] = {"CalibStridedMinMax": stride, "WeightSymmetric": True}
+    if method == "percentile":
+        extra["CalibPercentile"] = float(percentile)
+    cal = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+           "percentile": CalibrationMethod.Percentile}[method]
+    act_type = QuantType.QUInt8 if activations == "quint8" else QuantType.QInt8
+    chatter = io.StringIO()  # ORT's calibrators print progress; library code only logs
+    try:
+        with contextlib.redirect_stdout(chatter):
+            quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            reduce_range=False, activation_type=act_type, weight_type=QuantType.QInt8,
+                            calibrate_method=cal, nodes_to_exclude=exclude, extra_options=extra)
+    except (SuiteError, ModelError):
+        raise
+    except Exception as e:
+        raise ModelError(f"{source}: ONNX Runtime quantization failed: {type(e).__name__}: {e}") from e
+    finally:
+        if chatter.getvalue().strip():
+            log.debug("onnxruntime: %s", chatter.getvalue().strip())
+
+
+def _publish(qm, out: Path, src: FloatSource, settings: dict[str, Any], n_images: int, seed: int,
+             input_hw: tuple[int, int]) -> None:
+    """Step 5: the int8 model keeps the source's metadata plus a ``quantization`` entry, must
+    pass the ONNX checker and load in the adapter, and only then replaces ``out``."""
+    import onnx
+
+    from oddsuite.models.onnx_rt import OnnxDetector, set_metadata
+
+    meta = {p.key: p.value for p in qm.metadata_props}
+    meta.pop("onnx.infer", None)
+    meta.update({
+        "description": f"oddsuite int8 (QDQ) of {src.name}",
+        "source_sha256": src.onnx_sha256,
+        META_KEY: json.dumps({**settings, "calibration_images": n_images, "seed": int(seed)}, sort_keys=True),
+    })
+    if "names" not in meta:
+        meta["names"] = str(src.classes)
+    if "imgsz" not in meta:
+        meta["imgsz"] = str(list(input_hw))
+    set_metadata(qm, meta)
+    onnx.checker.check_model(qm)
+    fd, final_tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save(qm, final_tmp)
+        OnnxDetector(final_tmp, name=out.stem)  # it must load in the adapter before it is published
+        os.replace(final_tmp, out)
+    except BaseException:
+        Path(final_tmp).unlink(missing_ok=True)
+        raise
+
+
+def _record(out: Path, ops: dict[str, int], src: FloatSource, input_hw: tuple[int, int], suite: Path,
+            sample: list[dict[str, Any]], *, calib_images: int, seed: int, batch: int, chunk: int,
+            settings: dict[str, Any], pre_info: dict[str, Any], exclude: list[str], warnings: list[str]) -> dict:
+    """The ``<out>.json`` record: output and source hashes, every calibration image with its
+    SHA-256, the settings, the nodes kept float, warnings and package versions."""
+    return {
+        "format": RECORD_FORMAT,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "output": {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
+                   "n_nodes": sum(ops.values()), "op_counts": ops},
+        "source": {"path": str(src.source_path), "sha256": src.source_sha256, "kind": src.kind,
+                   "onnx_sha256": src.onnx_sha256, "name": src.name,
+                   "classes": {str(k): v for k, v in sorted(src.classes.items())},
+                   "input_hw": list(input_hw)},
+        "calibration": {
+            "suite": str(suite.resolve()), "suite_manifest_sha256": _suite_manifest_sha(suite),
+            "n_requested": int(calib_images), "n_images": len(sample), "seed": int(seed),
+            "sampling": "numpy Generator(SeedSequence([seed, n_suite_images])).choice without replacement, "
+                        "in suite order",
+            "preprocess": f"oddsuite.models.common.preprocess: letterbox to {input_hw[0]}x{input_hw[1]} "
+                          "(pad 114), RGB, /255, NCHW float32",
+            "batch": batch, "chunk": chunk,
+            "images": [{**s, "sha256": sha256_file(suite / s["file_name"])} for s in sample],
+        },
+        "settings": settings,
+        "pre_process": pre_info,
+        "nodes_kept_float": exclude,
+        "warnings": warnings,
+        "versions": _versions(src.kind == "exported"),
+    }
+
+
 def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, *, calib_images: int = 64,
                    seed: int = 0, method: str = "minmax", keep_float: str | None = "head",
                    activations: str = "quint8", per_channel: bool = True, sha256: str | None = None,
@@ -363,14 +462,12 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
     """Quantize ``model`` to int8 (QDQ) calibrated on ``calib_images`` images of ``calib_suite``;
     write it to ``out`` and the record to ``<out>.json``. See the module doc for each step."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     from oddsuite.models.onnx_rt import OnnxDetector
 
-    method = method.lower()
+    method, activations = method.lower(), activations.lower()
     if method not in METHODS:
         raise ModelError(f"--method: expected one of {list(METHODS)}, got {method!r}")
-    activations = activations.lower()
     if activations not in ACTIVATION_TYPES:
         raise ModelError(f"--activations: expected one of {list(ACTIVATION_TYPES)}, got {activations!r}")
     out = Path(out)
@@ -388,101 +485,28 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         del probe
         pre = tmp / "pre.onnx"
         pre_info = pre_process(src.onnx_path, pre)
-        pre_model = onnx.load(str(pre))
-        exclude = nodes_to_keep_float(pre_model, keep_float)
-
+        exclude = nodes_to_keep_float(onnx.load(str(pre)), keep_float)
         reader = SuiteCalibrationReader([suite / s["file_name"] for s in sample], input_name, input_hw,
                                         batch=fixed_batch or 1)
         stride = _chunk_size(len(reader))
-        extra: dict[str, Any] = {"CalibStridedMinMax": stride, "WeightSymmetric": True}
-        if method == "percentile":
-            extra["CalibPercentile"] = float(percentile)
-        cal = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}[method]
-        act_type = QuantType.QUInt8 if activations == "quint8" else QuantType.QInt8
-        qtmp = tmp / "int8.onnx"
         log.info("quantizing %s: %d calibration images, %s, %d nodes kept float", src.onnx_path, len(sample),
                  method, len(exclude))
-        chatter = io.StringIO()  # ORT's calibrators print progress; library code only logs
-        try:
-            with contextlib.redirect_stdout(chatter):
-                quantize_static(str(pre), str(qtmp), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                                reduce_range=False, activation_type=act_type, weight_type=QuantType.QInt8,
-                                calibrate_method=cal, nodes_to_exclude=exclude, extra_options=extra)
-        except (SuiteError, ModelError):
-            raise
-        except Exception as e:
-            raise ModelError(f"{src.onnx_path}: ONNX Runtime quantization failed: {type(e).__name__}: {e}") from e
-        finally:
-            if chatter.getvalue().strip():
-                log.debug("onnxruntime: %s", chatter.getvalue().strip())
-
-        qm = onnx.load(str(qtmp))
+        _quantize_static(pre, tmp / "int8.onnx", reader, method=method, activations=activations,
+                         per_channel=per_channel, exclude=exclude, percentile=percentile, stride=stride,
+                         source=src.onnx_path)
+        qm = onnx.load(str(tmp / "int8.onnx"))
         warnings = output_warnings(qm)
         for w in warnings:
             log.warning("%s: %s", out, w)
-        settings = {
-            "method": method, "quant_format": "QDQ", "per_channel": bool(per_channel), "weight_type": "QInt8",
-            "weight_symmetric": True, "activation_type": "QUInt8" if activations == "quint8" else "QInt8",
-            "reduce_range": False, "keep_float": keep_float or "none", "n_nodes_kept_float": len(exclude),
-            **({"percentile": float(percentile)} if method == "percentile" else {}),
-        }
-        meta = {p.key: p.value for p in qm.metadata_props}
-        meta.pop("onnx.infer", None)
-        meta.update({
-            "description": f"oddsuite int8 (QDQ) of {src.name}",
-            "source_sha256": src.onnx_sha256,
-            META_KEY: json.dumps({**settings, "calibration_images": len(sample), "seed": int(seed)}, sort_keys=True),
-        })
-        if "names" not in meta:
-            meta["names"] = str(src.classes)
-        if "imgsz" not in meta:
-            meta["imgsz"] = str(list(input_hw))
-        del qm.metadata_props[:]
-        for k, v in meta.items():
-            e = qm.metadata_props.add()
-            e.key, e.value = k, v
-        onnx.checker.check_model(qm)
-        fd, final_tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            onnx.save(qm, final_tmp)
-            OnnxDetector(final_tmp, name=out.stem)  # it must load in the adapter before it is published
-            os.replace(final_tmp, out)
-        except BaseException:
-            Path(final_tmp).unlink(missing_ok=True)
-            raise
+        settings = _settings(method, activations, per_channel, keep_float, len(exclude), percentile)
+        _publish(qm, out, src, settings, len(sample), seed, input_hw)
         ops = _op_counts(qm)
 
-    record = {
-        "format": RECORD_FORMAT,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "output": {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
-                   "n_nodes": sum(ops.values()), "op_counts": ops},
-        "source": {"path": str(src.source_path), "sha256": src.source_sha256, "kind": src.kind,
-                   "onnx_sha256": src.onnx_sha256, "name": src.name,
-                   "classes": {str(k): v for k, v in sorted(src.classes.items())},
-                   "input_hw": list(input_hw)},
-        "calibration": {
-            "suite": str(suite.resolve()), "suite_manifest_sha256": _suite_manifest_sha(suite),
-            "n_requested": int(calib_images), "n_images": len(sample), "seed": int(seed),
-            "sampling": "numpy Generator(SeedSequence([seed, n_suite_images])).choice without replacement, "
-                        "in suite order",
-            "preprocess": f"oddsuite.models.common.preprocess: letterbox to {input_hw[0]}x{input_hw[1]} "
-                          "(pad 114), RGB, /255, NCHW float32",
-            "batch": int(fixed_batch or 1), "chunk": int(stride),
-            "images": [{**s, "sha256": sha256_file(suite / s["file_name"])} for s in sample],
-        },
-        "settings": settings,
-        "pre_process": pre_info,
-        "nodes_kept_float": exclude,
-        "warnings": warnings,
-        "versions": _versions(src.kind == "exported"),
-    }
-    from oddsuite.evaluate.io import write_json_atomic
-
+    record = _record(out, ops, src, input_hw, suite, sample, calib_images=calib_images, seed=seed,
+                     batch=int(fixed_batch or 1), chunk=int(stride), settings=settings, pre_info=pre_info,
+                     exclude=exclude, warnings=warnings)
     rec_path = record_path_for(out)
-    write_json_atomic(rec_path, record)
+    atomic_write_text(rec_path, json.dumps(record, indent=1, allow_nan=False) + "\n")
     return QuantizeResult(out, rec_path, record)
 
 

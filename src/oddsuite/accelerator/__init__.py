@@ -1,5 +1,11 @@
 """The simulated TPU-like accelerator: an int8 weight-stationary systolic array with faults.
 
+This package holds the number format, the array, the fault models, the mitigations (FAP
+masks, TE-Drop) and the accelerated Detector. It may import ``oddsuite.models`` (the
+Detector it wraps), ``errors`` and ``fileio``; it never imports ``evaluate``, ``studies``,
+``trace`` or ``report``: the experiments that score it on a suite (fault sweeps, the MLP
+experiment, FAP+T fine-tuning) live in ``oddsuite.studies``.
+
 Spec: ``shared/spec/accelerator.md``; seed ``002`` section 2 (stuck-at and timing faults,
 FAP, FAP+T, TE-Drop).
 
@@ -18,13 +24,10 @@ Pieces
   the array out), :func:`accelerator_of`, :class:`Accelerator` (configure faults, calibrate).
 - :mod:`.detector` — :class:`AcceleratorDetector`: wraps any Detector that exposes its
   network as a settable ``torch_model`` attribute which its ``predict`` uses on every call;
-  the evaluation loop runs on it unchanged.
+  the evaluation loop runs on it unchanged. Its ``info`` (ModelInfo) is the wrapped
+  detector's, in int8, with an :class:`AcceleratorRecipe` that re-creates it, calibrated and
+  configured, in a pool or Ray worker.
 - :mod:`.mitigation` — FAP masks and FAP+T (fine-tuning with the pruning mask held fixed).
-- :mod:`.fapt` — FAP+T for the project's YOLO detectors (ultralytics fine-tuning with the
-  mask held fixed in the model and its EMA; one cached model directory per fault map).
-- :mod:`.mlp_experiment` — the seed's MLP experiment (784x256x256x256x10, 8-bit) on
-  scikit-learn's digits: accuracy against faulty PEs (none / FAP / FAP+T) and against timing
-  error rate (with and without TE-Drop).
 
 Example::
 
@@ -33,18 +36,17 @@ Example::
     det.configure(FaultMap.random(256, 256, 16, seed=0), mitigation="fap")
     evaluate_suite(suite, det, out)
 """
-from .detector import AcceleratorDetector
+from .detector import AcceleratorDetector, AcceleratorRecipe
 from .faults import (Fault, FaultMap, FaultMapError, TimingErrors, TimingEvents, flip_bits_int8,
                      sample_timing_events)
-from .fapt import fine_tune_detector_with_masks
 from .mitigation import fap_masks, fine_tune_with_masks
 from .quant import dequantize_acc, quantize_activation, quantize_weight, requantize
 from .systolic import RunStats, SystolicArray
 from .wrap import Accelerator, AccelConv2d, AccelLinear, TransientFlips, accelerate, accelerator_of
 
 __all__ = [
-    "Accelerator", "AccelConv2d", "AccelLinear", "AcceleratorDetector", "Fault", "FaultMap", "FaultMapError",
+    "Accelerator", "AccelConv2d", "AccelLinear", "AcceleratorDetector", "AcceleratorRecipe", "Fault", "FaultMap", "FaultMapError",
     "RunStats", "SystolicArray", "TimingErrors", "TimingEvents", "TransientFlips", "accelerate",
-    "accelerator_of", "dequantize_acc", "fap_masks", "fine_tune_detector_with_masks", "fine_tune_with_masks", "flip_bits_int8",
+    "accelerator_of", "dequantize_acc", "fap_masks", "fine_tune_with_masks", "flip_bits_int8",
     "quantize_activation", "quantize_weight", "requantize", "sample_timing_events",
 ]
