@@ -136,15 +136,20 @@ def test_image_sets_and_ignore_rows():
         failure_rows(out, "some")
 
 
-def test_min_support_hides_small_slices():
+def test_small_slices_are_listed_and_marked_not_hidden():
     out = outcome_table(fog_misses, n_scenes=6, with_permutations=False)  # 54 rows
     data = trace_outcomes(out, min_support=20)
-    assert all(s["n"] >= 20 for s in data["slices"])
-    assert data["n_slices_below_support"] > 0
     every = [lv for d in data["dimensions"] for lv in d["table"]]
-    assert any(not lv["supported"] for lv in every)  # still listed per dimension, flagged
-    fewer = trace_outcomes(out, min_support=1)
-    assert len(fewer["slices"]) > len(data["slices"])
+    # every level of every dimension is a slice (identical ones folded), whatever its n
+    folded = sum(len(s["same_rows"]) for s in data["slices"])
+    assert len(data["slices"]) + folded == len(every)
+    small = [s for s in data["slices"] if s["n"] < 20]
+    assert small and all(s["small_n"] for s in small) and not any(s["small_n"] for s in data["slices"] if s["n"] >= 20)
+    assert data["n_small_slices"] == sum(1 for lv in every if lv["n"] < 20)
+    # the planted fog (< 50 m: 2 fog variants x 3 of 6 scenes x 3 ROIs = 18 rows, all misses) is
+    # small and still first: its lower bound 0.82 beats every larger slice
+    top = data["slices"][0]
+    assert (top["condition"], top["n"], top["failures"], top["small_n"]) == ("fog_visibility_m < 50 m", 18, 18, True)
 
 
 def test_default_bins_and_condition_texts():

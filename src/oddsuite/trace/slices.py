@@ -5,17 +5,24 @@ A *failure* is a ROI row whose outcome is not ``hit`` (a miss or a mislabel); ig
 rows (visible fraction below ``min_visible``, or no visible pixel) are neither failures
 nor successes and are left out, as metrics.md treats them.
 
-Ranking. A slice is ranked by ``score = lower Wilson 95% bound of its failure rate −
-overall failure rate``. The score is positive only when the slice fails more often than
-the whole set even at the pessimistic end of its interval, so a slice ranks high when its
-failure rate is high *and* its support is large enough to trust it; a 2-of-2 slice does
-not outrank a 60-of-100 one. Only slices with at least ``min_support`` rows are ranked.
+Marginal score. ``score = lower Wilson 95% bound of the slice's failure rate − overall
+failure rate``: positive only when the slice fails more often than the whole set even at
+the pessimistic end of its interval, so a 2-of-2 slice does not outrank a 60-of-100 one.
+Every level of every dimension is a slice, whatever its n (its interval says how much it
+can be trusted); slices under ``min_support`` rows are marked ``small_n``.
+
+Conditional ranking (``conditional_ranking``): the first slice is the best by score; each
+next one is the best by its *conditional* score, the same score computed only on the rows
+that no slice already ranked covers, against the failure rate of those rows. A slice that
+only looks bad because it overlaps an earlier one (``illumination = day`` beside a fog
+defect) falls behind a slice that explains failures of its own; once no slice scores above
+0 on the uncovered rows, the rest follow by that last conditional score. Slices that hold
+exactly the same rows as a better-ranked slice are folded into it first (``same_rows``).
 
 Pairs of dimensions are ranked by how much of the variation in failures their cells
 explain beyond chance: ``(χ² − df) / N`` of the failure-by-cell table, where ``df`` (the
 number of non-empty cells − 1) is what χ² is on average when the cells do not matter.
-Slices that hold exactly the same rows as a better-ranked slice are folded into it
-(``same_rows``). A pair where one dimension is a function of the other (e.g. variant and fog visibility
+A pair where one dimension is a function of the other (e.g. variant and fog visibility
 when each variant fixes the fog) shows nothing that one dimension alone does not, and is
 skipped.
 """
@@ -27,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from oddsuite.metrics.stats import rate
+from oddsuite.metrics.stats import rate, wilson_interval
 from oddsuite.trace.dimensions import Dimension
 
 #: image sets a trace can look at
@@ -91,7 +98,7 @@ def level_table(rows: pd.DataFrame, dim: Dimension, *, min_support: int) -> list
     for i, lv in enumerate(dim.levels):
         rec = _record(int(n[i]), int(k[i]), int(m[i]), int(k[i] - m[i]), K, base)
         out.append({"dimension": dim.column, "name": dim.name, "level": lv.label, "level_index": i,
-                    "condition": dim.level_text(i), **rec, "supported": bool(n[i] >= min_support)})
+                    "condition": dim.level_text(i), **rec, "small_n": bool(n[i] < min_support)})
     return out
 
 
@@ -101,9 +108,54 @@ def _rank_key(s: dict[str, Any]) -> tuple:
 
 
 def rank_slices(tables: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Every supported level of every dimension, best (most clearly failing) first."""
-    flat = [s for t in tables for s in t if s["supported"]]
+    """Every level of every dimension, best (most clearly failing) first by marginal score."""
+    flat = [s for t in tables for s in t]
     return sorted(flat, key=_rank_key)
+
+
+def _conditional_scores(masks: np.ndarray, fail: np.ndarray, uncovered: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per slice (row of ``masks``): n and failures among the uncovered rows, and its
+    conditional score (lower Wilson bound there − failure rate of the uncovered rows;
+    NaN when the slice has no uncovered row)."""
+    n = (masks & uncovered).sum(axis=1)
+    k = (masks & uncovered & fail).sum(axis=1)
+    nu = int(uncovered.sum())
+    base = float(fail[uncovered].sum()) / nu if nu else float("nan")
+    lo = np.array([wilson_interval(int(kk), int(nn))[0] if nn else np.nan for kk, nn in zip(k, n)])
+    return n, k, lo - base, np.full(len(n), base)
+
+
+def conditional_ranking(ranked: list[dict[str, Any]], masks: Sequence[np.ndarray],
+                        fail: np.ndarray) -> list[dict[str, Any]]:
+    """``ranked`` (by marginal score) re-ordered by conditional score (module doc); ``masks``:
+    the rows of each slice. Each slice gets ``conditional``: its n, failures, rate and
+    score on the rows not covered by the slices ranked before it, and ``rank``."""
+    if not ranked:
+        return []
+    m = np.vstack([np.asarray(x, dtype=bool) for x in masks])
+    fail = np.asarray(fail, dtype=bool)
+    uncovered = np.ones(m.shape[1], dtype=bool)
+    left = list(range(len(ranked)))
+    order: list[tuple[int, int, int, float, float]] = []
+    while left:
+        n, k, score, base = _conditional_scores(m[left], fail, uncovered)
+        best = int(np.argmax(np.where(np.isnan(score), -np.inf, score)))  # ties: the marginal order
+        if not score[best] > 0:
+            rest = sorted(range(len(left)), key=lambda j: (np.isnan(score[j]), -np.nan_to_num(score[j], nan=0.0), j))
+            order.extend((left[j], int(n[j]), int(k[j]), float(score[j]), float(base[j])) for j in rest)
+            break
+        i = left.pop(best)
+        order.append((i, int(n[best]), int(k[best]), float(score[best]), float(base[best])))
+        uncovered &= ~m[i]
+    out = []
+    for rank, (i, n_u, k_u, sc, base) in enumerate(order, 1):
+        s = ranked[i]
+        s["conditional"] = {"n": n_u, "failures": k_u, "rate": rate(k_u, n_u),
+                            "base_rate": None if np.isnan(base) else base,
+                            "score": None if np.isnan(sc) else sc, "n_slices_before": rank - 1}
+        s["rank"] = rank
+        out.append(s)
+    return out
 
 
 def _chi2(n: np.ndarray, k: np.ndarray) -> tuple[float, int]:
@@ -159,7 +211,7 @@ def pair_tables(rows: pd.DataFrame, dims: Sequence[Dimension], *, min_support: i
                 if n[c] == 0:
                     continue
                 rec = _record(int(n[c]), int(k[c]), int(m[c]), int(k[c] - m[c]), K, base)
-                cells.append({"a": i, "b": j, **rec, "supported": bool(n[c] >= min_support)})
+                cells.append({"a": i, "b": j, **rec, "small_n": bool(n[c] < min_support)})
         out.append({
             "dimensions": [a.column, b.column], "names": [a.name, b.name],
             "levels": [a.labels(), b.labels()], "score": score, "n": N, "failures": K, "cells": cells,
