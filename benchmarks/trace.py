@@ -215,28 +215,12 @@ def loo_says(data: Mapping[str, Any]) -> str:
     return f"influence up to {max(vals):+.2f} over {n} pairs"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scenes", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "oddsuite_trace_benchmark",
-                    help="folder for the suite and results (a finished suite is reused)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+def run_all(suite: Path, work: Path, tag: str) -> tuple[dict[str, dict[str, Any]], float]:
+    """Evaluate and trace the control and every planted defect; (trace.json dicts, seconds)."""
     from oddsuite.evaluate import evaluate_suite
     from oddsuite.models import load_detector
-    from oddsuite.suite import generate_suite
     from oddsuite.trace import trace_results
 
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
-    spec = work / "trace_benchmark.yaml"
-    spec.write_text(SPEC)
-    t0 = time.perf_counter()
-    suite = work / f"suite-{args.scenes}-{args.seed}"
-    generate_suite(spec, suite, scenes=args.scenes, seed=args.seed, workers=1)  # resumes a finished suite
-    t_gen = time.perf_counter() - t0
-    n_images = len(json.loads((suite / "annotations.json").read_text())["images"])
     base = CachedDetector(load_detector(ROOT / "models" / "default"))
     lookup = condition_lookup(suite)
     detectors = {
@@ -248,14 +232,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     traces, t1 = {}, time.perf_counter()
     for key, det in detectors.items():
-        res = work / f"results-{args.scenes}-{args.seed}-{key.replace('|', '_').replace('×', 'x')}"
+        res = work / f"results-{tag}-{key.replace('|', '_').replace('×', 'x')}"
         evaluate_suite(suite, det, res, progress=False)
         traces[key] = trace_results(res, suite_dir=suite, image_set="all").data
-    t_eval = time.perf_counter() - t1
+    return traces, time.perf_counter() - t1
 
-    print(f"suite: {args.scenes} scenes, {n_images} images ({t_gen:.0f} s to render); evaluate + trace of 4 "
-          f"detectors: {t_eval:.0f} s; plan {traces['control']['settings']['plan']!r}")
-    print()
+
+def _fmt(r: int | None, s: float | None) -> str:
+    return f"{r} ({s:+.2f})" if r else (f"— (best {s:+.2f})" if s is not None else "—")
+
+
+def print_recovery(traces: Mapping[str, Mapping[str, Any]]) -> bool:
+    """The recovery table and what each trace put first; True when the goal is met."""
     kinds = {"fog": "condition (slices)", "person|car": "class presence", "dusk×person": "conjunction (rules)"}
     print("| planted cause | named in | rank under its defect (score) | rank under the control (score) |")
     print("|---|---|---|---|")
@@ -264,8 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         r, s = rank_of(traces[cause], cause)
         rc, sc = rank_of(traces["control"], cause)
         ok &= r == 1 and rc != 1
-        fmt = lambda r, s: (f"{r} ({s:+.2f})" if r else f"— (best {s:+.2f})" if s is not None else "—")  # noqa: E731
-        print(f"| {cause} | {kind} | {fmt(r, s)} | {fmt(rc, sc)} |")
+        print(f"| {cause} | {kind} | {_fmt(r, s)} | {_fmt(rc, sc)} |")
     print()
     for key in ("control", "person|car"):
         print(f"instance-level leave-one-out (§5) for car → person under {key}: {loo_says(traces[key])}")
@@ -276,6 +263,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         rules = [r for r in data["rules"] if r.get("above_overall") and r.get("conditions")]
         print(f"{key:12s} top slice: {top}; top rule: {rules[0]['text'] if rules else '—'}; top presence: {pres}")
     print()
+    return ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scenes", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "oddsuite_trace_benchmark",
+                    help="folder for the suite and results (a finished suite is reused)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    from oddsuite.suite import generate_suite
+
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    spec = work / "trace_benchmark.yaml"
+    spec.write_text(SPEC)
+    t0 = time.perf_counter()
+    suite = work / f"suite-{args.scenes}-{args.seed}"
+    generate_suite(spec, suite, scenes=args.scenes, seed=args.seed, workers=1)  # resumes a finished suite
+    t_gen = time.perf_counter() - t0
+    n_images = len(json.loads((suite / "annotations.json").read_text())["images"])
+    traces, t_eval = run_all(suite, work, f"{args.scenes}-{args.seed}")
+    print(f"suite: {args.scenes} scenes, {n_images} images ({t_gen:.0f} s to render); evaluate + trace of 4 "
+          f"detectors: {t_eval:.0f} s; plan {traces['control']['settings']['plan']!r}")
+    print()
+    ok = print_recovery(traces)
     print("goal met: every planted cause ranked 1, none of them 1 under the control" if ok else "goal NOT met")
     return 0 if ok else 1
 

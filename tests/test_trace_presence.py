@@ -240,6 +240,12 @@ def test_cli_prints_presence_and_roi_influence(tmp_path, capsys):
     assert "car present → person: influence +1.00, break rate 1.00" in printed
     assert "ROI influence (instance by instance):" in printed
     assert "car (" in printed.split("ROI influence")[1]  # scene 2's first-car pairs are identifiable
+    # scenes 0-1 alone: no instance pair adds the first car; the CLI says so instead of a zero
+    table({0: REDUNDANT[0], 1: REDUNDANT[1]}, "ablation").to_parquet(res / "outcomes.parquet", index=False)
+    assert cli.main(["trace", str(res)]) == 0
+    printed = capsys.readouterr().out
+    assert "car → person: not separable instance by instance over 12 image pairs (every image pair added a car " \
+           "beside another car" in printed
 
 
 def test_report_glance_names_the_top_presence_cause_and_the_unseparated():

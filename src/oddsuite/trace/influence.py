@@ -11,6 +11,12 @@ Two measures, both per (target class, other class, relation):
   ``r`` is among the other ROIs of ``S`` (a rate over those co-presences, Wilson
   interval). It is observational: the other ROIs of ``S`` are there too.
 
+Identifiability: a row whose every image pair added ``r`` to a context that already held
+another ROI of ``r``'s class (an ablation plan with two or three cars) cannot show an
+effect of the class being present; its ``influence`` is None (not 0), ``identifiable`` is
+false, ``note`` says why and ``influence_additional`` keeps the measured effect of one
+more instance. The class-level measure for that case is ``oddsuite.trace.presence``.
+
 Relation of ``r`` to ``o``: ``in front`` (nearer the camera along its axis) or ``behind``;
 ``left`` or ``right`` in the image; ``overlapping`` or ``apart`` boxes. Image side and
 overlap come from the ROIs' full (unoccluded) boxes in the suite's full-scene images when

@@ -47,6 +47,21 @@ def unseparated(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [r for r in (data.get("presence") or {}).get("rows") or [] if not r.get("identifiable", True)]
 
 
+def unseparated_instances(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """(target class, other class) pairs whose instance-level rows all had only redundant
+    image pairs (every pair added the other ROI beside another of its class)."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in (data.get("influence") or {}).get("by_target_class") or []:
+        for r in c.get("rows") or []:
+            key = (str(r["target_category"]), str(r["other_category"]))
+            if r.get("n_pairs"):
+                seen.setdefault(key, {"target_category": key[0], "other_category": key[1], "n_pairs": 0,
+                                      "identifiable": False, "note": r.get("note")})
+                seen[key]["n_pairs"] += r["n_pairs"]
+                seen[key]["identifiable"] |= bool(r.get("identifiable", True))
+    return [v for v in seen.values() if not v["identifiable"]]
+
+
 def top_causes(data: Mapping[str, Any]) -> dict[str, Any]:
     """The top cause of each kind, or None: ``condition`` (the first slice when its
     conditional score is positive), ``rule`` (the first rule above the overall rate, with
@@ -97,4 +112,7 @@ def summary_lines(data: Mapping[str, Any], top: int = 5) -> list[str]:
     lines.append("ROI influence (instance by instance):" if rois else
                  "ROI influence: no co-present ROI with a positive influence over enough image pairs")
     lines += [f"  {roi_row_summary(r)}" for r in rois]
+    for r in unseparated_instances(data)[:3]:
+        lines.append(f"  {r['other_category']} → {r['target_category']}: not separable instance by instance over "
+                     f"{r['n_pairs']} image pairs ({r['note']})")
     return lines
