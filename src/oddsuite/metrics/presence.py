@@ -168,9 +168,10 @@ INSTANCE_COLUMNS = ["scene_id", "target_roi", "other_roi", "target_category", "o
 
 def instance_pair_kinds(outcomes: pd.DataFrame) -> pd.DataFrame:
     """Which of §5's instance pairs ``(S, S ∪ {r})`` can show a presence effect of ``r``'s
-    class: per (scene, target o, other r), ``n`` pairs (over variants and modes, ``o`` scored in
-    both images: ignore regions are left out), ``n_first`` of them where ``S ∖ {o}`` holds no ROI of ``r``'s class (``r`` is the
-    first of its class), and the influence over those (None when ``n_first = 0``). When
+    class: per (scene, target o, other r), ``n`` pairs (over variants and modes, ``o``
+    scored in both images: ignore regions are left out), ``n_first`` of them where
+    ``S ∖ {o}`` holds no ROI of ``r``'s class (``r`` is the first of its class), and the
+    influence over those (None when ``n_first = 0``). When
     ``n_first = 0`` every pair added ``r`` beside another ROI of its class: a detector that
     reacts to the class's presence reads 0 there (redundant causes)."""
     cls = roi_classes(outcomes)
