@@ -83,8 +83,9 @@ def _contrasts(row: dict[str, Any], plan: str | None) -> tuple[bool, str]:
     """(identifiable, the contrasts the plan provided, in words)."""
     tc, c = row["target_category"], row["other_category"]
     inst = row["instance"]
-    said = (f"{row['n_pairs']} presence pair(s) ({tc} with vs without every {c}) in {row['n_units']} of "
-            f"{row['n_units_present']} target context group(s); {inst['n_pairs']} instance pair(s) (S, S ∪ {{{c}}}), "
+    said = (f"{row['n_pairs']} presence pair(s) ({tc} with vs without every {c}) for {row['n_units']} of the "
+            f"{row['n_units_present']} {tc} ROIs (per variant and mode) with a {c} beside them; "
+            f"{inst['n_pairs']} instance pair(s) (S, S ∪ {{{c}}}), "
             f"{inst['n_first']} adding the first {c}; Shapley over classes from {row['n_games']} complete game(s)")
     if row["n_pairs"] > 0:
         return True, said
