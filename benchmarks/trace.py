@@ -28,8 +28,8 @@ and permutations, so that the rule tree's leaves of at least 20 rows can hold th
 dusk of a few scenes) run once per wrapper and once on the unmodified detector (the control).
 
 Printed: per planted cause, the rank at which trace names it in the list of its kind
-(conditions: the conditionally ranked slices; conjunctions: the rules; class presence:
-the presence rows), under its own defect and under the control, with its score; ``—``
+(a condition or a conjunction: the conditionally ranked slices, whose conjunctions are the
+cells of the heatmap pairs; class presence: the presence rows), under its own defect and under the control, with its score; ``—``
 when it is not named with a positive score. Goal: every planted cause ranked 1 under its
 defect, none of them ranked 1 under the control. Also printed: what instance-level
 leave-one-out (§5) says about car → person under the ``person|car`` defect.
@@ -175,19 +175,19 @@ def _dusk(text: str) -> bool:
         "variant = dusk", "illumination = dusk", "illumination = twilight")
 
 
-def _dusk_person_rule(r: Mapping[str, Any]) -> bool:
-    texts = [c["text"] for c in r.get("conditions") or []]
-    return "class = person" in texts and any(_dusk(t) for t in texts)
+def _dusk_person_slice(s: Mapping[str, Any]) -> bool:
+    texts = [s["condition"]] + list(s.get("same_rows") or [])
+    return any(" and " in t and "class = person" in t.split(" and ") and any(_dusk(x) for x in t.split(" and "))
+               for t in texts)
 
 
 def rank_of(data: Mapping[str, Any], cause: str) -> tuple[int | None, float | None]:
-    """(rank, score) of the first entry naming ``cause`` with a positive score, else (None, best score)."""
-    if cause == "fog":
+    """(rank, score) of the first entry naming ``cause`` with a positive score, else (None, best score).
+    Conditions and conjunctions: the conditionally ranked slices (their conditional score);
+    class presence: the presence rows."""
+    if cause in ("fog", "dusk×person"):
         items = [(s, (s.get("conditional") or {}).get("score")) for s in data["slices"]]
-        match = _fog_slice
-    elif cause == "dusk×person":
-        items = [(r, r.get("score")) for r in data["rules"] if r.get("above_overall") and r.get("conditions")]
-        match = _dusk_person_rule
+        match = _fog_slice if cause == "fog" else _dusk_person_slice
     else:
         items = [(r, r.get("score")) for r in data["presence"]["rows"]]
         match = lambda r: (r["target_category"], r["other_category"]) == ("person", "car")  # noqa: E731
@@ -244,7 +244,7 @@ def _fmt(r: int | None, s: float | None) -> str:
 
 def print_recovery(traces: Mapping[str, Mapping[str, Any]]) -> bool:
     """The recovery table and what each trace put first; True when the goal is met."""
-    kinds = {"fog": "condition (slices)", "person|car": "class presence", "dusk×person": "conjunction (rules)"}
+    kinds = {"fog": "slices (condition)", "person|car": "class presence", "dusk×person": "slices (conjunction)"}
     print("| planted cause | named in | rank under its defect (score) | rank under the control (score) |")
     print("|---|---|---|---|")
     ok = True

@@ -7,9 +7,10 @@ count and Wilson 95% interval:
 
 - ``overall``: failures among the traced ROI rows;
 - ``dimensions``: every condition dimension with its levels (and the columns skipped);
-- ``slices``: every level of every dimension, small n included (``small_n``), conditionally
+- ``slices``: every level of every dimension, small n included (``small_n``), and every
+  cell of the heatmap pairs (``kind`` ``conjunction``: two conditions at once), conditionally
   ranked: each on what the slices above it leave unexplained (``oddsuite.trace.slices``),
-  each with example failing rows;
+  the first ones with example failing rows;
 - ``pairs``: the pairs of dimensions whose cells explain the most failures, cell tables
   (drawn as heatmaps);
 - ``rules``: the leaves of a shallow decision tree as readable rules, with examples;
@@ -38,8 +39,8 @@ from oddsuite.trace.influence import full_boxes, influence_ranking
 from oddsuite.trace.rules import MAX_DEPTH, decision_rules
 from oddsuite.trace.presence import presence_ranking
 from oddsuite.trace.summary import rate_summary
-from oddsuite.trace.slices import (IMAGE_SETS, conditional_ranking, failure_rows, level_table, overall, pair_tables,
-                                   rank_slices)
+from oddsuite.trace.slices import (IMAGE_SETS, conditional_ranking, conjunction_slices, equivalent_levels,
+                                   failure_rows, level_table, overall, pair_tables, rank_key, rank_slices)
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +107,14 @@ def _examples(rows: pd.DataFrame, mask: np.ndarray, k: int) -> list[dict[str, An
 _summary = rate_summary
 
 
-def _merge_identical(ranked: list[dict[str, Any]], dims: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _merge_identical(ranked: list[dict[str, Any]], masks: Sequence[np.ndarray]
+                     ) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     """Slices holding exactly the same rows as a better-ranked one (e.g. a variant that fixes
     the fog, or several parameters of one scene) are folded into it: its ``same_rows`` lists
-    their conditions."""
+    their conditions. Returns the kept slices and their masks."""
     seen: dict[bytes, dict[str, Any]] = {}
-    out = []
-    for s in ranked:
-        mask = dims[s["dimension"]].codes == s["level_index"]
+    out, out_masks = [], []
+    for s, mask in zip(ranked, masks):
         key = hashlib.sha256(np.packbits(mask).tobytes() + str(len(mask)).encode()).digest()
         first = seen.get(key)
         if first is not None:
@@ -122,20 +123,25 @@ def _merge_identical(ranked: list[dict[str, Any]], dims: Mapping[str, Any]) -> l
         s["same_rows"] = []
         seen[key] = s
         out.append(s)
-    return out
+        out_masks.append(mask)
+    return out, out_masks
 
 
 def _ranked_slices(rows: pd.DataFrame, dims: Sequence[Any], tables: Sequence[list[dict[str, Any]]],
-                   n_examples: int) -> list[dict[str, Any]]:
-    """Every slice: identical ones folded, conditionally ranked, summaries and examples."""
+                   pairs: Sequence[Mapping[str, Any]], n_examples: int) -> list[dict[str, Any]]:
+    """Every level slice and every cell of the heatmap pairs (a conjunction of two
+    conditions): identical ones folded, conditionally ranked, summaries and examples."""
     by_col = {d.column: d for d in dims}
-    merged = _merge_identical(rank_slices(tables), by_col)
-    masks = [by_col[s["dimension"]].codes == s["level_index"] for s in merged]
+    cands = [(s, by_col[s["dimension"]].codes == s["level_index"]) for s in rank_slices(tables)]
+    cands += conjunction_slices(pairs, by_col, equivalent_levels(dims))
+    cands.sort(key=lambda sm: rank_key(sm[0]))
+    merged, masks = _merge_identical([c[0] for c in cands], [c[1] for c in cands])
+    order = {id(s): m for s, m in zip(merged, masks)}
     ranked = conditional_ranking(merged, masks, rows["failure"].to_numpy(dtype=bool))
     for s in ranked:
         s["summary"] = _summary(s["condition"], s)
     for s in ranked[:N_EXAMPLE_SLICES]:
-        s["examples"] = _examples(rows, by_col[s["dimension"]].codes == s["level_index"], n_examples)
+        s["examples"] = _examples(rows, order[id(s)], n_examples)
     return ranked
 
 
@@ -199,7 +205,7 @@ def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = N
         "overall": overall(rows),
         "dimensions": [{**d.describe(), "table": t} for d, t in zip(dims, tables)],
         "skipped_columns": skipped,
-        "slices": _ranked_slices(rows, dims, tables, n_examples),
+        "slices": _ranked_slices(rows, dims, tables, pairs, n_examples),
         "n_small_slices": sum(1 for t in tables for s in t if s["small_n"]),
         "pairs": pairs,
         "tree": {"settings": tree["settings"], "importance": tree["importance"]},

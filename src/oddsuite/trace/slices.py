@@ -11,9 +11,14 @@ the pessimistic end of its interval, so a 2-of-2 slice does not outrank a 60-of-
 Every level of every dimension is a slice, whatever its n (its interval says how much it
 can be trusted); slices under ``min_support`` rows are marked ``small_n``.
 
+The cells of the heatmap pairs (below) are slices too (``kind`` ``conjunction``: 'A and B'),
+ranked with the single levels: a defect of one class under one condition is then a slice
+of its own, not two half-explaining ones.
+
 Conditional ranking (``conditional_ranking``): the first slice is the best by score; each
 next one is the best by its *conditional* score, the same score computed only on the rows
-that no slice already ranked covers, against the failure rate of those rows. A slice that
+that no slice already ranked covers, against the failure rate of those rows (ties go to
+the slice that overlaps the covered rows least). A slice that
 only looks bad because it overlaps an earlier one (``illumination = day`` beside a fog
 defect) falls behind a slice that explains failures of its own; once no slice scores above
 0 on the uncovered rows, the rest follow by that last conditional score. Slices that hold
@@ -98,19 +103,62 @@ def level_table(rows: pd.DataFrame, dim: Dimension, *, min_support: int) -> list
     for i, lv in enumerate(dim.levels):
         rec = _record(int(n[i]), int(k[i]), int(m[i]), int(k[i] - m[i]), K, base)
         out.append({"dimension": dim.column, "name": dim.name, "level": lv.label, "level_index": i,
-                    "condition": dim.level_text(i), **rec, "small_n": bool(n[i] < min_support)})
+                    "condition": dim.level_text(i), "kind": "level", **rec, "small_n": bool(n[i] < min_support)})
     return out
 
 
-def _rank_key(s: dict[str, Any]) -> tuple:
+def rank_key(s: dict[str, Any]) -> tuple:
+    """Marginal order: score, share of failures, n; a single condition before a conjunction
+    with the same figures (so that identical rows fold into the simpler statement)."""
     return (-(s["score"] if s["score"] is not None else -np.inf), -(s["share_of_failures"] or 0.0), -s["n"],
-            s["dimension"], s["level_index"])
+            len(s.get("dimensions") or [s["dimension"]]), s["dimension"], s["level_index"], s["condition"])
 
 
 def rank_slices(tables: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Every level of every dimension, best (most clearly failing) first by marginal score."""
     flat = [s for t in tables for s in t]
-    return sorted(flat, key=_rank_key)
+    return sorted(flat, key=rank_key)
+
+
+def equivalent_levels(dims: Sequence[Dimension]) -> dict[tuple[str, int], tuple[Dimension, int]]:
+    """(column, level) -> the level that states the same rows most plainly: a level of an
+    ODD taxonomy dimension first, then of the dimension with the fewest levels (``class =
+    person`` rather than ``asset = person/walking`` when the suite has one person asset)."""
+    groups: dict[bytes, list[tuple[Dimension, int]]] = {}
+    for d in dims:
+        for i in range(len(d.levels)):
+            m = d.codes == i
+            groups.setdefault(np.packbits(m).tobytes() + str(len(m)).encode(), []).append((d, i))
+    out = {}
+    for members in groups.values():
+        rep = min(members, key=lambda di: (not di[0].source.startswith("taxonomy"), len(di[0].levels), di[0].column))
+        out.update({(d.column, i): rep for d, i in members})
+    return out
+
+
+def conjunction_slices(pairs: Sequence[Mapping[str, Any]], by_col: Mapping[str, Dimension],
+                       plain: Mapping[tuple[str, int], tuple[Dimension, int]] | None = None
+                       ) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """Every cell of the heatmap pairs as a slice (``kind`` ``conjunction``, condition
+    'A and B', each stated by its plainest equivalent level, ``equivalent_levels``) with its
+    rows' mask, so that a condition × class defect is ranked beside the single conditions."""
+    plain = plain or {}
+
+    def text(d: Dimension, i: int) -> str:
+        rd, ri = plain.get((d.column, i), (d, i))
+        return rd.level_text(ri)
+
+    out = []
+    for p in pairs:
+        a, b = (by_col[c] for c in p["dimensions"])
+        for cell in p["cells"]:
+            i, j = int(cell["a"]), int(cell["b"])
+            rec = {k: v for k, v in cell.items() if k not in ("a", "b")}
+            s = {"dimension": a.column, "dimensions": [a.column, b.column], "name": f"{a.name} × {b.name}",
+                 "level": f"{a.levels[i].label} × {b.levels[j].label}", "level_index": i, "level_indices": [i, j],
+                 "condition": f"{text(a, i)} and {text(b, j)}", "kind": "conjunction", **rec}
+            out.append((s, (a.codes == i) & (b.codes == j)))
+    return out
 
 
 def _conditional_scores(masks: np.ndarray, fail: np.ndarray, uncovered: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -135,11 +183,13 @@ def conditional_ranking(ranked: list[dict[str, Any]], masks: Sequence[np.ndarray
     m = np.vstack([np.asarray(x, dtype=bool) for x in masks])
     fail = np.asarray(fail, dtype=bool)
     uncovered = np.ones(m.shape[1], dtype=bool)
+    total = m.sum(axis=1)
     left = list(range(len(ranked)))
     order: list[tuple[int, int, int, float, float]] = []
     while left:
         n, k, score, base = _conditional_scores(m[left], fail, uncovered)
-        best = int(np.argmax(np.where(np.isnan(score), -np.inf, score)))  # ties: the marginal order
+        # ties: the slice overlapping the covered rows least, then the marginal order
+        best = min(range(len(left)), key=lambda j: (-np.nan_to_num(score[j], nan=-np.inf), total[left[j]] - n[j], j))
         if not score[best] > 0:
             rest = sorted(range(len(left)), key=lambda j: (np.isnan(score[j]), -np.nan_to_num(score[j], nan=0.0), j))
             order.extend((left[j], int(n[j]), int(k[j]), float(score[j]), float(base[j])) for j in rest)
