@@ -177,21 +177,18 @@ def instance_pair_kinds(outcomes: pd.DataFrame) -> pd.DataFrame:
     cls = roi_classes(outcomes)
     acc: dict[tuple[int, int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
     for (scene, _v, _m), ctx in contexts(outcomes):
-        everyone = frozenset().union(*ctx.keys()) if ctx else frozenset()
-        for s, hits in ctx.items():
-            for r in everyone - s:
-                bigger = ctx.get(s | {r})
-                if bigger is None:
-                    continue
-                for o, hit in hits.items():
-                    if o not in bigger:
+        for with_r, hits_with in ctx.items():  # each rendered S ∪ {r}, and r, when S was rendered too
+            for r in with_r:
+                without = with_r - {r}
+                same_class = {x for x in without if cls.get((scene, x)) == cls.get((scene, r))}
+                for o, hit in ctx.get(without, {}).items():
+                    if o not in hits_with:
                         continue
-                    first = all(cls.get((scene, x)) != cls.get((scene, r)) for x in s - {o})
                     a = acc[(scene, o, r)]
                     a[0] += 1
-                    if first:
+                    if not same_class - {o}:
                         a[1] += 1
-                        a[2] += int(hit) - int(bigger[o])
+                        a[2] += int(hit) - int(hits_with[o])
     rows = [(s, o, r, cls.get((s, o)), cls.get((s, r)), n, nf, (d / nf) if nf else None)
             for (s, o, r), (n, nf, d) in sorted(acc.items())]
     return pd.DataFrame(rows, columns=INSTANCE_COLUMNS)
