@@ -136,12 +136,12 @@ def _ranked_slices(rows: pd.DataFrame, dims: Sequence[Any], tables: Sequence[lis
     cands += conjunction_slices(pairs, by_col, equivalent_levels(dims))
     cands.sort(key=lambda sm: rank_key(sm[0]))
     merged, masks = _merge_identical([c[0] for c in cands], [c[1] for c in cands])
-    order = {id(s): m for s, m in zip(merged, masks)}
+    mask_of = {id(s): m for s, m in zip(merged, masks)}
     ranked = conditional_ranking(merged, masks, rows["failure"].to_numpy(dtype=bool))
     for s in ranked:
         s["summary"] = _summary(s["condition"], s)
     for s in ranked[:N_EXAMPLE_SLICES]:
-        s["examples"] = _examples(rows, order[id(s)], n_examples)
+        s["examples"] = _examples(rows, mask_of[id(s)], n_examples)
     return ranked
 
 
