@@ -85,6 +85,26 @@ def bootstrap_mean(values: Iterable[float], *, seed: int = BOOTSTRAP_SEED, n_res
     return out
 
 
+def mean_rate(fractions: Iterable[float], **counts: int) -> dict[str, Any]:
+    """Average of per-unit fractions (each in [0, 1]) with a Wilson interval over the units.
+
+    ``n`` is the number of units averaged; the interval treats the mean as a proportion
+    over ``n`` units (``k = mean * n``). Extra keyword counts (e.g. ``n_pairs``) are added.
+    Used where a figure is RANKED by its lower bound (trace's presence breaks): unlike a
+    bootstrap, whose interval collapses to a point when every unit agrees, Wilson keeps a
+    small n pessimistic (6 of 6 units gives [0.61, 1]). Context accuracy, a reported
+    figure, uses :func:`bootstrap_mean` (metrics.md §3).
+    """
+    values = [float(f) for f in fractions]
+    n = len(values)
+    value = (sum(values) / n) if n else None
+    ci = wilson_interval(min(max(value * n, 0.0), float(n)), n) if value is not None else None
+    out: dict[str, Any] = {"value": value, "n": n}
+    out.update({key: int(v) for key, v in counts.items()})
+    out["ci95"] = list(ci) if ci is not None else None
+    return out
+
+
 def mean_or_none(values: Iterable[float]) -> dict[str, Any]:
     """``{"value": mean, "n": count}``; value None when there is nothing to average."""
     vals = [float(v) for v in values]

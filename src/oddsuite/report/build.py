@@ -514,9 +514,25 @@ def _at_a_glance(maps: Mapping[str, Any], context: Mapping[str, Any],
             out.append(f"Most harmful co-present ROI: a {best['other_category']} ({best['relation']}) lowers the "
                        f"hit rate of a {best['target_category']} by {best['influence']:.2f} "
                        f"(n = {best['n_pairs']} image pairs over {best.get('n_roi_pairs', '?')} ROI pair(s)).")
+        out += _presence_glance(trace)
     ca = context.get("overall")
     if ca:
         out.append(f"Context accuracy {fmt_rate(ca)}, n = {ca.get('n', 0)} ROIs.")
+    return out
+
+
+def _presence_glance(trace: Mapping[str, Any]) -> list[str]:
+    """The top class-presence cause and what the suite's plan could not separate (trace.presence)."""
+    from oddsuite.trace.presence import presence_summary
+    from oddsuite.trace.summary import top_causes, unseparated
+
+    top = top_causes(trace)["presence"]
+    out = [f"Top class-presence cause: {presence_summary(top)}."] if top is not None else []
+    hidden = unseparated(trace)
+    if hidden:
+        out.append(f"Not separable by this suite's plan: {len(hidden)} (target class, class) pair(s), e.g. "
+                   f"{hidden[0]['other_category']} → {hidden[0]['target_category']}; "
+                   f"{trace['presence']['separating_plans']} would separate them.")
     return out
 
 
