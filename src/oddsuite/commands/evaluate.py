@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -75,31 +74,22 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     return [f"  {a:<{w0}}  {b:>{w1}}  {c}".rstrip() for a, b, c in rows]
 
 
-def _sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run(args: argparse.Namespace) -> int:
     from oddsuite.evaluate import evaluate_suite
     from oddsuite.models import load_detector
 
-    from oddsuite.commands.generate import make_executor
     from oddsuite.evaluate.loop import DetectorRecipe
+    from oddsuite.fileio import sha256_file
+    from oddsuite.run import make_executor
 
     detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
     sharded = args.executor == "ray" or args.workers > 1
     recipe = DetectorRecipe(str(Path(args.model).resolve()), args.sha256, args.trust_pickle, args.class_map)
     metrics = evaluate_suite(args.suite, detector, args.out, iou=args.iou, conf=args.conf, batch=args.batch,
                              class_map=args.class_map,
-                             model_sha256=args.sha256 or getattr(detector, "sha256", None) or _sha256(args.model),
+                             model_sha256=args.sha256 or getattr(detector, "sha256", None) or (sha256_file(args.model) if args.model.is_file() else None),
                              progress=not args.no_progress,
-                             executor=make_executor(args) if sharded else None, recipe=recipe if sharded else None)
+                             executor=make_executor(args.executor, args.workers, args.address) if sharded else None, recipe=recipe if sharded else None)
     print(f"{detector.name} on {args.suite}  (iou {args.iou}, conf {args.conf})")
     for line in summary_lines(metrics):
         print(line)

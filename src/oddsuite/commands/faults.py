@@ -130,7 +130,7 @@ def register(subparsers: Any) -> None:
 
 def _calibration_files(suite_dir: Path, n: int) -> list[Path]:
     """The first ``n`` full-scene images of the suite (all images if it has no full ones)."""
-    from oddsuite.evaluate import load_suite
+    from oddsuite.suite import load_suite
 
     suite = load_suite(suite_dir)
     images = [im for im in suite.gt["images"] if im.get("is_full")] or list(suite.gt["images"])
@@ -138,14 +138,9 @@ def _calibration_files(suite_dir: Path, n: int) -> list[Path]:
 
 
 def _calibration_images(suite_dir: Path, n: int):
-    import numpy as np
-    from PIL import Image
+    from oddsuite.suite import read_image
 
-    out = []
-    for p in _calibration_files(suite_dir, n):
-        with Image.open(p) as f:
-            out.append(np.asarray(f.convert("RGB"), dtype=np.uint8))
-    return out
+    return [read_image(p) for p in _calibration_files(suite_dir, n)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -223,10 +218,10 @@ def run(args: argparse.Namespace) -> int:
     calib = _calibration_images(Path(args.suite), args.calib)
     executor = recipe = None
     if args.executor == "ray" or args.workers > 1:
-        from oddsuite.commands.generate import make_executor
         from oddsuite.evaluate.loop import DetectorRecipe
+        from oddsuite.run import make_executor
 
-        executor = make_executor(args)
+        executor = make_executor(args.executor, args.workers, args.address)
         recipe = DetectorRecipe(str(Path(args.model).resolve()), args.sha256, args.trust_pickle)
     res = run_detector_sweep(Path(args.suite), detector, args.out, array, spec, calib, progress=not args.no_progress,
                              executor=executor, recipe=recipe,
@@ -248,17 +243,19 @@ def _same_suite(data_yaml: Path, suite_dir: Path) -> list[str]:
     """Why the data set looks exported from ``suite_dir`` (empty when it does not): its export
     card(s) (``export.json`` next to the data yaml or in its sub-folders, as ``oddsuite train``
     writes them) name the same suite folder, or a suite with the same manifest or annotations."""
-    import hashlib
     import json
+
+    from oddsuite.fileio import sha256_file
+    from oddsuite.suite.layout import ANNOTATIONS, MANIFEST
 
     def digest(p: Path) -> str | None:
         try:
-            return hashlib.sha256(p.read_bytes()).hexdigest()
+            return sha256_file(p)
         except OSError:
             return None
 
     suite = suite_dir.resolve()
-    ours = {"manifest.json": digest(suite / "manifest.json"), "annotations.json": digest(suite / "annotations.json")}
+    ours = {MANIFEST: digest(suite / MANIFEST), ANNOTATIONS: digest(suite / ANNOTATIONS)}
     cards = [data_yaml.parent / "export.json"] + sorted(data_yaml.parent.glob("*/export.json"))
     out = []
     for card_path in cards:
@@ -271,8 +268,8 @@ def _same_suite(data_yaml: Path, suite_dir: Path) -> list[str]:
             continue
         if src.resolve() == suite:
             out.append(f"was exported from {suite}")
-        elif ours["manifest.json"] and digest(src / "manifest.json") == ours["manifest.json"]:
+        elif ours[MANIFEST] and digest(src / MANIFEST) == ours[MANIFEST]:
             out.append(f"was exported from {src}, whose manifest.json equals the evaluated suite's")
-        elif ours["annotations.json"] and card.get("annotations_sha256") == ours["annotations.json"]:
+        elif ours[ANNOTATIONS] and card.get("annotations_sha256") == ours[ANNOTATIONS]:
             out.append(f"was exported from {src}, whose annotations.json equals the evaluated suite's")
     return out

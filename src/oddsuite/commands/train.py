@@ -79,6 +79,7 @@ def run(args) -> int:
 
     from oddsuite.models.train import train_detector, training_suite_seed
     from oddsuite.models.yolo_dataset import export_yolo
+    from oddsuite.commands.generate import SceneProgress
     from oddsuite.suite import generate_suite
 
     from oddsuite.odd import load_spec
@@ -105,22 +106,10 @@ def run(args) -> int:
         stem = load_spec(sp).name
         suite_dir = out / "train_suite" / stem if multi else out / "train_suite"
         data_dir = out / "train_data" / stem if multi else out / "train_data"
-        bar: dict = {}
-
-        def on_start(n_sc: int, n_images: int) -> None:
-            print(f"{sp}: training suite of {n_sc} scenes, {n_images} images (suite seed {suite_seed}) "
-                  f"-> {suite_dir}")
-            bar["b"] = tqdm(total=n_images, unit="img", desc="rendering")
-
-        def on_scene(n: int) -> None:
-            bar["b"].update(n)
-
-        try:
+        line = f"{sp}: training suite of {{}} scenes (suite seed {suite_seed}) -> {suite_dir}"
+        with SceneProgress(line.format) as progress:
             res = generate_suite(sp, suite_dir, scenes=n_scenes, seed=suite_seed, workers=args.workers,
-                                 plan=args.plan, on_start=on_start, on_scene=on_scene)
-        finally:
-            if "b" in bar:
-                bar["b"].close()
+                                 plan=args.plan, on_start=progress.on_start, on_scene=progress.on_scene)
         if getattr(res, "failures", None):
             print(f"warning: {len(res.failures)} scenes failed to render and are left out", file=sys.stderr)
         dy = export_yolo(suite_dir, data_dir, images=args.images, link=True, val_fraction=args.val_fraction,

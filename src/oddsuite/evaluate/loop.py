@@ -13,7 +13,6 @@ metrics.json, run.json, plus ``.state/`` (resume bookkeeping, like a suite's):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -24,13 +23,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from oddsuite.errors import ModelError, OddsuiteError, SuiteError
 from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
-from oddsuite.evaluate.io import write_json_atomic, write_parquet_atomic, write_text_atomic
-from oddsuite.evaluate.suite import Suite, load_suite
+from oddsuite.fileio import atomic_write_text, sha256_file, write_json, write_parquet
 from oddsuite.metrics.coco import MAP_SCORE_FLOOR
 from oddsuite.metrics.consistency import consistency
 from oddsuite.metrics.stats import json_clean
@@ -38,6 +35,7 @@ from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, OUTCOME_COLUMNS
 from oddsuite.metrics.summary import score_predictions
 from oddsuite.metrics.tables import with_parameters
 from oddsuite.models.base import Detections, Detector
+from oddsuite.suite.reader import Suite, load_suite, read_image
 
 log = logging.getLogger(__name__)
 
@@ -105,27 +103,12 @@ def _predict_scene(task: _SceneTask) -> list[tuple[int, Detections]]:
     out: list[tuple[int, Detections]] = []
     for start in range(0, len(task.images), task.batch):
         part = task.images[start:start + task.batch]
-        arrays = [np.asarray(Image.open(Path(task.suite_dir) / name).convert("RGB")) for _, name in part]
+        arrays = [read_image(Path(task.suite_dir) / name) for _, name in part]
         res = det.predict(arrays, conf=MAP_SCORE_FLOOR)
         if not isinstance(res, (list, tuple)) or len(res) != len(part):
             raise ModelError(f"detector {det.name!r}: predict() on {len(part)} images returned a wrong count")
         out.extend((iid, d) for (iid, _), d in zip(part, res))
     return out
-
-
-def _load_image(suite: Suite, image: Mapping[str, Any]) -> np.ndarray:
-    path = suite.image_path(dict(image))
-    if not path.is_file():
-        raise SuiteError(f"{path}: image file missing (annotations.json images id {image['id']})")
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except OSError as e:
-        raise SuiteError(f"{path}: not a readable image ({e})") from e
-    if arr.shape[0] != image["height"] or arr.shape[1] != image["width"]:
-        raise SuiteError(f"{path}: is {arr.shape[1]}x{arr.shape[0]} but annotations.json images id {image['id']} "
-                         f"says width {image['width']}, height {image['height']}")
-    return arr
 
 
 def _convert(image_id: int, det: Detections, mapping: ClassMapping, detector_classes: Mapping[int, str],
@@ -212,7 +195,7 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
                                 f"use another --out folder or delete {state}")
         if old_conf != conf:
             log.warning("%s: earlier batches counted dropped detections at conf %s, now %s", out, old_conf, conf)
-    write_json_atomic(key_path, {**key, "conf": conf})
+    write_json(key_path, {**key, "conf": conf}, sort_keys=False, nan="null")
     chunk_dir.mkdir(parents=True, exist_ok=True)
     for leftover in chunk_dir.glob(".chunk-*.tmp"):  # a batch cut off while being written
         leftover.unlink()
@@ -248,7 +231,7 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
                     done[iid] = rec
                     lines.append(json.dumps(rec, allow_nan=False))
                 seq += 1
-                write_text_atomic(chunk_dir / f"chunk-{seq:06d}.jsonl", "\n".join(lines) + "\n")
+                atomic_write_text(chunk_dir / f"chunk-{seq:06d}.jsonl", "\n".join(lines) + "\n")
                 bar.update(len(res))
         finally:
             bar.close()
@@ -268,7 +251,7 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
             batches.append([im])
     try:
         for part in batches:
-            arrays = [_load_image(suite, im) for im in part]
+            arrays = [suite.read_image(im) for im in part]
             result = detector.predict(arrays, conf=MAP_SCORE_FLOOR)
             if not isinstance(result, (list, tuple)) or len(result) != len(part):
                 raise ModelError(f"detector {detector.name!r}: predict() on {len(part)} images returned "
@@ -283,7 +266,7 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
                 done[int(im["id"])] = rec
                 lines.append(json.dumps(rec, allow_nan=False))
             seq += 1
-            write_text_atomic(chunk_dir / f"chunk-{seq:06d}.jsonl", "\n".join(lines) + "\n")
+            atomic_write_text(chunk_dir / f"chunk-{seq:06d}.jsonl", "\n".join(lines) + "\n")
             bar.update(len(part))
     finally:
         bar.close()
@@ -366,8 +349,8 @@ def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None
         front = OUTCOME_COLUMNS + ["not_visible"]
         outcomes = outcomes[[c for c in dict.fromkeys(front) if c in outcomes.columns]
                             + [c for c in outcomes.columns if c not in front]]
-        write_parquet_atomic(Path(out_dir) / OUTCOMES, outcomes)
-        write_json_atomic(Path(out_dir) / METRICS, metrics)
+        write_parquet(Path(out_dir) / OUTCOMES, outcomes)
+        write_json(Path(out_dir) / METRICS, metrics, sort_keys=False, nan="null")
     return metrics
 
 
@@ -427,10 +410,10 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
         model_sha256 = getattr(detector, "sha256", None)  # models.load_detector sets it
     run = predict_suite(suite, detector, out, batch=batch, class_map=class_map, conf=conf, progress=progress,
                         executor=executor, recipe=recipe)
-    write_json_atomic(out / PREDICTIONS, run.predictions, indent=None)
+    write_json(out / PREDICTIONS, run.predictions, sort_keys=False, indent=None, nan="null")
     metrics = _score_suite(suite, run.predictions, out, iou=iou, conf=conf, dropped=run.dropped,
                            invalid=run.invalid, slices=slices)
-    write_json_atomic(out / RUN, {
+    write_json(out / RUN, {
         "detector": {"name": str(detector.name),
                      "classes": {str(k): str(v) for k, v in sorted(detector.classes.items())},
                      "model_sha256": model_sha256},
@@ -441,7 +424,7 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
                      "dropped_classes": sorted(run.mapping.dropped.values())},
         "images_predicted": run.n_predicted,
         "images_resumed": run.n_resumed,
-        "predictions_sha256": hashlib.sha256((out / PREDICTIONS).read_bytes()).hexdigest(),
+        "predictions_sha256": sha256_file(out / PREDICTIONS),
         "versions": _versions(),
-    })
+    }, sort_keys=False, nan="null")
     return metrics

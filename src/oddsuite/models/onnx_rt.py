@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from oddsuite.errors import ModelError
+from oddsuite.fileio import atomic_path
 from oddsuite.models.base import MAP_CONF_FLOOR, Detections
 from oddsuite.models.common import MAX_DET, NMS_IOU, normalize_imgsz, parse_names, predict_batched, sha256_file
 
@@ -188,9 +187,8 @@ def export_onnx(detector, path: str | Path, imgsz: int | Sequence[int] | None = 
     dummy = torch.zeros(1, 3, *hw)
     with torch.inference_mode():
         wrapped(dummy)  # settle anchors for this input size
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp_path:
+        tmp = str(tmp_path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kwargs = {"dynamo": False}
@@ -219,11 +217,4 @@ def export_onnx(detector, path: str | Path, imgsz: int | Sequence[int] | None = 
             e.key, e.value = k, v
         onnx.checker.check_model(om)
         onnx.save(om, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return out

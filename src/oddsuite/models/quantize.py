@@ -41,7 +41,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from oddsuite.errors import ModelError, SuiteError
+from oddsuite.fileio import atomic_path, write_json
 from oddsuite.models.common import preprocess, sha256_file
+from oddsuite.suite.layout import MANIFEST
+from oddsuite.suite.reader import read_annotations, read_image
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +62,6 @@ _MODULE_RE = re.compile(r"(?:^|/)model\.(\d+)(?=/|$)")
 # --------------------------------------------------------------------------- calibration data
 
 
-def _read_annotations(suite_dir: Path) -> dict[str, Any]:
-    ann = suite_dir / "annotations.json"
-    if not suite_dir.is_dir():
-        raise SuiteError(f"{suite_dir}: not a suite folder")
-    if not ann.is_file():
-        raise SuiteError(f"{ann}: missing (every suite has it; see docs/FORMAT.md)")
-    try:
-        gt = json.loads(ann.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SuiteError(f"{ann}: not valid JSON ({e})") from e
-    images = gt.get("images") if isinstance(gt, dict) else None
-    if not isinstance(images, list) or not images:
-        raise SuiteError(f"{ann}: images: expected a non-empty list")
-    for i, im in enumerate(images):
-        if not isinstance(im, dict) or not isinstance(im.get("file_name"), str) or not im["file_name"] \
-                or isinstance(im.get("id"), bool) or not isinstance(im.get("id"), int):
-            raise SuiteError(f"{ann}: images[{i}]: expected an object with an integer 'id' and a 'file_name'")
-    return gt
-
-
 def calibration_sample(suite_dir: str | Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """A seeded sample of ``n`` images of the suite (all of them when it has fewer), in suite
     order: ``[{"image_id", "file_name"}]``. The draw uses ``Generator(SeedSequence([seed, n_images]))``
@@ -86,7 +69,9 @@ def calibration_sample(suite_dir: str | Path, n: int, seed: int = 0) -> list[dic
     if n < 1:
         raise ValueError(f"calibration images: expected a positive count, got {n}")
     root = Path(suite_dir)
-    images = _read_annotations(root)["images"]
+    images = read_annotations(root)["images"]
+    if not images:
+        raise SuiteError(f"{root}: annotations.json: images: expected a non-empty list")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), len(images)]))
     pick = np.arange(len(images)) if n >= len(images) else np.sort(rng.choice(len(images), size=n, replace=False))
     out = []
@@ -97,16 +82,6 @@ def calibration_sample(suite_dir: str | Path, n: int, seed: int = 0) -> list[dic
             raise SuiteError(f"{path}: image file missing (annotations.json images id {im['id']})")
         out.append({"image_id": int(im["id"]), "file_name": str(im["file_name"])})
     return out
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except OSError as e:
-        raise SuiteError(f"{path}: not a readable image ({e})") from e
 
 
 def _calibration_reader_base():
@@ -145,7 +120,7 @@ class SuiteCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
         self.set_range(0, len(self.groups))
 
     def batch_array(self, k: int) -> np.ndarray:
-        x, _ = preprocess([load_rgb(self.paths[i]) for i in self.groups[k]], self.input_hw)
+        x, _ = preprocess([read_image(self.paths[i]) for i in self.groups[k]], self.input_hw)
         return x
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -352,7 +327,7 @@ def _op_counts(model) -> dict[str, int]:
 
 
 def _suite_manifest_sha(suite: Path) -> str | None:
-    m = suite / "manifest.json"
+    m = suite / MANIFEST
     return sha256_file(m) if m.is_file() else None
 
 
@@ -443,15 +418,9 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
             e = qm.metadata_props.add()
             e.key, e.value = k, v
         onnx.checker.check_model(qm)
-        fd, final_tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            onnx.save(qm, final_tmp)
+        with atomic_path(out) as final_tmp:
+            onnx.save(qm, str(final_tmp))
             OnnxDetector(final_tmp, name=out.stem)  # it must load in the adapter before it is published
-            os.replace(final_tmp, out)
-        except BaseException:
-            Path(final_tmp).unlink(missing_ok=True)
-            raise
         ops = _op_counts(qm)
 
     record = {
@@ -479,10 +448,8 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         "warnings": warnings,
         "versions": _versions(src.kind == "exported"),
     }
-    from oddsuite.evaluate.io import write_json_atomic
-
     rec_path = record_path_for(out)
-    write_json_atomic(rec_path, record)
+    write_json(rec_path, record, sort_keys=False, nan="null")
     return QuantizeResult(out, rec_path, record)
 
 

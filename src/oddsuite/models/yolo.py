@@ -20,14 +20,12 @@ import contextlib
 import copy
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from oddsuite.fileio import atomic_write_bytes
+from oddsuite.fileio import atomic_path, atomic_write_bytes, write_json
 from oddsuite.errors import ModelError
 from oddsuite.models._ultra import ultralytics_offline
 from oddsuite.models.base import MAP_CONF_FLOOR, Detections
@@ -285,15 +283,8 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
     # and the file's bytes (its SHA-256 pin) must depend only on the weights, classes and imgsz
     meta = {META_KEY: json.dumps({"format": CARD_FORMAT, "classes": {str(k): v for k, v in classes.items()},
                                   "imgsz": int(imgsz)}, sort_keys=True)}
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, out / WEIGHTS_NAME)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(out / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     w_sha = sha256_file(out / WEIGHTS_NAME)
     card = {
         "format": CARD_FORMAT,
@@ -307,7 +298,7 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
     }
     if extra:
         card.update({k: v for k, v in extra.items() if k not in card})
-    atomic_write_bytes(out / CARD_NAME, (json.dumps(card, indent=2) + "\n").encode())
+    write_json(out / CARD_NAME, card, sort_keys=False, indent=2)
     return out
 
 

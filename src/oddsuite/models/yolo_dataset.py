@@ -25,31 +25,13 @@ from typing import Sequence, Literal
 import numpy as np
 
 from oddsuite.errors import SuiteError
-from oddsuite.models.common import sha256_file
+from oddsuite.fileio import sha256_file, write_json
+from oddsuite.suite.layout import ANNOTATIONS
+from oddsuite.suite.reader import read_annotations
 
 log = logging.getLogger(__name__)
 
 EXPORT_CARD = "export.json"
-
-
-def _load_annotations(suite: Path) -> dict:
-    ann_path = suite / "annotations.json"
-    if not ann_path.is_file():
-        raise SuiteError(f"{suite}: not a suite (no annotations.json)")
-    try:
-        coco = json.loads(ann_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SuiteError(f"{ann_path}: cannot read: {e}") from e
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(coco.get(key), list):
-            raise SuiteError(f"{ann_path}: field '{key}' must be a list")
-    for i, c in enumerate(coco["categories"]):
-        if not isinstance(c, dict) or not isinstance(c.get("id"), int) or not isinstance(c.get("name"), str):
-            raise SuiteError(f"{ann_path}: categories[{i}] needs an integer 'id' and a string 'name'")
-    for i, im in enumerate(coco["images"]):
-        if not isinstance(im, dict) or not all(k in im for k in ("id", "file_name", "width", "height")):
-            raise SuiteError(f"{ann_path}: images[{i}] needs 'id', 'file_name', 'width', 'height'")
-    return coco
 
 
 def _is_full_scene(im: dict) -> bool:
@@ -79,8 +61,8 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
         raise ValueError(f"images must be 'full' or 'all', got {images!r}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    coco = _load_annotations(suite)
-    ann_path = suite / "annotations.json"
+    coco = read_annotations(suite)
+    ann_path = suite / ANNOTATIONS
 
     cats = sorted(coco["categories"], key=lambda c: c["id"])
     if classes is None:
@@ -174,6 +156,6 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
         "val_scenes": sorted(val_scenes, key=str),
         "files": files,
     }
-    (out / EXPORT_CARD).write_text(json.dumps(card, indent=1) + "\n")
+    write_json(out / EXPORT_CARD, card, sort_keys=False)
     log.info("exported %d images (%d boxes, %d ignore boxes left out) to %s", len(files), n_boxes, n_ignored, out)
     return data_yaml

@@ -17,8 +17,11 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from oddsuite.errors import OddsuiteError
+from oddsuite.errors import OddsuiteError, SuiteError
 from oddsuite.report.extras import consistency_summary, find_extra_dirs, read_extra
+from oddsuite.suite.layout import MANIFEST
+from oddsuite.suite.manifest import read_manifest
+from oddsuite.suite.reader import read_annotations
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
 
 log = logging.getLogger(__name__)
@@ -255,13 +258,12 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
     gt = None
     drawer = examples = None
     if suite is not None:
-        mpath = Path(suite) / "manifest.json"
-        if mpath.is_file():
+        if (Path(suite) / MANIFEST).is_file():
             try:
-                manifest = json.loads(mpath.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                notes.append(f"{mpath}: not valid JSON")
-        gt = json.loads((Path(suite) / "annotations.json").read_text(encoding="utf-8"))
+                manifest = read_manifest(suite)
+            except SuiteError as e:
+                notes.append(str(e))
+        gt = read_annotations(suite)
         preds: list[Any] = []
         ppath = res / "predictions.json"
         if ppath.is_file():

@@ -14,21 +14,22 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
 
 from oddsuite import __version__
 from oddsuite.errors import SpecError, SuiteError
+from oddsuite.fileio import atomic_write_bytes, json_bytes, sha256_file, write_json
 from oddsuite.odd import OddSpec, SceneParams, parse_spec, sample_scene
-from oddsuite.permute.plans import plan_size, subset_code, subsets
-from oddsuite.suite.io import atomic_write_bytes, atomic_write_json, dumps_json, parquet_bytes, png_bytes, sha256_file
+from oddsuite.permute.plans import subset_code, subsets
+from oddsuite.suite.io import parquet_bytes, png_bytes
+from oddsuite.suite.layout import (ANNOTATIONS, FORMAT, JOB, MANIFEST, MAX_SCENES, ROIS, SCENES, SPEC, STATE,
+                                   TABLES, scene_folder, scene_record)
 
 log = logging.getLogger(__name__)
 
-FORMAT = "oddsuite-suite/1"
-STATE = ".state"
 #: the first columns of scenes.parquet; every scene parameter follows, sorted by name
 RECORD_COLUMNS = ("image_id", "file_name", "scene_id", "subset", "subset_size", "n_rois", "variant", "mode", "is_full")
 
@@ -131,7 +132,7 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
     r = get_renderer(spec.camera.width, spec.camera.height)
     images: list[dict[str, Any]] = []
     files: dict[str, str] = {}
-    folder = f"images/{job.scene_id:06d}"
+    folder = scene_folder(job.scene_id)
 
     def emit(frame, variant: str, mode: str, subset: tuple[int, ...], env: dict[str, Any]) -> None:
         name = f"{folder}/{variant}_{mode}_{subset_code(subset, n) if n else 'empty'}.png"
@@ -179,7 +180,7 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
              "placement_tries": o.tries} for o in scene.objects]
     record = {"scene_id": job.scene_id, "params": _jsonable(params.flat()), "rois": rois, "images": images,
               "files": files}
-    atomic_write_json(out / STATE / f"scene_{job.scene_id:06d}.json", record)
+    write_json(out / scene_record(job.scene_id), record)
     return record
 
 
@@ -198,13 +199,58 @@ class GenerateResult:
     failures: list = field(default_factory=list)
 
 
-def plan_suite(spec: OddSpec, seed: int, scenes: int, plan: PlanOptions) -> int:
-    """Sample every scene's parameters and count the images (refuses plans past the cap)."""
-    return sum(images_per_scene(spec, sample_scene(spec, seed, i), plan) for i in range(scenes))
+#: seeds are non-negative integers below 2**64 (numpy's SeedSequence takes any non-negative
+#: integer; a manifest's seed must fit every JSON reader's 64-bit integers)
+MAX_SEED = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class SuitePlan:
+    """What a suite holds: scenes ``0 .. scenes-1`` of ``spec`` under ``seed``, each as its
+    full self and its ROI permutations under every variant (``options``).
+
+    Nothing is sampled when the plan is made: a scene's image count is known once that
+    scene is sampled (:meth:`images_of`, about 10 ms), so a plan of a million scenes costs
+    nothing until it is walked."""
+
+    spec: OddSpec
+    seed: int
+    scenes: int
+    options: PlanOptions
+
+    def images_of(self, scene_id: int) -> int:
+        """Number of images of one scene (samples it; refuses permutation plans past the cap)."""
+        if not 0 <= scene_id < self.scenes:
+            raise IndexError(f"scene {scene_id} is not in a plan of {self.scenes} scenes")
+        return images_per_scene(self.spec, sample_scene(self.spec, self.seed, scene_id), self.options)
+
+    def image_counts(self, start: int = 0, stop: Optional[int] = None) -> Iterator[tuple[int, int]]:
+        """(scene id, image count) of scenes ``start .. stop-1``, computed one by one as iterated."""
+        for i in range(start, self.scenes if stop is None else min(stop, self.scenes)):
+            yield i, self.images_of(i)
+
+    def total_images(self) -> int:
+        """Images of the whole suite (samples every scene: minutes for a million scenes)."""
+        return sum(n for _, n in self.image_counts())
+
+
+def check_size(scenes: int, seed: int) -> None:
+    """SpecError unless 1 <= scenes <= MAX_SCENES and 0 <= seed <= MAX_SEED."""
+    if isinstance(scenes, bool) or not isinstance(scenes, (int, np.integer)) or not 1 <= scenes <= MAX_SCENES:
+        raise SpecError(f"--scenes: expected an integer from 1 to {MAX_SCENES:,} (scene ids have six digits), "
+                        f"got {scenes}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise SpecError(f"--seed: expected an integer from 0 to 2**64-1 (numpy SeedSequence entropy), got {seed}")
+
+
+def plan_suite(spec: OddSpec, seed: int, scenes: int, plan: PlanOptions) -> SuitePlan:
+    """The plan of a suite (see :class:`SuitePlan`); SpecError for a scene count or seed out of range."""
+    check_size(scenes, seed)
+    return SuitePlan(spec, int(seed), int(scenes), plan)
 
 
 def _state_ok(out: Path, scene_id: int) -> Optional[dict[str, Any]]:
-    p = out / STATE / f"scene_{scene_id:06d}.json"
+    p = out / scene_record(scene_id)
     if not p.is_file():
         return None
     try:
@@ -219,23 +265,22 @@ def _state_ok(out: Path, scene_id: int) -> Optional[dict[str, Any]]:
 def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, seed: int, workers: int = 1,
                    plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None,
                    renderer: Optional[str] = None, executor: Any = None,
-                   on_start: Optional[Callable[[int, int], None]] = None,
+                   on_start: Optional[Callable[[SuitePlan], None]] = None,
                    on_scene: Optional[Callable[[int], None]] = None) -> GenerateResult:
-    """Generate (or resume) a suite. ``on_start(n_scenes, n_images)`` is called once the
-    work is counted; ``on_scene(n_images)`` after each scene finishes."""
+    """Generate (or resume) a suite. ``on_start(plan)`` is called once the work is planned
+    (at once: nothing is sampled before); ``on_scene(n_images)`` after each scene is done
+    (or found done by an earlier run)."""
     from oddsuite.odd import load_spec
 
     spec = load_spec(spec_path)
-    if scenes < 1:
-        raise SpecError(f"--scenes must be at least 1, got {scenes}")
     opts = PlanOptions.from_spec(spec, plan, modes, renderer)
+    the_plan = plan_suite(spec, seed, scenes, opts)
     out = Path(out_dir)
     _check_out_dir(out, spec, seed, opts)
-    n_images = plan_suite(spec, seed, scenes, opts)
     if on_start:
-        on_start(scenes, n_images)
+        on_start(the_plan)
     (out / STATE).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / STATE / "job.json", {"spec_sha256": spec.sha256, "seed": seed, "plan": opts.as_dict()})
+    write_json(out / JOB, {"spec_sha256": spec.sha256, "seed": seed, "plan": opts.as_dict()})
 
     records: dict[int, dict[str, Any]] = {}
     todo = []
@@ -260,7 +305,7 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
             failures.append(rec)
             log.error("scene %s failed: %s", rec.key, rec.error)
             continue
-        records[job.scene_id] = json.loads(dumps_json(rec))  # the same form a resumed record has
+        records[job.scene_id] = json.loads(json_bytes(rec))  # the same form a resumed record has
         if on_scene:
             on_scene(len(rec["images"]))
     if failures:
@@ -274,7 +319,7 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
 
 def _check_out_dir(out: Path, spec: OddSpec, seed: int, opts: PlanOptions) -> None:
     """Resume only into a suite of the same spec, seed and plan; never mix two suites."""
-    job = out / STATE / "job.json"
+    job = out / JOB
     if job.is_file():
         prev = json.loads(job.read_text())
         now = {"spec_sha256": spec.sha256, "seed": seed, "plan": opts.as_dict()}
@@ -283,8 +328,8 @@ def _check_out_dir(out: Path, spec: OddSpec, seed: int, opts: PlanOptions) -> No
                 f"{out}: holds an unfinished suite of another spec, seed or plan ({prev}); "
                 f"use another --out or delete the folder"
             )
-    elif (out / "manifest.json").is_file():
-        man = json.loads((out / "manifest.json").read_text())
+    elif (out / MANIFEST).is_file():
+        man = json.loads((out / MANIFEST).read_text())
         if man.get("spec", {}).get("sha256") != spec.sha256 or man.get("seed") != seed or man.get("plan") != opts.as_dict():
             raise SuiteError(f"{out}: holds a finished suite of another spec, seed or plan; use another --out")
     elif out.exists() and any(out.iterdir()):
@@ -312,23 +357,23 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
     coco = {"info": {"description": f"oddsuite suite of {spec.name}", "version": FORMAT, "suite_seed": seed,
                      "min_visible": spec.min_visible},
             "licenses": [], "categories": cats, "images": images, "annotations": anns}
-    atomic_write_bytes(out / "annotations.json", dumps_json(coco))
+    atomic_write_bytes(out / ANNOTATIONS, json_bytes(coco))
     df = pd.DataFrame(rows)
     fixed = list(RECORD_COLUMNS)
     df = df[fixed + sorted(c for c in df.columns if c not in fixed)]
-    atomic_write_bytes(out / "scenes.parquet", parquet_bytes(df))
+    atomic_write_bytes(out / SCENES, parquet_bytes(df))
     roi_cols = ["scene_id", "roi_id", "category", "category_id", "asset", "distance_m", "lateral_m", "heading_deg",
                 "scale", "x_m", "y_m", "placement_tries"]
-    atomic_write_bytes(out / "rois.parquet", parquet_bytes(pd.DataFrame(rois, columns=roi_cols)))
-    atomic_write_bytes(out / "spec.yaml", (spec.source_text or "").encode())
+    atomic_write_bytes(out / ROIS, parquet_bytes(pd.DataFrame(rois, columns=roi_cols)))
+    atomic_write_bytes(out / SPEC, (spec.source_text or "").encode())
     files = {}
     for rec in records:
         files.update(rec["files"])
-    for name in ("annotations.json", "scenes.parquet", "rois.parquet", "spec.yaml"):
+    for name in TABLES:
         files[name] = sha256_file(out / name)
     manifest = {
         "format": FORMAT,
-        "spec": {"name": spec.name, "file": Path(spec.source_path or "spec.yaml").name, "sha256": spec.sha256},
+        "spec": {"name": spec.name, "file": Path(spec.source_path or SPEC).name, "sha256": spec.sha256},
         "seed": seed,
         "scenes": n_scenes,
         "images": len(images),
@@ -338,7 +383,7 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
         "packages": package_versions(),
         "files": dict(sorted(files.items())),
     }
-    atomic_write_json(out / "manifest.json", manifest)
+    write_json(out / MANIFEST, manifest)
 
 
 def package_versions() -> dict[str, str]:

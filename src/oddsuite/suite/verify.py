@@ -1,16 +1,12 @@
 """Verify a suite against its manifest: every file present, unaltered, nothing unexpected."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oddsuite.errors import SuiteError
-from oddsuite.suite.io import sha256_file
-
-#: not part of the hashed suite
-UNHASHED = {"manifest.json"}
-UNHASHED_DIRS = {".state"}
+from oddsuite.fileio import sha256_file
+from oddsuite.suite.layout import UNHASHED_DIRS, UNHASHED_FILES
+from oddsuite.suite.manifest import read_manifest
 
 
 @dataclass
@@ -25,17 +21,9 @@ class VerifyReport:
         return not (self.missing or self.altered or self.unexpected)
 
 
-def load_manifest(suite: Path) -> dict:
-    p = Path(suite) / "manifest.json"
-    if not p.is_file():
-        raise SuiteError(f"{suite}: no manifest.json: not a finished oddsuite suite (run `oddsuite generate` to finish it)")
-    try:
-        man = json.loads(p.read_text())
-    except ValueError as e:
-        raise SuiteError(f"{p}: not valid JSON: {e}") from None
-    if not isinstance(man.get("files"), dict):
-        raise SuiteError(f"{p}: field 'files' is missing or not a mapping of path -> sha256")
-    return man
+def load_manifest(suite: str | Path) -> dict:
+    """The checked manifest of a suite folder (SuiteError when missing or malformed)."""
+    return read_manifest(suite)
 
 
 def verify_suite(suite: str | Path) -> VerifyReport:
@@ -54,7 +42,7 @@ def verify_suite(suite: str | Path) -> VerifyReport:
         if not p.is_file():
             continue
         rel = p.relative_to(root).as_posix()
-        if rel in UNHASHED or rel.split("/")[0] in UNHASHED_DIRS:
+        if rel in UNHASHED_FILES or rel.split("/")[0] in UNHASHED_DIRS:
             continue
         if rel not in listed:
             rep.unexpected.append(rel)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .detector import AcceleratorDetector
 from .faults import FaultMap, TimingErrors
-from oddsuite.fileio import atomic_write
+from oddsuite.fileio import atomic_write, write_json
 from oddsuite.fileio import atomic_write_text as _atomic_text
 
 from .mlp_experiment import _summary, map_seed
@@ -114,13 +114,13 @@ _WORKER_ADET: dict[Any, Any] = {}
 
 def _sweep_point_task(task: PointTask) -> dict:
     """Worker side: build (once per process) the calibrated AcceleratorDetector, run one point."""
-    from PIL import Image
+    from oddsuite.suite import read_image
 
     key = (task.recipe, task.calib_files, task.array)
     if key not in _WORKER_ADET:
         while len(_WORKER_ADET) >= 2:  # the base detector and the last FAP+T one
             _WORKER_ADET.pop(next(iter(_WORKER_ADET)))
-        imgs = [np.asarray(Image.open(f).convert("RGB"), dtype=np.uint8) for f in task.calib_files]
+        imgs = [read_image(f) for f in task.calib_files]
         _WORKER_ADET[key] = AcceleratorDetector(task.recipe.load(), SystolicArray(*task.array), calibration_images=imgs)
     else:
         _WORKER_ADET[key] = _WORKER_ADET.pop(key)  # most recently used last
@@ -330,7 +330,7 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
     if fapt is not None:
         results["fapt"] = {"models": sorted({r["ft_model"] for r in rows if r.get("ft_model")}),
                            "fine_tuned_now": fapt.trained}
-    _atomic_text(out / "results.json", json.dumps(results, indent=1))
+    write_json(out / "results.json", results, sort_keys=False, nan="null")
     buf = io.StringIO()
     fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
     w = csv.DictWriter(buf, fieldnames=fields)
