@@ -15,6 +15,8 @@ import sys
 COMMANDS = [
     "generate",
     "verify",
+    "sign",
+    "keygen",
     "evaluate",
     "export",
     "train",

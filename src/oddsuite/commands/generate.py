@@ -42,8 +42,8 @@ class SceneProgress:
 
     def on_scene(self, n_images: int) -> None:
         self.images += n_images
-        self.bar.update(1)
         self.bar.set_postfix(images=self.images, refresh=False)
+        self.bar.update(1)
 
     def __enter__(self) -> "SceneProgress":
         return self
@@ -63,6 +63,10 @@ def run(args) -> int:
                              plan=args.plan, modes=modes, renderer=args.renderer,
                              executor=make_executor(args.executor, args.workers, args.address),
                              on_start=progress.on_start, on_scene=progress.on_scene)
-    extra = f" ({res.resumed} scenes kept from an earlier run)" if res.resumed else ""
+    if res.status == "unchanged":
+        print(f"{res.out_dir}: already a finished suite of {res.scenes} scenes ({res.images} images); nothing to do")
+        return 0
+    extra = {"extended": f" (extended; {res.resumed} scenes kept)",
+             "resumed": f" ({res.resumed} scenes kept from an earlier run)"}.get(res.status, "")
     print(f"suite written: {res.out_dir} ({res.scenes} scenes, {res.images} images){extra}")
     return 0

@@ -339,10 +339,11 @@ def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int |
 
 def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None, *, iou: float, conf: float,
                  dropped: Mapping[str, Sequence[int]] | None, invalid: int | None,
-                 slices: Mapping[str, Iterable[int]] | None) -> dict[str, Any]:
+                 slices: Mapping[str, Iterable[int]] | None, model_sha256: str | None = None) -> dict[str, Any]:
     scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, slices=slices)
     metrics = dict(scores.metrics)
     metrics["dropped_classes"] = _dropped_section(dropped, invalid)
+    metrics["evidence"] = {"suite_identity": suite.identity, "model_sha256": model_sha256}  # what was scored
     metrics = json_clean(metrics)  # plain Python values; NaN -> None
     if out_dir is not None:
         outcomes = with_parameters(scores.outcomes, suite.scenes, suite.rois)
@@ -412,12 +413,13 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
                         executor=executor, recipe=recipe)
     write_json(out / PREDICTIONS, run.predictions, sort_keys=False, indent=None, nan="null")
     metrics = _score_suite(suite, run.predictions, out, iou=iou, conf=conf, dropped=run.dropped,
-                           invalid=run.invalid, slices=slices)
+                           invalid=run.invalid, slices=slices, model_sha256=model_sha256)
     write_json(out / RUN, {
         "detector": {"name": str(detector.name),
                      "classes": {str(k): str(v) for k, v in sorted(detector.classes.items())},
                      "model_sha256": model_sha256},
-        "suite": {"path": str(Path(suite_dir).resolve()), "manifest_sha256": suite.manifest_sha256,
+        "suite": {"path": str(Path(suite_dir).resolve()), "identity": suite.identity,
+                  "manifest_sha256": suite.manifest_sha256,
                   "n_images": len(suite.gt["images"])},
         "settings": {"iou": iou, "conf": conf, "batch": batch, "map_score_floor": MAP_SCORE_FLOOR,
                      "class_map": parse_class_map(class_map), "class_mapping": run.mapping.names,

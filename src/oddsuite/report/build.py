@@ -288,6 +288,7 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "variants": variants, "modes": modes, "plan": _get(manifest, "plan", "plan"),
         "categories": manifest.get("categories") or ([c["name"] for c in gt["categories"]] if gt else []),
         "manifest_sha256": _get(run, "suite", "manifest_sha256"),
+        "suite_identity": _get(run, "suite", "identity") or _get(metrics, "evidence", "suite_identity"),
         "suite_path": str(suite) if suite else _get(run, "suite", "path"),
         "detector": _get(run, "detector", "name"), "model_sha256": _get(run, "detector", "model_sha256"),
         "detector_classes": list((_get(run, "detector", "classes") or {}).values()),

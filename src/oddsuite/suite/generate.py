@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -20,13 +21,15 @@ import numpy as np
 import pandas as pd
 
 from oddsuite import __version__
-from oddsuite.errors import SpecError, SuiteError
-from oddsuite.fileio import atomic_write_bytes, json_bytes, sha256_file, write_json
+from oddsuite.errors import OddsuiteError, SpecError, SuiteError
+from oddsuite.fileio import atomic_write_bytes, is_disk_full, json_bytes, sha256_file, write_json
 from oddsuite.odd import OddSpec, SceneParams, parse_spec, sample_scene
 from oddsuite.permute.plans import subset_code, subsets
 from oddsuite.suite.io import parquet_bytes, png_bytes
-from oddsuite.suite.layout import (ANNOTATIONS, FORMAT, JOB, MANIFEST, MAX_SCENES, ROIS, SCENES, SPEC, STATE,
-                                   TABLES, scene_folder, scene_record)
+from oddsuite.suite.layout import (ANNOTATIONS, FORMAT, IMAGES, JOB, LOCK, MANIFEST, MAX_SCENES, ROIS, SCENES, SPEC,
+                                   STATE, TABLES, scene_folder, scene_record)
+from oddsuite.suite.lock import SuiteLock
+from oddsuite.suite.state import decide, inspect_folder, job_key, sweep_temporaries, withdraw_manifest
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +200,7 @@ class GenerateResult:
     images: int
     resumed: int  # scenes found finished from an earlier run
     failures: list = field(default_factory=list)
+    status: str = "generated"  # generated, resumed, extended or unchanged (a finished suite, nothing to do)
 
 
 #: seeds are non-negative integers below 2**64 (numpy's SeedSequence takes any non-negative
@@ -235,31 +239,45 @@ class SuitePlan:
 
 
 def check_size(scenes: int, seed: int) -> None:
-    """SpecError unless 1 <= scenes <= MAX_SCENES and 0 <= seed <= MAX_SEED."""
+    """OddsuiteError unless 1 <= scenes <= MAX_SCENES and 0 <= seed <= MAX_SEED."""
     if isinstance(scenes, bool) or not isinstance(scenes, (int, np.integer)) or not 1 <= scenes <= MAX_SCENES:
-        raise SpecError(f"--scenes: expected an integer from 1 to {MAX_SCENES:,} (scene ids have six digits), "
-                        f"got {scenes}")
+        raise OddsuiteError(f"--scenes: expected an integer from 1 to {MAX_SCENES:,} (scene ids have six digits), "
+                            f"got {scenes}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise SpecError(f"--seed: expected an integer from 0 to 2**64-1 (numpy SeedSequence entropy), got {seed}")
+        raise OddsuiteError(f"--seed: expected an integer from 0 to 2**64-1 (numpy SeedSequence entropy), got {seed}")
 
 
 def plan_suite(spec: OddSpec, seed: int, scenes: int, plan: PlanOptions) -> SuitePlan:
-    """The plan of a suite (see :class:`SuitePlan`); SpecError for a scene count or seed out of range."""
+    """The plan of a suite (see :class:`SuitePlan`); OddsuiteError for a scene count or seed out of range."""
     check_size(scenes, seed)
     return SuitePlan(spec, int(seed), int(scenes), plan)
 
 
 def _state_ok(out: Path, scene_id: int) -> Optional[dict[str, Any]]:
+    """The record of a finished scene (its images all present), or None."""
     p = out / scene_record(scene_id)
     if not p.is_file():
         return None
     try:
-        rec = json.loads(p.read_text())
-    except ValueError:
-        return None
-    if all((out / f).is_file() for f in rec["files"]):
-        return rec
+        rec = json.loads(p.read_text(encoding="utf-8"))
+        if all((out / f).is_file() for f in rec["files"]):
+            return rec
+    except (ValueError, KeyError, TypeError):
+        pass
     return None
+
+
+@contextmanager
+def _writing(out: Path, what: str) -> Iterator[None]:
+    """Turn an OSError of the driver's writes into a SuiteError that says what to do."""
+    try:
+        yield
+    except OSError as e:
+        if is_disk_full(e):
+            raise SuiteError(f"{out}: disk full (or the file-size limit reached) while writing {what}: {e}. The "
+                             f"suite is not finished (verify refuses it); free space and run the same command to "
+                             f"resume") from e
+        raise SuiteError(f"{out}: cannot write {what}: {e}") from e
 
 
 def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, seed: int, workers: int = 1,
@@ -267,81 +285,119 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
                    renderer: Optional[str] = None, executor: Any = None,
                    on_start: Optional[Callable[[SuitePlan], None]] = None,
                    on_scene: Optional[Callable[[int], None]] = None) -> GenerateResult:
-    """Generate (or resume) a suite. ``on_start(plan)`` is called once the work is planned
-    (at once: nothing is sampled before); ``on_scene(n_images)`` after each scene is done
-    (or found done by an earlier run)."""
+    """Generate, resume or extend a suite (see ``oddsuite.suite.state`` for what a folder
+    may hold and which runs are refused). One run at a time holds the folder's lock.
+
+    ``on_start(plan)`` is called once the run is planned (at once: scenes are sampled as
+    they are rendered, never all up front); ``on_scene(n_images)`` after each scene is done
+    or found done by an earlier run. Raises SuiteError when scenes failed (finished ones
+    are kept: the same command resumes) or the disk is full."""
     from oddsuite.odd import load_spec
 
     spec = load_spec(spec_path)
     opts = PlanOptions.from_spec(spec, plan, modes, renderer)
     the_plan = plan_suite(spec, seed, scenes, opts)
     out = Path(out_dir)
-    _check_out_dir(out, spec, seed, opts)
-    if on_start:
-        on_start(the_plan)
-    (out / STATE).mkdir(parents=True, exist_ok=True)
-    write_json(out / JOB, {"spec_sha256": spec.sha256, "seed": seed, "plan": opts.as_dict()})
+    key = job_key(spec.sha256, seed, opts.as_dict())
+    decide(out, inspect_folder(out), key, scenes)  # refuse before anything is written
+    the_plan.images_of(0)  # a spec whose scenes cannot be sampled or permuted fails here, before a folder exists
+    with _writing(out, LOCK):
+        lock = SuiteLock(out).acquire()
+    try:
+        state = inspect_folder(out)  # again, now that no other run can change it
+        action = decide(out, state, key, scenes)
+        if action == "unchanged":
+            log.info("%s: already a finished suite of %d scenes; nothing to do", out, scenes)
+            return GenerateResult(out, scenes, int(state.images or 0), scenes, status="unchanged")
+        if on_start:
+            on_start(the_plan)
+        with _writing(out, JOB):
+            write_json(out / JOB, {**key, "scenes": scenes})
+            if action == "extend":
+                log.info("%s: extending a finished suite of %s scenes to %d", out, state.scenes, scenes)
+                withdraw_manifest(out)
+        resumed = _render(out, spec, str(spec_path), seed, scenes, opts, executor, workers, on_scene)
+        with _writing(out, "the suite's tables and manifest"):
+            n_images = _assemble(out, spec, seed, scenes, opts)
+        status = "extended" if action == "extend" else "resumed" if resumed else "generated"
+        return GenerateResult(out, scenes, n_images, resumed, status=status)
+    finally:
+        lock.release()
 
-    records: dict[int, dict[str, Any]] = {}
-    todo = []
-    for i in range(scenes):
-        rec = _state_ok(out, i)
-        if rec is not None:
-            records[i] = rec
+
+def _render(out: Path, spec: OddSpec, spec_path: str, seed: int, scenes: int, opts: PlanOptions, executor: Any,
+            workers: int, on_scene: Optional[Callable[[int], None]]) -> int:
+    """Render every scene without a record, streamed through the executor; returns how many
+    scenes an earlier run had finished."""
+    from oddsuite.run import LocalExecutor, TaskFailure
+
+    resumed = 0
+
+    def jobs() -> Iterator[SceneJob]:
+        nonlocal resumed
+        for i in range(scenes):
+            rec = _state_ok(out, i)
+            if rec is not None:
+                resumed += 1
+                if on_scene:
+                    on_scene(len(rec["images"]))
+                continue
+            with _writing(out, scene_folder(i)):
+                sweep_temporaries(out / scene_folder(i))  # left by a writer killed in an earlier run
+            yield SceneJob(spec.source_text or "", spec_path, seed, i, str(out), opts)
+
+    if executor is None:
+        executor = LocalExecutor(workers)
+    failures: list[TaskFailure] = []
+    results = executor.map(render_scene, jobs(), key=lambda j: j.scene_id)
+    try:
+        for _, rec in results:
+            if isinstance(rec, TaskFailure):
+                failures.append(rec)
+                log.error("scene %s failed: %s", rec.key, rec.error)
+                if rec.disk_full:
+                    break  # every other scene would fail the same way
+                continue
             if on_scene:
                 on_scene(len(rec["images"]))
-        else:
-            todo.append(SceneJob(spec.source_text or "", str(spec_path), seed, i, str(out), opts))
-    resumed = len(records)
-    if executor is None:
-        from oddsuite.run import LocalExecutor
-
-        executor = LocalExecutor(workers)
-    from oddsuite.run import TaskFailure
-
-    failures = []
-    for job, rec in executor.map(render_scene, todo, key=lambda j: j.scene_id):
-        if isinstance(rec, TaskFailure):
-            failures.append(rec)
-            log.error("scene %s failed: %s", rec.key, rec.error)
-            continue
-        records[job.scene_id] = json.loads(json_bytes(rec))  # the same form a resumed record has
-        if on_scene:
-            on_scene(len(rec["images"]))
+    finally:
+        close = getattr(results, "close", None)
+        if close:
+            close()
+    full = [f for f in failures if f.disk_full]
+    if full:
+        raise SuiteError(f"{out}: disk full (or the file-size limit reached) while rendering scene {full[0].key} "
+                         f"({full[0].error}). The suite is not finished (verify refuses it); finished scenes are "
+                         f"kept: free space and run the same command to resume")
     if failures:
         raise SuiteError(
             f"{len(failures)} scene(s) failed: " + "; ".join(f"scene {f.key}: {f.error}" for f in failures[:5])
             + f". Finished scenes are kept in {out}; fix the cause and run the same command to resume."
         )
-    _assemble(out, spec, seed, scenes, opts, [records[i] for i in range(scenes)])
-    return GenerateResult(out, scenes, sum(len(r["images"]) for r in records.values()), resumed)
+    return resumed
 
 
-def _check_out_dir(out: Path, spec: OddSpec, seed: int, opts: PlanOptions) -> None:
-    """Resume only into a suite of the same spec, seed and plan; never mix two suites."""
-    job = out / JOB
-    if job.is_file():
-        prev = json.loads(job.read_text())
-        now = {"spec_sha256": spec.sha256, "seed": seed, "plan": opts.as_dict()}
-        if prev != now:
-            raise SuiteError(
-                f"{out}: holds an unfinished suite of another spec, seed or plan ({prev}); "
-                f"use another --out or delete the folder"
-            )
-    elif (out / MANIFEST).is_file():
-        man = json.loads((out / MANIFEST).read_text())
-        if man.get("spec", {}).get("sha256") != spec.sha256 or man.get("seed") != seed or man.get("plan") != opts.as_dict():
-            raise SuiteError(f"{out}: holds a finished suite of another spec, seed or plan; use another --out")
-    elif out.exists() and any(out.iterdir()):
-        raise SuiteError(f"{out}: exists and is not an oddsuite suite; use an empty or new folder")
+def _records(out: Path, n_scenes: int) -> Iterator[dict[str, Any]]:
+    for i in range(n_scenes):
+        p = out / scene_record(i)
+        try:
+            yield json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise SuiteError(f"{p}: the record of a finished scene is unreadable ({e}); delete it and run the same "
+                             f"command to render the scene again") from e
 
 
-def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOptions,
-              records: list[dict[str, Any]]) -> None:
+def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOptions) -> int:
+    """Write annotations.json, scenes.parquet, rois.parquet and spec.yaml from the scene
+    records, then the manifest (last: a suite without one is unfinished). Returns the image count."""
+    for folder, recursive in ((out, False), (out / STATE, False), (out / IMAGES, True)):
+        sweep_temporaries(folder, recursive)  # left by writers killed in earlier runs
     cats = [{"id": i + 1, "name": n, "supercategory": "object"} for i, n in enumerate(spec.class_names)]
     images, anns, rows, rois = [], [], [], []
-    for rec in records:
+    files: dict[str, str] = {}
+    for rec in _records(out, n_scenes):
         rois.extend(rec["rois"])
+        files.update(rec["files"])
         for im in rec["images"]:
             iid = len(images) + 1
             images.append({k: im[k] for k in ("file_name", "width", "height", "scene_id", "subset", "n_rois",
@@ -366,9 +422,6 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
                 "scale", "x_m", "y_m", "placement_tries"]
     atomic_write_bytes(out / ROIS, parquet_bytes(pd.DataFrame(rois, columns=roi_cols)))
     atomic_write_bytes(out / SPEC, (spec.source_text or "").encode())
-    files = {}
-    for rec in records:
-        files.update(rec["files"])
     for name in TABLES:
         files[name] = sha256_file(out / name)
     manifest = {
@@ -384,6 +437,7 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
         "files": dict(sorted(files.items())),
     }
     write_json(out / MANIFEST, manifest)
+    return len(images)
 
 
 def package_versions() -> dict[str, str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from oddsuite.errors import SuiteError
-from oddsuite.fileio import is_temp_name, json_bytes, sha256_file
+from oddsuite.fileio import json_bytes, sha256_file
 from oddsuite.suite.layout import FOLDER_FORMAT, FORMAT, MANIFEST, UNHASHED_DIRS, UNHASHED_FILES
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -53,11 +53,17 @@ def check_relative_path(rel: Any, where: str) -> str:
         raise SuiteError(f"{where}: {shown!r}: a path may not hold NUL or backslash characters")
     if rel.startswith("/") or re.match(r"[A-Za-z]:", rel):
         raise SuiteError(f"{where}: {shown!r}: absolute paths are refused (paths are relative to the folder)")
+    try:
+        encoded = rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SuiteError(f"{where}: {shown!r}: not a UTF-8 file name") from None
     parts = rel.split("/")
+    if len(encoded) > 4096 or any(len(p.encode("utf-8")) > 255 for p in parts):
+        raise SuiteError(f"{where}: {shown!r}: a name too long for a file system")
     if any(p in ("", ".", "..") for p in parts):
         raise SuiteError(f"{where}: {shown!r}: a path may not hold '..', '.' or empty parts (it must stay "
                          f"inside the folder)")
-    if rel in UNHASHED_FILES or parts[0] in UNHASHED_DIRS or is_temp_name(parts[-1]):
+    if rel in UNHASHED_FILES or parts[0] in UNHASHED_DIRS:
         raise SuiteError(f"{where}: {shown!r}: this file is never part of a manifest")
     return rel
 
@@ -153,7 +159,7 @@ def folder_files(folder: str | Path) -> dict[str, str]:
         dirnames.sort()
         for name in sorted(filenames) + [d for d in dirnames if (base / d).is_symlink()]:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if rel in UNHASHED_FILES or is_temp_name(name):
+            if rel in UNHASHED_FILES:
                 continue
             if not stat.S_ISREG(os.lstat(base / name).st_mode):
                 raise SuiteError(f"{root / rel}: not a regular file (symbolic link, device or other); a manifest "
