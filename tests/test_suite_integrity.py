@@ -307,6 +307,16 @@ def test_an_interrupted_extension_is_unfinished_then_resumes(tiny_spec, tmp_path
     assert res.status == "resumed" and res.resumed == 2 and verify_folder(out).ok
 
 
+def test_a_run_that_finishes_no_scene_leaves_no_folder_behind(tiny_spec, tmp_path):
+    with pytest.raises(SuiteError, match="scene 0: RuntimeError: node lost"):
+        generate_suite(tiny_spec, tmp_path / "new", scenes=1, seed=1, executor=_FailOn(0), **CHEAP)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()  # a folder the user made: kept, and left as empty as it was
+    with pytest.raises(SuiteError):
+        generate_suite(tiny_spec, tmp_path / "empty", scenes=1, seed=1, executor=_FailOn(0), **CHEAP)
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
 def test_a_second_run_on_a_locked_folder_is_refused(tiny_spec, tmp_path):
     out = tmp_path / "s"
     with SuiteLock(out):
@@ -465,7 +475,7 @@ def test_file_size_limit_while_rendering_is_a_clean_error_and_no_suite(tiny_spec
             generate_suite(tiny_spec, out, scenes=2, seed=1, **CHEAP)
     with pytest.raises(SuiteError, match="no manifest.json"):
         verify_folder(out)
-    assert not [p for p in out.rglob("*.tmp")]  # no half-written file
+    assert not out.exists()  # no scene was finished: nothing is left behind
     res = generate_suite(tiny_spec, out, scenes=2, seed=1, **CHEAP)  # space again: the same call resumes
     assert res.images == 8 and verify_folder(out).ok
 

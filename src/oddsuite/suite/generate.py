@@ -301,6 +301,7 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
     key = job_key(spec.sha256, seed, opts.as_dict())
     decide(out, inspect_folder(out), key, scenes)  # refuse before anything is written
     the_plan.images_of(0)  # a spec whose scenes cannot be sampled or permuted fails here, before a folder exists
+    existed, fresh = out.exists(), not out.exists() or not any(out.iterdir())
     with _writing(out, LOCK):
         lock = SuiteLock(out).acquire()
     try:
@@ -321,8 +322,26 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
             n_images = _assemble(out, spec, seed, scenes, opts)
         status = "extended" if action == "extend" else "resumed" if resumed else "generated"
         return GenerateResult(out, scenes, n_images, resumed, status=status)
+    except BaseException:
+        if fresh and not any((out / STATE).glob("scene_*.json")):
+            _remove_what_we_made(out, existed)  # nothing finished: leave no half-made folder behind
+        raise
     finally:
         lock.release()
+
+
+def _remove_what_we_made(out: Path, keep_folder: bool) -> None:
+    """Remove a folder this run created (or the contents it gave an empty folder)."""
+    import shutil
+
+    if not keep_folder:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for p in list(out.iterdir()):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def _render(out: Path, spec: OddSpec, spec_path: str, seed: int, scenes: int, opts: PlanOptions, executor: Any,
