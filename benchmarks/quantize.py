@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     from oddsuite.studies.compare import compare_models
     from oddsuite.models import load_detector
     from oddsuite.models.common import preprocess
-    from oddsuite.quant.quantize import calibration_sample, float_onnx, load_rgb, quantize_model
+    from oddsuite.quant.quantize import calibration_sample, float_onnx, quantize_model
+    from oddsuite.suite import read_image as load_rgb
 
     with tempfile.TemporaryDirectory(prefix="oddsuite-bench-q.") as tmp:
         work = args.out or Path(tmp)

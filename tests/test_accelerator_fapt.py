@@ -265,7 +265,7 @@ def test_cli_faults_fapt_end_to_end_on_a_real_suite(tiny_suite, tmp_path, capsys
     """`oddsuite faults --mitigation none,fap,fap+t --train-data` on a rendered suite; the data set is
     exported from that same suite here (so the command warns), and a re-run reuses the FAP+T model."""
     from oddsuite.cli import main
-    from oddsuite.evaluate import load_suite
+    from oddsuite.suite import load_suite
     from oddsuite.models import save_model_dir
     from oddsuite.training import export_yolo
     from oddsuite.models.yolo import random_model

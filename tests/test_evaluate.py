@@ -10,7 +10,8 @@ from PIL import Image
 from scipy import ndimage
 
 from oddsuite.errors import ModelError, OddsuiteError, SuiteError
-from oddsuite.evaluate import evaluate_suite, load_suite, score
+from oddsuite.evaluate import evaluate_suite, score
+from oddsuite.suite import load_suite
 from oddsuite.metrics.stats import json_clean
 from oddsuite.models.base import Detections
 

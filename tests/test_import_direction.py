@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "suite": {"permute", "render", "scenes", "odd", "run"},
     "metrics": set(),
     "models": set(),
-    "accelerator": {"models"},
+    "accelerator": {"models", "suite"},  # calibration images through the suite's one reader
     "quant": {"models", "suite"},
     "training": {"models"} | _GEN,
     "evaluate": {"models", "metrics"} | _GEN,

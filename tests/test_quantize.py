@@ -60,7 +60,7 @@ def suite(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def images(suite):
-    from oddsuite.quant.quantize import load_rgb
+    from oddsuite.suite import read_image as load_rgb
 
     gt = json.loads((suite / "annotations.json").read_text())
     return [load_rgb(suite / im["file_name"]) for im in gt["images"]]

@@ -33,7 +33,8 @@ def real_results(request, tmp_path_factory):
     from oddsuite.models.yolo import UltralyticsDetector
     import torchvision  # noqa: F401
 
-    from oddsuite.evaluate import evaluate_suite, load_predictions, load_suite
+    from oddsuite.evaluate import evaluate_suite, load_predictions
+    from oddsuite.suite import load_suite
     from oddsuite.metrics import consistency
     from oddsuite.metrics.stats import json_clean
 

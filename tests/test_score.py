@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from oddsuite import cli
-from oddsuite.evaluate import load_suite, score
+from oddsuite.evaluate import score
+from oddsuite.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 #: a tool whose classes are numbered from 1 in its own order, as ultralytics writes them

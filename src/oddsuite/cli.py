@@ -17,6 +17,8 @@ from oddsuite.errors import OddsuiteError, UserError  # noqa: F401 - UserError k
 COMMANDS = [
     "generate",
     "verify",
+    "sign",
+    "keygen",
     "evaluate",
     "score",
     "export",

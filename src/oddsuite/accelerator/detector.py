@@ -16,14 +16,10 @@ from .wrap import Accelerator, TransientFlips, accelerate, accelerator_of
 
 
 def read_images(files: Sequence[str | Path]) -> list[np.ndarray]:
-    """HxWx3 uint8 RGB arrays of image files (calibration images)."""
-    from PIL import Image
+    """HxWx3 uint8 RGB arrays of image files (calibration images), read by the suite's one reader."""
+    from oddsuite.suite.reader import read_image
 
-    out = []
-    for f in files:
-        with Image.open(f) as im:
-            out.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-    return out
+    return [read_image(f) for f in files]
 
 
 @dataclass(frozen=True)

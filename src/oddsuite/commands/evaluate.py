@@ -89,15 +89,15 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from oddsuite.commands.generate import make_executor
     from oddsuite.evaluate import evaluate_suite
     from oddsuite.models import load_detector
+    from oddsuite.run import make_executor
 
     detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
     sharded = args.executor == "ray" or args.workers > 1
     metrics = evaluate_suite(args.suite, detector, args.out, iou=args.iou, conf=args.conf, batch=args.batch,
                              class_map=args.class_map, progress=not args.no_progress,
-                             executor=make_executor(args) if sharded else None)
+                             executor=make_executor(args.executor, args.workers, args.address) if sharded else None)
     print(f"{detector.name} on {args.suite}  (iou {args.iou}, conf {args.conf})")
     for line in summary_lines(metrics):
         print(line)

@@ -132,7 +132,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.suite == MLP_SUITE:
         return _run_mlp(args)
-    from oddsuite.commands.generate import make_executor
+    from oddsuite.run import make_executor
     from oddsuite.studies.fault_sweep import SweepSpec, sweep_model
     from oddsuite.training.yolo_dataset import exported_from
 
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     sharded = args.executor == "ray" or args.workers > 1
     res = sweep_model(Path(args.suite), args.model, args.out, args.array, spec, sha256=args.sha256,
                       trust_pickle=args.trust_pickle, calib=args.calib, progress=not args.no_progress,
-                      executor=make_executor(args) if sharded else None)
+                      executor=make_executor(args.executor, args.workers, args.address) if sharded else None)
     key = "faulty_pes" if spec.fault == "stuck-at" else "rate"
     print(f"{res['detector']} on {res['array']} ({spec.fault}): full-scene mAP@[.5:.95]")
     for r in res["summary"]:

@@ -22,14 +22,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from oddsuite.errors import ModelError, OddsuiteError, SuiteError
 from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
-from oddsuite.evaluate.io import write_json_atomic, write_parquet_atomic, write_text_atomic
-from oddsuite.evaluate.suite import Suite, load_suite
-from oddsuite.fileio import sha256_file
+from oddsuite.fileio import atomic_write_text, sha256_file, write_json, write_parquet
 from oddsuite.metrics.coco import MAP_SCORE_FLOOR, engine_info
 from oddsuite.metrics.consistency import consistency
 from oddsuite.metrics.stats import json_clean
@@ -37,6 +34,7 @@ from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, OUTCOME_COLUMNS
 from oddsuite.metrics.summary import score_predictions
 from oddsuite.metrics.tables import with_parameters
 from oddsuite.models.base import Detections, Detector, model_info
+from oddsuite.suite.reader import Suite, load_suite, read_image
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +93,8 @@ def scene_batches(images: Sequence[Mapping[str, Any]], batch: int) -> list[list[
 def load_images(root: Path, images: Sequence[Mapping[str, Any]]) -> list[np.ndarray]:
     """Step 1: the batch's images as HxWx3 uint8 RGB, each checked against its record (exists,
     readable, width and height as annotations.json says); SuiteError naming the file otherwise."""
-    out = []
-    for image in images:
-        path = Path(root) / str(image["file_name"])
-        if not path.is_file():
-            raise SuiteError(f"{path}: image file missing (annotations.json images id {image['id']})")
-        try:
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except OSError as e:
-            raise SuiteError(f"{path}: not a readable image ({e})") from e
-        if arr.shape[0] != image["height"] or arr.shape[1] != image["width"]:
-            raise SuiteError(f"{path}: is {arr.shape[1]}x{arr.shape[0]} but annotations.json images id {image['id']} "
-                             f"says width {image['width']}, height {image['height']}")
-        out.append(arr)
-    return out
+    return [read_image(Path(root) / str(image["file_name"]), size=(int(image["width"]), int(image["height"])),
+                       what=f"annotations.json images id {image['id']}") for image in images]
 
 
 def predict_batch(detector: Detector, arrays: Sequence[np.ndarray]) -> list[Detections]:
@@ -214,7 +199,7 @@ def _open_state(out: Path, key: dict[str, Any], conf: float) -> Path:
                                 f"use another --out folder or delete {state}")
         if old_conf != conf:
             log.warning("%s: earlier batches counted dropped detections at conf %s, now %s", out, old_conf, conf)
-    write_json_atomic(key_path, {**key, "conf": conf})
+    write_json(key_path, {**key, "conf": conf}, sort_keys=False, nan="null")
     chunk_dir = state / CHUNK_DIR
     chunk_dir.mkdir(parents=True, exist_ok=True)
     for leftover in chunk_dir.glob(".chunk-*.tmp"):  # a batch cut off while being written
@@ -268,7 +253,7 @@ class PredictionLoop:
             self.done[rec["image_id"]] = rec
             lines.append(json.dumps(rec, allow_nan=False))
         self.seq += 1
-        write_text_atomic(self.chunk_dir / f"chunk-{self.seq:06d}.jsonl", "\n".join(lines) + "\n")
+        atomic_write_text(self.chunk_dir / f"chunk-{self.seq:06d}.jsonl", "\n".join(lines) + "\n")
 
     def run_here(self, todo: Sequence[Mapping[str, Any]], bar) -> None:
         for part in scene_batches(todo, self.batch):
@@ -374,19 +359,20 @@ def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int |
 
 def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None, *, iou: float, conf: float,
                  dropped: Mapping[str, Sequence[int]] | None, invalid: int | None,
-                 slices: Mapping[str, Iterable[int]] | None) -> dict[str, Any]:
+                 slices: Mapping[str, Iterable[int]] | None, model_sha256: str | None = None) -> dict[str, Any]:
     scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, scenes=suite.scenes,
                                slices=slices)
     metrics = dict(scores.metrics)
     metrics["dropped_classes"] = _dropped_section(dropped, invalid)
+    metrics["evidence"] = {"suite_identity": suite.identity, "model_sha256": model_sha256}  # what was scored
     metrics = json_clean(metrics)  # plain Python values; NaN -> None
     if out_dir is not None:
         outcomes = with_parameters(scores.outcomes, suite.scenes, suite.rois)
         front = OUTCOME_COLUMNS + ["not_visible"]
         outcomes = outcomes[[c for c in dict.fromkeys(front) if c in outcomes.columns]
                             + [c for c in outcomes.columns if c not in front]]
-        write_parquet_atomic(Path(out_dir) / OUTCOMES, outcomes)
-        write_json_atomic(Path(out_dir) / METRICS, metrics)
+        write_parquet(Path(out_dir) / OUTCOMES, outcomes)
+        write_json(Path(out_dir) / METRICS, metrics, sort_keys=False, nan="null")
     return metrics
 
 
@@ -425,7 +411,8 @@ def run_record(suite: Suite, suite_dir: str | Path, detector: Detector, run: Pre
                      "classes": {str(k): str(v) for k, v in sorted(detector.classes.items())},
                      "model_sha256": model_sha256 if model_sha256 is not None else info.sha256,
                      "model": info.record()},
-        "suite": {"path": str(Path(suite_dir).resolve()), "manifest_sha256": suite.manifest_sha256,
+        "suite": {"path": str(Path(suite_dir).resolve()), "identity": suite.identity,
+                  "manifest_sha256": suite.manifest_sha256,
                   "n_images": len(suite.gt["images"])},
         "settings": {"iou": iou, "conf": conf, "batch": batch, "map_score_floor": MAP_SCORE_FLOOR,
                      "class_map": parse_class_map(class_map), "class_mapping": run.mapping.names,
@@ -457,9 +444,11 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
         class_map = model_info(detector).class_map or None
     run = predict_suite(suite, detector, out, batch=batch, class_map=class_map, conf=conf, progress=progress,
                         executor=executor, recipe=recipe)
-    write_json_atomic(out / PREDICTIONS, run.predictions, indent=None)
+    write_json(out / PREDICTIONS, run.predictions, sort_keys=False, indent=None, nan="null")
+    if model_sha256 is None:
+        model_sha256 = model_info(detector).sha256
     metrics = _score_suite(suite, run.predictions, out, iou=iou, conf=conf, dropped=run.dropped,
-                           invalid=run.invalid, slices=slices)
-    write_json_atomic(out / RUN, run_record(suite, suite_dir, detector, run, out, model_sha256=model_sha256,
-                                            class_map=class_map, iou=iou, conf=conf, batch=batch))
+                           invalid=run.invalid, slices=slices, model_sha256=model_sha256)
+    write_json(out / RUN, run_record(suite, suite_dir, detector, run, out, model_sha256=model_sha256,
+                                     class_map=class_map, iou=iou, conf=conf, batch=batch), sort_keys=False, nan="null")
     return metrics

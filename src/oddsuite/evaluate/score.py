@@ -32,12 +32,11 @@ import numpy as np
 
 from oddsuite.errors import SuiteError
 from oddsuite.evaluate.classes import parse_class_map
-from oddsuite.evaluate.io import write_json_atomic
 from oddsuite.evaluate.loop import PREDICTIONS, RUN, _score_suite, _versions
-from oddsuite.evaluate.suite import Suite, load_suite
-from oddsuite.fileio import sha256_file
+from oddsuite.fileio import sha256_file, write_json
 from oddsuite.metrics.coco import MAP_SCORE_FLOOR, engine_info
 from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU
+from oddsuite.suite.reader import Suite, load_suite
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +227,13 @@ def score(suite_dir: str | Path, predictions: str | Path | Sequence[Mapping[str,
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / PREDICTIONS, ext.predictions, indent=None)
+        write_json(out / PREDICTIONS, ext.predictions, sort_keys=False, indent=None, nan="null")
     metrics = _score_suite(suite, ext.predictions, out, iou=iou, conf=conf, dropped=dropped, invalid=None,
                            slices=slices)
     if out is None:
         return metrics
     src = Path(predictions) if isinstance(predictions, (str, Path)) else None
-    write_json_atomic(out / RUN, {
+    write_json(out / RUN, {
         "detector": {"name": name or (src.stem if src else "predictions"), "classes": None, "model_sha256": None},
         "predictions_source": {
             "path": str(src.resolve()) if src else None, "sha256": sha256_file(src) if src else None,
@@ -243,11 +242,11 @@ def score(suite_dir: str | Path, predictions: str | Path | Sequence[Mapping[str,
             "drop_unmapped": drop_unmapped,
             "images_with_predictions": len({d["image_id"] for d in ext.predictions}),
         },
-        "suite": {"path": str(Path(suite_dir).resolve()), "manifest_sha256": suite.manifest_sha256,
-                  "n_images": len(suite.gt["images"])},
+        "suite": {"path": str(Path(suite_dir).resolve()), "identity": suite.identity,
+                  "manifest_sha256": suite.manifest_sha256, "n_images": len(suite.gt["images"])},
         "settings": {"iou": iou, "conf": conf, "map_score_floor": MAP_SCORE_FLOOR},
         "predictions_sha256": sha256_file(out / PREDICTIONS),
         "engine": engine_info(),
         "versions": _versions(),
-    })
+    }, sort_keys=False, nan="null")
     return metrics

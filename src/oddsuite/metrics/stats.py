@@ -10,6 +10,7 @@ import math
 from typing import Any, Iterable
 
 import numpy as np
+from oddsuite.fileio import plain_json
 
 #: two-sided 95% normal quantile, scipy.stats.norm.ppf(0.975)
 Z95 = 1.959963984540054
@@ -118,19 +119,4 @@ def ratio_or_none(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
-def json_clean(obj: Any) -> Any:
-    """Recursively turn NaN/inf into None and numpy scalars into Python ones (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [json_clean(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
+json_clean = plain_json  # NaN/inf -> None, numpy -> Python: the one definition lives in oddsuite.fileio

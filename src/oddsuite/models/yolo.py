@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from oddsuite.fileio import atomic_write_bytes, sha256_file
+from oddsuite.fileio import atomic_write_bytes, sha256_file, write_json
 from oddsuite.errors import ModelError
 from oddsuite.models._ultra import ultralytics_offline
 from oddsuite.models.base import MAP_CONF_FLOOR, Detections, ModelInfo
@@ -298,7 +298,7 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
     }
     if extra:
         card.update({k: v for k, v in extra.items() if k not in card})
-    atomic_write_bytes(out / CARD_NAME, (json.dumps(card, indent=2) + "\n").encode())
+    write_json(out / CARD_NAME, card, sort_keys=False, indent=2)
     return out
 
 

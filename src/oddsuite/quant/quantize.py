@@ -41,9 +41,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from oddsuite.errors import ModelError, SuiteError
-from oddsuite.fileio import atomic_write_text, sha256_file
+from oddsuite.fileio import atomic_path, sha256_file, write_json
 from oddsuite.models.base import model_info
 from oddsuite.models.common import preprocess
+from oddsuite.suite.layout import MANIFEST
+from oddsuite.suite.reader import read_annotations, read_image
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +63,6 @@ _MODULE_RE = re.compile(r"(?:^|/)model\.(\d+)(?=/|$)")
 # --------------------------------------------------------------------------- calibration data
 
 
-def _read_annotations(suite_dir: Path) -> dict[str, Any]:
-    ann = suite_dir / "annotations.json"
-    if not suite_dir.is_dir():
-        raise SuiteError(f"{suite_dir}: not a suite folder")
-    if not ann.is_file():
-        raise SuiteError(f"{ann}: missing (every suite has it; see docs/FORMAT.md)")
-    try:
-        gt = json.loads(ann.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SuiteError(f"{ann}: not valid JSON ({e})") from e
-    images = gt.get("images") if isinstance(gt, dict) else None
-    if not isinstance(images, list) or not images:
-        raise SuiteError(f"{ann}: images: expected a non-empty list")
-    for i, im in enumerate(images):
-        if not isinstance(im, dict) or not isinstance(im.get("file_name"), str) or not im["file_name"] \
-                or isinstance(im.get("id"), bool) or not isinstance(im.get("id"), int):
-            raise SuiteError(f"{ann}: images[{i}]: expected an object with an integer 'id' and a 'file_name'")
-    return gt
-
-
 def calibration_sample(suite_dir: str | Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """A seeded sample of ``n`` images of the suite (all of them when it has fewer), in suite
     order: ``[{"image_id", "file_name"}]``. The draw uses ``Generator(SeedSequence([seed, n_images]))``
@@ -88,7 +70,9 @@ def calibration_sample(suite_dir: str | Path, n: int, seed: int = 0) -> list[dic
     if n < 1:
         raise ValueError(f"calibration images: expected a positive count, got {n}")
     root = Path(suite_dir)
-    images = _read_annotations(root)["images"]
+    images = read_annotations(root)["images"]
+    if not images:
+        raise SuiteError(f"{root}: annotations.json: images: expected a non-empty list")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), len(images)]))
     pick = np.arange(len(images)) if n >= len(images) else np.sort(rng.choice(len(images), size=n, replace=False))
     out = []
@@ -99,16 +83,6 @@ def calibration_sample(suite_dir: str | Path, n: int, seed: int = 0) -> list[dic
             raise SuiteError(f"{path}: image file missing (annotations.json images id {im['id']})")
         out.append({"image_id": int(im["id"]), "file_name": str(im["file_name"])})
     return out
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except OSError as e:
-        raise SuiteError(f"{path}: not a readable image ({e})") from e
 
 
 def _calibration_reader_base():
@@ -144,7 +118,7 @@ class SuiteCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
         self.pos = self.start
 
     def batch_array(self, k: int) -> np.ndarray:
-        x, _ = preprocess([load_rgb(self.paths[i]) for i in self.groups[k]], self.input_hw)
+        x, _ = preprocess([read_image(self.paths[i]) for i in self.groups[k]], self.input_hw)
         return x
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -350,7 +324,7 @@ def _op_counts(model) -> dict[str, int]:
 
 
 def _suite_manifest_sha(suite: Path) -> str | None:
-    m = suite / "manifest.json"
+    m = suite / MANIFEST
     return sha256_file(m) if m.is_file() else None
 
 
@@ -412,15 +386,9 @@ def _publish(qm, out: Path, src: FloatSource, settings: dict[str, Any], n_images
         meta["imgsz"] = str(list(input_hw))
     set_metadata(qm, meta)
     onnx.checker.check_model(qm)
-    fd, final_tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save(qm, final_tmp)
+    with atomic_path(out) as final_tmp:
+        onnx.save(qm, str(final_tmp))
         OnnxDetector(final_tmp, name=out.stem)  # it must load in the adapter before it is published
-        os.replace(final_tmp, out)
-    except BaseException:
-        Path(final_tmp).unlink(missing_ok=True)
-        raise
 
 
 def _record(out: Path, ops: dict[str, int], src: FloatSource, input_hw: tuple[int, int], suite: Path,
@@ -506,7 +474,7 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
                      batch=int(fixed_batch or 1), chunk=int(stride), settings=settings, pre_info=pre_info,
                      exclude=exclude, warnings=warnings)
     rec_path = record_path_for(out)
-    atomic_write_text(rec_path, json.dumps(record, indent=1, allow_nan=False) + "\n")
+    write_json(rec_path, record, sort_keys=False, nan="null")
     return QuantizeResult(out, rec_path, record)
 
 

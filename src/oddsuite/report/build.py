@@ -19,8 +19,11 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from oddsuite.errors import OddsuiteError
+from oddsuite.errors import OddsuiteError, SuiteError
 from oddsuite.report.extras import consistency_summary, find_extra_dirs, read_extra
+from oddsuite.suite.layout import MANIFEST
+from oddsuite.suite.manifest import read_manifest
+from oddsuite.suite.reader import read_annotations
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
 from oddsuite.report.scoring import full_fp_section, tide_section
 
@@ -278,13 +281,12 @@ def _read_inputs(res: Path, suite_dir: str | Path | None, trace: Mapping[str, An
 
 def _read_suite(inp: _Inputs, outcomes: pd.DataFrame | None, image_width: int | None) -> None:
     """The suite's manifest and ground truth, the predictions, and the image drawer."""
-    mpath = inp.suite / "manifest.json"
-    if mpath.is_file():
+    if (inp.suite / MANIFEST).is_file():
         try:
-            inp.manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            inp.notes.append(f"{mpath}: not valid JSON")
-    inp.gt = json.loads((inp.suite / "annotations.json").read_text(encoding="utf-8"))
+            inp.manifest = read_manifest(inp.suite)
+        except SuiteError as e:
+            inp.notes.append(str(e))
+    inp.gt = read_annotations(inp.suite)
     preds: list[Any] = []
     ppath = inp.res / "predictions.json"
     if ppath.is_file():
@@ -312,6 +314,7 @@ def _summary_section(inp: _Inputs) -> dict[str, Any]:
         "variants": variants, "modes": modes, "plan": _get(manifest, "plan", "plan"),
         "categories": manifest.get("categories") or ([c["name"] for c in gt["categories"]] if gt else []),
         "manifest_sha256": _get(run, "suite", "manifest_sha256"),
+        "suite_identity": _get(run, "suite", "identity") or _get(metrics, "evidence", "suite_identity"),
         "suite_path": str(inp.suite) if inp.suite else _get(run, "suite", "path"),
         "detector": _get(run, "detector", "name"), "model_sha256": _get(run, "detector", "model_sha256"),
         "detector_classes": list((_get(run, "detector", "classes") or {}).values()),

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from oddsuite.errors import ModelError, OddsuiteError
+from oddsuite.fileio import atomic_write_text, write_json
 from oddsuite.models.base import model_info
-from oddsuite.evaluate.io import write_json_atomic, write_text_atomic
 from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, IMAGE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ def compare_layers(suite, det_a, det_b, out: Path, *, n_images: int = 4, seed: i
     """layers.json + layers.png in ``out``; returns a summary for consistency.json (or why it was skipped)."""
     from oddsuite.models.onnx_rt import onnx_file_of
     from oddsuite.quant.debug import layer_divergence, plot_layers
-    from oddsuite.quant.quantize import load_rgb
+    from oddsuite.suite import read_image
 
     work = out / ".state" / "onnx"
     work.mkdir(parents=True, exist_ok=True)
@@ -260,12 +260,12 @@ def compare_layers(suite, det_a, det_b, out: Path, *, n_images: int = 4, seed: i
     fa, fb = fa[0], fb[0]
     picked = _layer_images(suite, n_images, seed)
     try:
-        res = layer_divergence(fa, fb, [load_rgb(suite.image_path(im)) for im in picked],
+        res = layer_divergence(fa, fb, [read_image(suite.image_path(im)) for im in picked],
                                image_names=[str(im["file_name"]) for im in picked], threads=threads)
     except (ModelError, ValueError) as e:
         return {"skipped": str(e)}
     res["model_a"]["name"], res["model_b"]["name"] = str(det_a.name), str(det_b.name)
-    write_json_atomic(out / "layers.json", res)
+    write_json(out / "layers.json", res, sort_keys=False, nan="null")
     plot_layers(res, out / "layers.png", title=f"SQNR of B ({det_b.name}) vs A ({det_a.name}) along the network, "
                                               f"{res['n_images']} images")
     return {"json": "layers.json", "plot": "layers.png", "n_images": res["n_images"], "n_tensors": res["n_tensors"],
@@ -288,7 +288,7 @@ def _guard(out: Path, key: dict[str, Any]) -> None:
             diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
             raise OddsuiteError(f"{out}: holds a comparison of other models or another suite (differs in {diff}); "
                                 f"use another --out folder or delete it")
-    write_json_atomic(path, key)
+    write_json(path, key, sort_keys=False, nan="null")
 
 
 def _evaluate_both(suite_dir, suite, dets: dict[str, Any], out: Path, *, iou: float, conf: float, batch: int,
@@ -333,7 +333,7 @@ def compare_models(suite_dir: str | Path, model_a, model_b, out_dir: str | Path,
     model_a / model_b: model paths (anything ``load_detector`` accepts) or Detector objects.
     layer_images: images for the layer-level SQNR (0: skip it).
     """
-    from oddsuite.evaluate import load_suite
+    from oddsuite.suite import load_suite
     from oddsuite.metrics.consistency import consistency
 
     out = Path(out_dir)
@@ -372,6 +372,6 @@ def compare_models(suite_dir: str | Path, model_a, model_b, out_dir: str | Path,
         "layers": layers,
         "notes": dict(NOTES),
     }
-    write_json_atomic(out / "consistency.json", result)
-    write_text_atomic(out / "consistency.csv", consistency_table(result).to_csv(index=False))
+    write_json(out / "consistency.json", result, sort_keys=False, nan="null")
+    atomic_write_text(out / "consistency.csv", consistency_table(result).to_csv(index=False))
     return result

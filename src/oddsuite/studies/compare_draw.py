@@ -82,8 +82,10 @@ def draw_pair(image_path: Path, out_path: Path, *, rois: Sequence[Mapping[str, A
     ignore, outcome_a, outcome_b, flipped."""
     from PIL import Image, ImageDraw
 
-    with Image.open(image_path) as im:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    from oddsuite.fileio import atomic_write
+    from oddsuite.suite import read_image
+
+    rgb = read_image(image_path)
     scale = max(1, math.ceil(MIN_PANEL_W / rgb.shape[1]))
     font, small = _font(13), _font(11)
     left = _panel(rgb, scale, rois, "outcome_a", dets_a, cat_names, f"A: {name_a}  ({len(dets_a)} detections)",
@@ -95,8 +97,5 @@ def draw_pair(image_path: Path, out_path: Path, *, rois: Sequence[Mapping[str, A
     canvas.paste(left, (0, 0))
     canvas.paste(right, (left.width + gap, 0))
     ImageDraw.Draw(canvas).text((4, left.height + 4), caption, fill=(255, 255, 255), font=font)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    canvas.save(tmp, format="PNG")
-    tmp.replace(out_path)
+    atomic_write(out_path, lambda f: canvas.save(f, format="PNG"))
     return out_path

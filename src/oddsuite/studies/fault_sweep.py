@@ -34,6 +34,7 @@ from oddsuite.accelerator.detector import AcceleratorDetector, AcceleratorRecipe
 from oddsuite.accelerator.faults import FaultMap, TimingErrors
 from oddsuite.accelerator.systolic import SystolicArray
 from oddsuite.errors import ModelError, OddsuiteError
+from oddsuite.fileio import write_json
 from oddsuite.fileio import atomic_write_text as _atomic_text
 from oddsuite.models.base import is_torch_detector, model_info
 from oddsuite.models.loader import DetectorRecipe
@@ -123,7 +124,7 @@ def _metric(metrics: dict, *path, default=None):
 def calibration_files(suite_dir: str | Path, n: int) -> list[Path]:
     """The first ``n`` full-scene images of the suite (all images if it has no full ones), as
     absolute paths: the int8 calibration images of a sweep."""
-    from oddsuite.evaluate import load_suite
+    from oddsuite.suite import load_suite
 
     suite = load_suite(suite_dir)
     images = [im for im in suite.gt["images"] if im.get("is_full")] or list(suite.gt["images"])
@@ -346,7 +347,7 @@ def sweep_summary(rows: Sequence[dict], spec: SweepSpec) -> list[dict]:
 
 
 def _write_results(out: Path, results: dict, rows: list[dict]) -> None:
-    _atomic_text(out / "results.json", json.dumps(results, indent=1))
+    write_json(out / "results.json", results, sort_keys=False, nan="null")
     buf = io.StringIO()
     fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
     w = csv.DictWriter(buf, fieldnames=fields)

@@ -18,7 +18,6 @@ map for ``n`` faulty PEs is its first ``n`` faults, because seeded maps are nest
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import time
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from oddsuite.fileio import atomic_write
+from oddsuite.fileio import atomic_write, write_json
 from oddsuite.fileio import atomic_write_text as _atomic_text
 from oddsuite.accelerator.faults import FaultMap, TimingErrors
 from oddsuite.accelerator.mitigation import fap_masks, fine_tune_with_masks
@@ -290,7 +289,7 @@ def findings(results: dict) -> dict:
 def write_results(results: dict, out_dir, maps: dict[int, FaultMap] | None = None) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "results.json", json.dumps(results, indent=1))
+    write_json(out / "results.json", results, sort_keys=False, nan="null")
     _write_csv(out / "stuck_at.csv", results["stuck_at"])
     _write_csv(out / "timing.csv", results["timing"])
     if maps:

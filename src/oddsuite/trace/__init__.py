@@ -3,7 +3,7 @@
 pairs of dimensions, readable rules from a shallow decision tree, the co-present ROIs
 that break each failing ROI class (instance by instance), and the effect of a class's
 presence with what the permutation plan could and could not separate. May import
-``metrics``, ``errors``, ``fileio`` and ``evaluate.io``; nothing above it. See
+``metrics``, ``suite`` (its reader), ``odd``, ``errors`` and ``fileio``; nothing above it. See
 ``oddsuite.trace.core``."""
 from oddsuite.trace.core import (DEFAULT_MIN_SUPPORT, FORMAT, TRACE_DIR, TRACE_JSON, Trace, find_suite, load_trace,
                                  suite_plan, trace_outcomes, trace_results, write_trace)

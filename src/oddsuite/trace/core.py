@@ -31,8 +31,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from oddsuite.fileio import atomic_write_bytes
+from oddsuite.fileio import atomic_write_bytes, write_json
 from oddsuite.errors import OddsuiteError
+from oddsuite.suite.layout import ANNOTATIONS, MANIFEST
+from oddsuite.suite.manifest import read_manifest
+from oddsuite.suite.reader import read_annotations
 from oddsuite.metrics.stats import json_clean
 from oddsuite.trace.dimensions import build_dimensions
 from oddsuite.trace.influence import full_boxes, influence_ranking
@@ -228,7 +231,7 @@ def find_suite(results_dir: Path, suite_dir: str | Path | None = None) -> Path |
     suite path when it still exists. None when neither is at hand."""
     if suite_dir is not None:
         p = Path(suite_dir)
-        if not (p / "annotations.json").is_file():
+        if not (p / ANNOTATIONS).is_file():
             raise OddsuiteError(f"{p}: not a suite folder (no annotations.json)")
         return p
     run = results_dir / "run.json"
@@ -237,7 +240,7 @@ def find_suite(results_dir: Path, suite_dir: str | Path | None = None) -> Path |
             path = json.loads(run.read_text(encoding="utf-8")).get("suite", {}).get("path")
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             path = None
-        if path and (Path(path) / "annotations.json").is_file():
+        if path and (Path(path) / ANNOTATIONS).is_file():
             return Path(path)
     return None
 
@@ -245,10 +248,9 @@ def find_suite(results_dir: Path, suite_dir: str | Path | None = None) -> Path |
 def suite_plan(suite: Path) -> str | None:
     """The permutation plan of a suite as its manifest records it (``k-subsets`` with its
     k), None when the manifest does not say."""
-    path = suite / "manifest.json"
-    if not path.is_file():
+    if not (suite / MANIFEST).is_file():
         return None
-    plan = _read_json(path).get("plan")
+    plan = read_manifest(suite).get("plan")
     if not isinstance(plan, Mapping) or not plan.get("plan"):
         return None
     name = str(plan["plan"])
@@ -297,7 +299,7 @@ def trace_results(results_dir: str | Path, *, suite_dir: str | Path | None = Non
     suite = find_suite(res, suite_dir)
     boxes = None
     if suite is not None:
-        boxes = full_boxes(_read_json(suite / "annotations.json"))
+        boxes = full_boxes(read_annotations(suite))
         options.setdefault("plan", suite_plan(suite))
     else:
         log.info("%s: suite not found (run.json's path); ROI sides from ground-plane positions", res)
@@ -317,13 +319,11 @@ def trace_results(results_dir: str | Path, *, suite_dir: str | Path | None = Non
 
 def write_trace(trace: Trace, out_dir: str | Path) -> Path:
     """trace.json and the PNG figures into ``out_dir`` (atomic writes). Returns trace.json's path."""
-    from oddsuite.evaluate.io import write_json_atomic
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, png in trace.figures.items():
         atomic_write_bytes(out / name, png)
-    write_json_atomic(out / TRACE_JSON, trace.data)
+    write_json(out / TRACE_JSON, trace.data, sort_keys=False, nan="null")
     return out / TRACE_JSON
 
 def load_trace(path: str | Path) -> dict[str, Any]:

@@ -8,10 +8,13 @@ files: it is not a suite to verify or evaluate, only input for export / training
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+
+from oddsuite.fileio import atomic_write_bytes, write_json
+from oddsuite.suite.io import png_bytes
+from oddsuite.suite.layout import ANNOTATIONS, scene_folder
 
 TOY_CLASSES = ("box", "disc")
 
@@ -55,8 +58,6 @@ def _place_shapes(rng: np.random.Generator, h: int, w: int, objects: tuple[int, 
 def make_toy_suite(out_dir: str | Path, scenes: int = 4, size: tuple[int, int] = (96, 128), seed: int = 0,
                    objects: tuple[int, int] = (1, 3)) -> Path:
     """Write ``scenes`` scenes of ``size`` (h, w) with 1..3 non-overlapping boxes and discs; returns the suite dir."""
-    from PIL import Image
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     h, w = size
@@ -73,9 +74,8 @@ def make_toy_suite(out_dir: str | Path, scenes: int = 4, size: tuple[int, int] =
             img_id += 1
             sub_shapes = [s for s in shapes if s["roi"] in subset]
             img = _draw(sub_shapes, h, w, bg, noise)
-            name = f"images/{sid:06d}/s{'-'.join(map(str, subset))}_clear_{mode}.png"
-            (out / name).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(out / name)
+            name = f"{scene_folder(sid)}/s{'-'.join(map(str, subset))}_clear_{mode}.png"
+            atomic_write_bytes(out / name, png_bytes(img))
             images.append({"id": img_id, "file_name": name, "width": w, "height": h, "scene_id": sid,
                            "subset": subset, "n_rois": len(shapes), "variant": "clear", "mode": mode,
                            "is_full": subset == all_rois})
@@ -94,7 +94,7 @@ def make_toy_suite(out_dir: str | Path, scenes: int = 4, size: tuple[int, int] =
         "annotations": anns,
         "categories": [{"id": i + 1, "name": n, "supercategory": "object"} for i, n in enumerate(TOY_CLASSES)],
     }
-    (out / "annotations.json").write_text(json.dumps(coco, indent=1))
+    write_json(out / ANNOTATIONS, coco)
     return out
 
 

@@ -25,31 +25,13 @@ from typing import Sequence, Literal
 import numpy as np
 
 from oddsuite.errors import SuiteError
-from oddsuite.fileio import atomic_write_text, sha256_file
+from oddsuite.fileio import atomic_write_text, sha256_file, write_json
+from oddsuite.suite.layout import ANNOTATIONS, MANIFEST
+from oddsuite.suite.reader import read_annotations
 
 log = logging.getLogger(__name__)
 
 EXPORT_CARD = "export.json"
-
-
-def _load_annotations(suite: Path) -> dict:
-    ann_path = suite / "annotations.json"
-    if not ann_path.is_file():
-        raise SuiteError(f"{suite}: not a suite (no annotations.json)")
-    try:
-        coco = json.loads(ann_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SuiteError(f"{ann_path}: cannot read: {e}") from e
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(coco.get(key), list):
-            raise SuiteError(f"{ann_path}: field '{key}' must be a list")
-    for i, c in enumerate(coco["categories"]):
-        if not isinstance(c, dict) or not isinstance(c.get("id"), int) or not isinstance(c.get("name"), str):
-            raise SuiteError(f"{ann_path}: categories[{i}] needs an integer 'id' and a string 'name'")
-    for i, im in enumerate(coco["images"]):
-        if not isinstance(im, dict) or not all(k in im for k in ("id", "file_name", "width", "height")):
-            raise SuiteError(f"{ann_path}: images[{i}] needs 'id', 'file_name', 'width', 'height'")
-    return coco
 
 
 def _is_full_scene(im: dict) -> bool:
@@ -150,8 +132,8 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
         raise ValueError(f"images must be 'full' or 'all', got {images!r}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    coco = _load_annotations(suite)
-    ann_path = suite / "annotations.json"
+    coco = read_annotations(suite)
+    ann_path = suite / ANNOTATIONS
     cats = sorted(coco["categories"], key=lambda c: c["id"])
     cat_index, names = _label_index(cats, classes, ann_path)
 
@@ -192,7 +174,7 @@ def export_yolo(suite_dir: str | Path, out_dir: str | Path, *, images: Literal["
         "val_scenes": sorted(val_scenes, key=str),
         "files": files,
     }
-    atomic_write_text(out / EXPORT_CARD, json.dumps(card, indent=1) + "\n")
+    write_json(out / EXPORT_CARD, card, sort_keys=False)
     log.info("exported %d images (%d boxes, %d ignore boxes left out) to %s", len(files), counts["boxes"],
              counts["ignored"], out)
     return data_yaml
@@ -210,7 +192,7 @@ def exported_from(data_yaml: str | Path, suite_dir: str | Path) -> list[str]:
             return None
 
     data_yaml, suite = Path(data_yaml), Path(suite_dir).resolve()
-    ours = {"manifest.json": digest(suite / "manifest.json"), "annotations.json": digest(suite / "annotations.json")}
+    ours = {MANIFEST: digest(suite / MANIFEST), ANNOTATIONS: digest(suite / ANNOTATIONS)}
     cards = [data_yaml.parent / EXPORT_CARD] + sorted(data_yaml.parent.glob(f"*/{EXPORT_CARD}"))
     out = []
     for card_path in cards:
@@ -223,8 +205,8 @@ def exported_from(data_yaml: str | Path, suite_dir: str | Path) -> list[str]:
         src = Path(str(card["suite"]))
         if src.resolve() == suite:
             out.append(f"was exported from {suite}")
-        elif ours["manifest.json"] and digest(src / "manifest.json") == ours["manifest.json"]:
+        elif ours[MANIFEST] and digest(src / MANIFEST) == ours[MANIFEST]:
             out.append(f"was exported from {src}, whose manifest.json equals the evaluated suite's")
-        elif ours["annotations.json"] and card.get("annotations_sha256") == ours["annotations.json"]:
+        elif ours[ANNOTATIONS] and card.get("annotations_sha256") == ours[ANNOTATIONS]:
             out.append(f"was exported from {src}, whose annotations.json equals the evaluated suite's")
     return out

@@ -1,7 +1,9 @@
-"""Reading a suite for evaluation: annotations.json, scenes.parquet, rois.parquet (FORMAT.md).
+"""The one reader of a suite: annotations.json, scenes.parquet, rois.parquet, the images
+and the manifest's identity (docs/FORMAT.md).
 
 Reads only the on-disk contract. Every problem raises ``SuiteError`` naming the file and
-the field.
+the field. Every stage that opens a suite image does it through :func:`read_image`.
+Imports ``fileio``, ``errors`` and the ``suite`` modules ``layout`` and ``manifest``.
 """
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from oddsuite.errors import SuiteError
+from oddsuite.suite.layout import ANNOTATIONS, MANIFEST, ROIS, SCENES
+from oddsuite.suite.manifest import check_relative_path, identity_of
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +30,16 @@ ROIS_REQUIRED = ["scene_id", "roi_id", "category", "category_id"]
 
 @dataclass(frozen=True)
 class Suite:
-    """A suite read from disk. ``gt`` is the annotations.json dict (validated)."""
+    """A suite read from disk. ``gt`` is the annotations.json dict (validated);
+    ``manifest_sha256`` the SHA-256 of manifest.json's bytes and ``identity`` that of its
+    canonical form (equal for a suite ``generate`` wrote; None without a manifest)."""
 
     root: Path
     gt: dict[str, Any]
     scenes: pd.DataFrame
     rois: pd.DataFrame
     manifest_sha256: str | None
+    identity: str | None = None
 
     @property
     def categories(self) -> dict[int, str]:
@@ -42,8 +49,34 @@ class Suite:
     def image_ids(self) -> list[int]:
         return [int(im["id"]) for im in self.gt["images"]]
 
-    def image_path(self, image: dict[str, Any]) -> Path:
+    def image_path(self, image: Mapping[str, Any]) -> Path:
         return self.root / str(image["file_name"])
+
+    def read_image(self, image: Mapping[str, Any]) -> np.ndarray:
+        """One image of annotations.json as RGB uint8 (H, W, 3), checked against its width and height."""
+        return read_image(self.image_path(image), size=(int(image["width"]), int(image["height"])),
+                          what=f"{ANNOTATIONS} images id {image['id']}")
+
+
+def read_image(path: str | Path, *, size: tuple[int, int] | None = None, what: str = "") -> np.ndarray:
+    """A suite image as RGB uint8, shape (H, W, 3). ``size``: the (width, height) it must
+    have; ``what``: where it is listed, for messages. SuiteError naming the file when it is
+    missing, unreadable or of another size."""
+    from PIL import Image
+
+    path = Path(path)
+    listed = f" ({what})" if what else ""
+    if not path.is_file():
+        raise SuiteError(f"{path}: image file missing{listed}")
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise SuiteError(f"{path}: not a readable image{listed} ({e})") from e
+    if size is not None and (arr.shape[1], arr.shape[0]) != (size[0], size[1]):
+        raise SuiteError(f"{path}: is {arr.shape[1]}x{arr.shape[0]} but {what or 'the suite'} says width "
+                         f"{size[0]}, height {size[1]}")
+    return arr
 
 
 def _is_int(v: Any) -> bool:
@@ -85,6 +118,7 @@ def validate_annotations(gt: Any, path: Path) -> None:
         _need(_is_int(im.get("id")) and int(im["id"]) not in subsets, f"{where}.id", "a unique integer", im.get("id"))
         _need(isinstance(im.get("file_name"), str) and im["file_name"] != "", f"{where}.file_name",
               "a path relative to the suite", im.get("file_name"))
+        check_relative_path(im["file_name"], f"{where}.file_name")
         for key in ("width", "height"):
             _need(_is_int(im.get(key)) and im[key] > 0, f"{where}.{key}", "a positive integer", im.get(key))
         _need(_is_int(im.get("scene_id")), f"{where}.scene_id", "an integer", im.get("scene_id"))
@@ -137,21 +171,44 @@ def _read_parquet(path: Path, required: list[str]) -> pd.DataFrame:
     return df
 
 
-def load_suite(suite_dir: str | Path) -> Suite:
-    """Read and check a suite folder (annotations.json, scenes.parquet, rois.parquet)."""
+def read_annotations(suite_dir: str | Path) -> dict[str, Any]:
+    """annotations.json of a suite folder, checked (:func:`validate_annotations`)."""
     root = Path(suite_dir)
     if not root.is_dir():
-        raise SuiteError(f"{root}: not a suite folder")
-    ann_path = root / "annotations.json"
+        raise SuiteError(f"{root}: not a suite folder (no {ANNOTATIONS})")
+    ann_path = root / ANNOTATIONS
     if not ann_path.is_file():
         raise SuiteError(f"{ann_path}: missing (every suite has it; see docs/FORMAT.md)")
     try:
         gt = json.loads(ann_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise SuiteError(f"{ann_path}: not valid JSON ({e})") from e
     validate_annotations(gt, ann_path)
+    return gt
 
-    scenes_path = root / "scenes.parquet"
+
+def manifest_digests(suite_dir: str | Path) -> tuple[str | None, str | None]:
+    """(SHA-256 of manifest.json's bytes, identity) of a folder; (None, None) without a
+    manifest, (sha, None) when it is not a JSON object (``oddsuite verify`` says why)."""
+    path = Path(suite_dir) / MANIFEST
+    if not path.is_file():
+        return None, None
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        man = json.loads(data.decode("utf-8"))
+        return digest, identity_of(man) if isinstance(man, dict) else None
+    except (ValueError, TypeError, RecursionError):  # not UTF-8 / JSON, or NaN in it
+        log.warning("%s: not a valid manifest; the suite has no identity (run `oddsuite verify`)", path)
+        return digest, None
+
+
+def load_suite(suite_dir: str | Path) -> Suite:
+    """Read and check a suite folder (annotations.json, scenes.parquet, rois.parquet)."""
+    root = Path(suite_dir)
+    gt = read_annotations(root)
+
+    scenes_path = root / SCENES
     scenes = _read_parquet(scenes_path, SCENES_REQUIRED)
     ids = [int(im["id"]) for im in gt["images"]]
     s_ids = scenes["image_id"].astype("int64").tolist()
@@ -166,7 +223,7 @@ def load_suite(suite_dir: str | Path) -> Suite:
     if bad:
         raise SuiteError(f"{scenes_path}: scene_id: differs from annotations.json for image_id {bad[:5]}")
 
-    rois_path = root / "rois.parquet"
+    rois_path = root / ROIS
     rois = _read_parquet(rois_path, ROIS_REQUIRED)
     keys = list(zip(rois["scene_id"].astype("int64").tolist(), rois["roi_id"].astype("int64").tolist()))
     if len(set(keys)) != len(keys):
@@ -188,10 +245,7 @@ def load_suite(suite_dir: str | Path) -> Suite:
             raise SuiteError(f"{rois_path}: category_id: scene {key[0]} roi {key[1]} is {roi_cat[key]} here "
                              f"but {c} in annotations.json")
 
-    manifest = root / "manifest.json"
-    digest = None
-    if manifest.is_file():
-        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    else:
-        log.warning("%s: missing; run.json will record no suite hash", manifest)
-    return Suite(root, gt, scenes, rois, digest)
+    digest, identity = manifest_digests(root)
+    if digest is None:
+        log.warning("%s: missing; run.json will record no suite hash", root / MANIFEST)
+    return Suite(root, gt, scenes, rois, digest, identity)
