@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from tqdm import tqdm
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="render a validation suite from an ODD spec",
@@ -22,39 +20,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="remove-mode subsets: exact re-render, or composite (1 + n renders per scene and variant)")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="where scenes run (default local)")
     p.add_argument("--address", default=None, help="Ray cluster address (with --executor ray), e.g. auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def make_executor(args):
-    if getattr(args, "executor", "local") == "ray":
-        from oddsuite.run.ray_executor import RayExecutor
+    from oddsuite.run import make_executor
 
-        return RayExecutor(workers=args.workers, address=args.address)
-    from oddsuite.run import LocalExecutor
-
-    return LocalExecutor(args.workers)
+    return make_executor(getattr(args, "executor", "local"), args.workers, getattr(args, "address", None))
 
 
 def run(args) -> int:
     from oddsuite.suite import generate_suite
+    from oddsuite.suite.progress import ImageBar
 
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes is not None else None
-    bar: dict = {}
 
-    def on_start(n_scenes: int, n_images: int) -> None:
-        print(f"{args.spec}: {n_scenes} scenes, {n_images} images -> {args.out}")
-        bar["b"] = tqdm(total=n_images, unit="img", desc="rendering")
+    def header(n_scenes: int, n_images: int) -> None:
+        print(f"{args.spec}: {n_scenes} scenes, {n_images} images -> {args.out}", flush=True)
 
-    def on_scene(n: int) -> None:
-        bar["b"].update(n)
-
-    try:
+    with ImageBar(enabled=not args.no_progress, header=header) as bar:  # moves per image, on any executor
         res = generate_suite(args.spec, args.out, scenes=args.scenes, seed=args.seed, workers=args.workers,
                              plan=args.plan, modes=modes, renderer=args.renderer, executor=make_executor(args),
-                             on_start=on_start, on_scene=on_scene)
-    finally:
-        if "b" in bar:
-            bar["b"].close()
+                             on_start=bar.on_start, on_image=bar.on_image)
     extra = f" ({res.resumed} scenes kept from an earlier run)" if res.resumed else ""
     print(f"suite written: {res.out_dir} ({res.scenes} scenes, {res.images} images){extra}")
     return 0

@@ -74,3 +74,15 @@ def _is_user_error(exc: BaseException) -> bool:
 
 def _failure(k: Any, exc: BaseException, tries: int) -> TaskFailure:
     return TaskFailure(k, f"{type(exc).__name__}: {exc}", tries)
+
+
+def make_executor(kind: str = "local", workers: int = 1, address: str | None = None):
+    """The executor a command's ``--executor/--workers/--address`` name: a LocalExecutor of
+    ``workers`` processes, or a RayExecutor (``address``: join that cluster)."""
+    if kind == "ray":
+        from oddsuite.run.ray_executor import RayExecutor
+
+        return RayExecutor(workers=workers, address=address)
+    if kind != "local":
+        raise ValueError(f"executor must be 'local' or 'ray', got {kind!r}")
+    return LocalExecutor(workers)

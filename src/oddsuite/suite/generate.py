@@ -23,6 +23,7 @@ from oddsuite import __version__
 from oddsuite.errors import SpecError, SuiteError
 from oddsuite.odd import OddSpec, SceneParams, parse_spec, sample_scene
 from oddsuite.permute.plans import plan_size, subset_code, subsets
+from oddsuite.suite.progress import watched
 from oddsuite.suite.io import atomic_write_bytes, atomic_write_json, dumps_json, parquet_bytes, png_bytes, sha256_file
 
 log = logging.getLogger(__name__)
@@ -205,9 +206,12 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
                    plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None,
                    renderer: Optional[str] = None, executor: Any = None,
                    on_start: Optional[Callable[[int, int], None]] = None,
-                   on_scene: Optional[Callable[[int], None]] = None) -> GenerateResult:
+                   on_scene: Optional[Callable[[int], None]] = None,
+                   on_image: Optional[Callable[[int], None]] = None) -> GenerateResult:
     """Generate (or resume) a suite. ``on_start(n_scenes, n_images)`` is called once the
-    work is counted; ``on_scene(n_images)`` after each scene finishes."""
+    work is counted; ``on_scene(n_images)`` after each scene finishes; ``on_image(n)`` with the
+    number of images finished so far, as they are written, on any executor
+    (:func:`oddsuite.suite.progress.watch_images`)."""
     from oddsuite.odd import load_spec
 
     spec = load_spec(spec_path)
@@ -240,7 +244,7 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
     from oddsuite.run import TaskFailure
 
     failures = []
-    for job, rec in executor.map(render_scene, todo, key=lambda j: j.scene_id):
+    for job, rec in watched(executor.map(render_scene, todo, key=lambda j: j.scene_id), out, on_image):
         if isinstance(rec, TaskFailure):
             failures.append(rec)
             log.error("scene %s failed: %s", rec.key, rec.error)
