@@ -15,12 +15,15 @@ the COCO models the 91 COCO labels with ``__background__`` and ``N/A`` gaps, so 
 A model trained for other classes gives ``num_classes`` and ``classes`` (a list, index =
 label, index 0 the background for the R-CNNs and SSDs) in ``model_args``; every other
 ``model_args`` entry goes to the builder (``min_size``, ``max_size``, ``box_detections_per_img``,
-``topk_candidates``...).
+``topk_candidates``...), except the adapter's own ``batch_size`` (images per forward pass),
+``threads`` (torch threads while predicting; 1 gives the same floats in every pool or Ray
+worker) and ``device``.
 
 ``predict`` receives HxWx3 uint8 RGB images; the model normalises and resizes them itself
 (its ``GeneralizedRCNNTransform``) and returns boxes in the input image's pixels. The
 score threshold inside the model (``roi_heads.score_thresh`` or ``score_thresh``) is set to
-``predict``'s ``conf`` for each call, so mAP sees every box down to COCO's 0.001 floor.
+``predict``'s ``conf`` for each call (every score >= conf is kept), so mAP sees every box down
+to COCO's 0.001 floor; the model's own default (0.05 for Faster R-CNN) does not apply.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 SCHEME = "torchvision"
 #: model_args that describe the classes rather than go to the builder
 CLASS_ARGS = ("classes",)
+#: model_args that are options of the adapter (also accepted as load_detector options)
+ADAPTER_ARGS = ("batch_size", "threads", "device")
 
 
 def builders() -> list[str]:
@@ -134,10 +139,13 @@ class TorchvisionDetector:
         self.info = info or ModelInfo(precision="fp32", input_hw=tuple(int(v) for v in fixed) if fixed else None)
 
     def _set_conf(self, conf: float) -> None:
+        """The model's own score threshold, just under ``conf``: torchvision keeps scores
+        strictly above it, ``predict`` keeps scores >= ``conf`` (float32, as the scores are)."""
+        below = float(np.nextafter(np.float32(conf), np.float32(0)))
         heads = getattr(self.network, "roi_heads", None)
         for obj in (heads, self.network):
             if obj is not None and hasattr(obj, "score_thresh"):
-                obj.score_thresh = float(conf)
+                obj.score_thresh = below
                 return
 
     def predict(self, images: Sequence[np.ndarray], conf: float = MAP_CONF_FLOOR) -> list[Detections]:
@@ -152,8 +160,7 @@ class TorchvisionDetector:
                 for im in part:
                     if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
                         raise ValueError(f"expected HxWx3 uint8 RGB images, got {im.shape} {im.dtype}")
-                x = [torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).to(self.device).float().div_(255.0)
-                     for im in part]
+                x = [torch.tensor(im).permute(2, 0, 1).to(self.device).float().div_(255.0) for im in part]
                 for r in self.network(x):
                     keep = r["scores"] >= conf
                     out.append(Detections(r["boxes"][keep].cpu().numpy(), r["scores"][keep].cpu().numpy(),
@@ -179,7 +186,8 @@ def load_torchvision(name: str, weights: Path, pin: str | None, model_args: Mapp
     if not weights.is_file():
         raise ModelError(f"{weights}: no such weights file (torchvision:{name} needs a local state dict)")
     sha = check_sha256(weights, pin)
-    kwargs = {k: v for k, v in model_args.items() if k not in CLASS_ARGS}
+    kwargs = {k: v for k, v in model_args.items() if k not in CLASS_ARGS + ADAPTER_ARGS}
+    options = {**{k: v for k, v in model_args.items() if k in ADAPTER_ARGS}, **options}
     names = model_args.get("classes")
     if names is None:
         if "num_classes" in kwargs:
