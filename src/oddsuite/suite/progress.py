@@ -103,6 +103,7 @@ class ImageBar:
                  header: Callable[[int, int], None] | None = None):
         self.enabled, self.desc, self.header = enabled, desc, header
         self.bar = None
+        self.started = False
 
     def on_start(self, n_scenes: int, n_images: int) -> None:
         from tqdm.auto import tqdm
@@ -114,8 +115,9 @@ class ImageBar:
     def on_image(self, n: int) -> None:
         if self.bar is None:
             return
-        if self.bar.n == 0 and self.bar.last_print_n == 0:  # images kept from an earlier run: no rate spike
-            self.bar.n = self.bar.last_print_n = n
+        if not self.started:  # images kept from an earlier run count as the start, not as speed
+            self.started = True
+            self.bar.initial = self.bar.n = n
             self.bar.refresh()
         else:
             self.bar.update(n - self.bar.n)
