@@ -30,11 +30,9 @@ both: calling ``oddsuite.trace(...)`` runs the step, and any attribute,
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
 import types
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -44,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only; nothing is impor
     import pandas as pd
 
     from oddsuite.models.base import Detector
+    from oddsuite.results import (Comparison, Evaluation, FaultSweep, Quantized, Report, Suite, Trace,
+                                  Verification)
 
 __all__ = [
     "generate", "verify", "evaluate", "score", "trace", "report", "compare", "quantize", "faults",
@@ -51,15 +51,15 @@ __all__ = [
     "Detections", "Detector", "ModelInfo", "load_detector", "__version__",
 ]
 
-#: names served from oddsuite.models on first use (PEP 562), so ``import oddsuite`` stays light
-_MODELS = {"Detections", "Detector", "ModelInfo", "load_detector"}
+#: names served on first use (PEP 562), so that ``import oddsuite`` stays light
+_LAZY = {**dict.fromkeys(("Detections", "Detector", "ModelInfo", "load_detector"), "oddsuite.models"),
+         **dict.fromkeys(("Suite", "Verification", "Evaluation", "Trace", "Report", "Comparison", "Quantized",
+                          "FaultSweep"), "oddsuite.results")}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODELS:
-        from oddsuite import models
-
-        return getattr(models, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'oddsuite' has no attribute {name!r}")
 
 
@@ -114,18 +114,6 @@ def _step(package: str) -> Callable[[Callable[..., Any]], _Step]:
     return lambda fn: _Step(fn, package)
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.read_parquet(path)
-
-
-def _read_json(path: Path) -> Any:
-    import json
-
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def _executor(executor: Any, workers: int, address: str | None, in_process: bool) -> Any:
     """An executor object from ``"local"`` / ``"ray"`` / None / an object; None when the work
     may run in this process (``in_process`` and a local run with one worker)."""
@@ -137,185 +125,6 @@ def _executor(executor: Any, workers: int, address: str | None, in_process: bool
     if in_process and kind == "local" and workers <= 1:
         return None
     return make_executor(kind, workers, address)
-
-
-# ----------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A generated suite (docs/FORMAT.md). ``folder``: the suite folder; ``n_scenes``,
-    ``n_images``; ``n_resumed``: scenes kept from an earlier run into the same folder.
-    Tables: :attr:`scenes` (scenes.parquet: one row per image, every ODD parameter in
-    effect, in physical units), :attr:`rois` (rois.parquet: one row per scene and ROI);
-    :attr:`manifest` (manifest.json)."""
-
-    folder: Path
-    n_scenes: int
-    n_images: int
-    n_resumed: int = 0
-    figures: tuple[Path, ...] = ()
-
-    @functools.cached_property
-    def scenes(self) -> pd.DataFrame:
-        return _read_parquet(self.folder / "scenes.parquet")
-
-    @functools.cached_property
-    def rois(self) -> pd.DataFrame:
-        return _read_parquet(self.folder / "rois.parquet")
-
-    @functools.cached_property
-    def manifest(self) -> dict[str, Any]:
-        return _read_json(self.folder / "manifest.json")
-
-
-@dataclass(frozen=True)
-class Verification:
-    """A suite checked against its manifest: ``ok`` when no file is ``missing``, ``altered``
-    (its SHA-256 differs) or ``unexpected``; ``checked``: files hashed."""
-
-    folder: Path
-    ok: bool
-    checked: int
-    missing: tuple[str, ...] = ()
-    altered: tuple[str, ...] = ()
-    unexpected: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """A results folder (``evaluate`` or ``score``): ``metrics`` (metrics.json: every score with
-    its count ``n``; a rate over nothing is None), ``run`` (run.json: detector, model pin and
-    files, suite hash, settings). Tables: :attr:`outcomes` (outcomes.parquet: one row per
-    image and ROI, hit / mislabel / miss, with every scene and ROI parameter),
-    :attr:`predictions` (predictions.json as a table: ``image_id, category_id, x, y, w, h``
-    in pixels, ``score``)."""
-
-    folder: Path
-    metrics: Mapping[str, Any]
-    run: Mapping[str, Any]
-    figures: tuple[Path, ...] = ()
-
-    @functools.cached_property
-    def outcomes(self) -> pd.DataFrame:
-        return _read_parquet(self.folder / "outcomes.parquet")
-
-    @functools.cached_property
-    def predictions(self) -> pd.DataFrame:
-        import pandas as pd
-
-        rows = [(p["image_id"], p["category_id"], *p["bbox"], p["score"])
-                for p in _read_json(self.folder / "predictions.json")]
-        return pd.DataFrame(rows, columns=["image_id", "category_id", "x", "y", "w", "h", "score"])
-
-
-def _table(records: Any, drop: Sequence[str] = ()) -> pd.DataFrame:
-    """JSON records as a table, nested objects flattened with dots (``rate.value``, ``rate.ci95``)."""
-    import pandas as pd
-
-    rows = [{k: v for k, v in r.items() if k not in drop} for r in (records or [])]
-    return pd.json_normalize(rows) if rows else pd.DataFrame()
-
-
-@dataclass(frozen=True)
-class Trace:
-    """Failures traced to scene conditions and ROIs: ``data`` (trace.json), ``figures`` (its
-    PNG heatmaps and bar charts). Tables: :attr:`slices` (one row per failure slice in ranked
-    order: ``rank``, ``dimension``, ``level``, ``n``, ``failures``, ``rate``, ``ci95``,
-    ``score``, ``conditional``...), :attr:`rules` (decision-tree leaves), :attr:`presence`
-    (class-presence influence rows)."""
-
-    folder: Path
-    data: Mapping[str, Any]
-    figures: tuple[Path, ...] = ()
-
-    @functools.cached_property
-    def slices(self) -> pd.DataFrame:
-        return _table(self.data.get("slices"), drop=("examples",))
-
-    @functools.cached_property
-    def rules(self) -> pd.DataFrame:
-        return _table(self.data.get("rules"), drop=("examples",))
-
-    @functools.cached_property
-    def presence(self) -> pd.DataFrame:
-        return _table((self.data.get("presence") or {}).get("rows"))
-
-
-@dataclass(frozen=True)
-class Report:
-    """``path``: the self-contained HTML report; ``folder``: the results folder it reports."""
-
-    path: Path
-    folder: Path
-    figures: tuple[Path, ...] = ()
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Two detectors on one suite: ``data`` (consistency.json), ``figures`` (the flip images,
-    layers.png). Tables: :attr:`slices` (consistency.csv: agreement, flips, score drift and
-    mAP per scene condition), :attr:`a` and :attr:`b` (each model's :class:`Evaluation`)."""
-
-    folder: Path
-    data: Mapping[str, Any]
-    figures: tuple[Path, ...] = ()
-
-    @functools.cached_property
-    def slices(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.read_csv(self.folder / "consistency.csv")
-
-    @property
-    def a(self) -> Evaluation:
-        return _evaluation(self.folder / "a")
-
-    @property
-    def b(self) -> Evaluation:
-        return _evaluation(self.folder / "b")
-
-
-@dataclass(frozen=True)
-class Quantized:
-    """An int8 ONNX model: ``path``, its SHA-256, and ``record`` (``<path>.json``: source and
-    output hashes, calibration images, settings, versions) at ``record_path``."""
-
-    path: Path
-    sha256: str
-    record_path: Path
-    record: Mapping[str, Any]
-    figures: tuple[Path, ...] = ()
-
-
-@dataclass(frozen=True)
-class FaultSweep:
-    """A fault-injection sweep: ``data`` (results.json), ``figures`` (faults.png or
-    mlp_faults.png). Tables: :attr:`rows` (one row per sweep point: fault count or rate, map
-    seed, mitigation, full-scene mAP@[.5:.95] or, for ``mlp-digits``, accuracy),
-    :attr:`summary` (median and min-max over maps per point)."""
-
-    folder: Path
-    data: Mapping[str, Any]
-    figures: tuple[Path, ...] = ()
-
-    @functools.cached_property
-    def rows(self) -> pd.DataFrame:
-        return _table(self.data.get("rows"))
-
-    @functools.cached_property
-    def summary(self) -> pd.DataFrame:
-        d = self.data
-        return _table(d["summary"] if "summary" in d else
-                      [*d.get("stuck_at_summary", []), *d.get("timing_summary", [])])
-
-
-def _evaluation(folder: Path) -> Evaluation:
-    return Evaluation(folder, _read_json(folder / "metrics.json"), _read_json(folder / "run.json"))
-
-
-def _pngs(folder: Path, pattern: str = "*.png") -> tuple[Path, ...]:
-    return tuple(sorted(Path(folder).glob(pattern)))
 
 
 # ----------------------------------------------------------------------------- the flow
@@ -335,6 +144,7 @@ def generate(spec: str | Path, out: str | Path, *, scenes: int = 20, seed: int =
     or an executor object. progress: a bar that moves per image.
     Raises SpecError (the spec, with file, line and field) or SuiteError (the folder).
     """
+    from oddsuite.results import Suite
     from oddsuite.suite import generate_suite
     from oddsuite.suite.progress import ImageBar
 
@@ -349,6 +159,7 @@ def generate(spec: str | Path, out: str | Path, *, scenes: int = 20, seed: int =
 def verify(suite: str | Path) -> Verification:
     """Recompute the SHA-256 of every file of ``suite`` against its manifest
     (``oddsuite verify``). Raises SuiteError when there is no readable manifest."""
+    from oddsuite.results import Verification
     from oddsuite.suite import verify_suite
 
     rep = verify_suite(suite)
@@ -376,6 +187,7 @@ def evaluate(suite: str | Path, model: str | Path | Detector, out: str | Path, *
     each worker re-creating the detector from its recipe (``info.recipe``; a plain object has
     none: run it with one worker). Raises ModelError (model, pin, classes), SuiteError (suite).
     """
+    from oddsuite.results import evaluation_of
     from oddsuite.evaluate import evaluate_suite
     from oddsuite.models import load_detector
 
@@ -384,7 +196,7 @@ def evaluate(suite: str | Path, model: str | Path | Detector, out: str | Path, *
                               model_args=model_args)
     evaluate_suite(suite, model, out, iou=iou, conf=conf, batch=batch, class_map=class_map, progress=progress,
                    executor=_executor(executor, workers, address, in_process=True))
-    return _evaluation(Path(out))
+    return evaluation_of(Path(out))
 
 
 def score(suite: str | Path, predictions: str | Path | Sequence[Mapping[str, Any]], out: str | Path, *,
@@ -395,11 +207,12 @@ def score(suite: str | Path, predictions: str | Path | Sequence[Mapping[str, Any
     suite's id or a file name of the image) into the results folder ``out``. class_map: tool
     category id -> suite category (``{"1": "person"}``); drop_unmapped: drop (and count) the
     ids it leaves out instead of stopping. Raises SuiteError naming the file and the entry."""
+    from oddsuite.results import evaluation_of
     from oddsuite.evaluate import score as score_predictions
 
     score_predictions(suite, predictions, out, iou=iou, conf=conf, class_map=class_map, drop_unmapped=drop_unmapped,
                       name=name)
-    return _evaluation(Path(out))
+    return evaluation_of(Path(out))
 
 
 @_step("oddsuite.trace")
@@ -413,6 +226,7 @@ def trace(results: str | Path, *, suite: str | Path | None = None, out: str | Pa
     marked small n (and the rule tree's fewest rows per leaf); max_depth: 1..3; bins: bin edges
     per numeric column (``{"environment.fog_visibility_m": [100, 500]}``). suite: default the
     path in run.json. Raises OddsuiteError when outcomes.parquet is missing or unreadable."""
+    from oddsuite.results import Trace
     from oddsuite.trace import trace_results
     from oddsuite.trace.core import TRACE_DIR
 
@@ -430,6 +244,7 @@ def report(results: str | Path, out: str | Path | None = None, *, suite: str | P
     """Write one self-contained HTML report of a results folder (``oddsuite report``) to ``out``
     (default ``RESULTS/report.html``), with compare and fault folders (default:
     ``RESULTS/compare*``, ``RESULTS/fault*``) and ``examples`` example scenes per slice."""
+    from oddsuite.results import Report
     from oddsuite.report import build_report
 
     path = build_report(results, out, suite_dir=suite, compare=compare, faults=faults, n_examples=examples)
@@ -445,13 +260,14 @@ def compare(suite: str | Path, model_a: str | Path | Detector, model_b: str | Pa
     consistency (agreement, flips, score drift, mAP delta) overall and per scene condition,
     the ``top`` images with the most flips drawn, and, with ``layer_images`` > 0 and both
     models ONNX or exportable, the per-tensor SQNR of B against A. Models as in :func:`evaluate`."""
+    from oddsuite.results import Comparison, pngs
     from oddsuite.studies.compare import compare_models
 
     data = compare_models(suite, model_a, model_b, out, iou=iou, conf=conf, top=top, batch=batch,
                           layer_images=layer_images, seed=seed, sha256_a=sha256_a, sha256_b=sha256_b,
                           trust_pickle=trust_pickle, threads=threads, progress=progress)
     folder = Path(out)
-    return Comparison(folder, data, _pngs(folder / "flips") + _pngs(folder, "layers.png"))
+    return Comparison(folder, data, pngs(folder / "flips") + pngs(folder, "layers.png"))
 
 
 def quantize(model: str | Path, calib_suite: str | Path, out: str | Path, *, calib_images: int = 64, seed: int = 0,
@@ -461,6 +277,7 @@ def quantize(model: str | Path, calib_suite: str | Path, out: str | Path, *, cal
     """Quantize ``model`` to int8 (ONNX Runtime, static QDQ) calibrated on ``calib_images``
     seeded images of ``calib_suite``; writes ``out`` (``*.onnx``) and ``out.json``
     (``oddsuite quantize``). Raises ModelError for a bad method, activation type or file."""
+    from oddsuite.results import Quantized
     from oddsuite.quant.quantize import quantize_model
 
     res = quantize_model(model, calib_suite, out, calib_images=calib_images, seed=seed, method=method,
@@ -483,6 +300,7 @@ def faults(suite: str | Path, model: str | Path | None, out: str | Path, *, arra
     point. ``suite == "mlp-digits"`` runs the seed paper's MLP experiment instead (no model).
     Raises UserError for options that do not fit (the option named), ModelError for a model
     that is not torch-backed."""
+    from oddsuite.results import FaultSweep, pngs
     from oddsuite.accelerator import SystolicArray
     from oddsuite.errors import UserError
 
@@ -503,7 +321,7 @@ def faults(suite: str | Path, model: str | Path | None, out: str | Path, *, arra
         except ValueError as e:
             raise UserError(str(e)) from None
         data = run_mlp_experiment(folder, cfg, progress=progress)
-        return FaultSweep(folder, data, _pngs(folder))
+        return FaultSweep(folder, data, pngs(folder))
     from oddsuite.studies.fault_sweep import SweepSpec, sweep_model
 
     if model is None:
@@ -517,7 +335,7 @@ def faults(suite: str | Path, model: str | Path | None, out: str | Path, *, arra
         raise UserError(str(e)) from None
     data = sweep_model(Path(suite), model, folder, arr, spec, sha256=sha256, trust_pickle=trust_pickle, calib=calib,
                        progress=progress, executor=_executor(executor, workers, address, in_process=True))
-    return FaultSweep(folder, data, _pngs(folder))
+    return FaultSweep(folder, data, pngs(folder))
 
 
 sys.modules[__name__].__class__ = _Face
