@@ -119,3 +119,24 @@ def test_a_factory_detector_on_the_pool(my_pkg, tiny_suite, tmp_path):
     model = json.loads((tmp_path / "pool" / "run.json").read_text())["detector"]["model"]
     assert model["files"] == {"my_pkg/detectors.py": sha256_file(pkg / "detectors.py"), "net.safetensors": sha}
     assert model["sha256"] == sha and model["format"] == "factory"
+
+
+@pytest.mark.slow
+def test_a_factory_detector_on_ray(my_pkg, tiny_suite, tmp_path, monkeypatch):
+    """Ray workers import my_pkg from PYTHONPATH (they do not inherit the driver's sys.path)."""
+    import os
+
+    pytest.importorskip("ray")
+    from oddsuite.evaluate import evaluate_suite
+    from oddsuite.run.ray_executor import RayExecutor
+
+    pkg, weights = my_pkg
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pkg.parent), os.environ.get("PYTHONPATH", "")]))
+    det = load_detector(REF, weights=weights)
+    evaluate_suite(tiny_suite, det, tmp_path / "here", progress=False)
+    ex = RayExecutor(workers=2)
+    try:
+        evaluate_suite(tiny_suite, det, tmp_path / "ray", progress=False, executor=ex)
+    finally:
+        ex.shutdown()
+    assert (tmp_path / "here" / "predictions.json").read_bytes() == (tmp_path / "ray" / "predictions.json").read_bytes()

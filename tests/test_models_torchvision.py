@@ -142,3 +142,20 @@ def test_on_the_pool_two_workers_predict_what_one_does(tiny_suite, suite_class_w
     assert run["detector"]["model"]["files"] == {"mine.safetensors": sha} and run["detector"]["model_sha256"] == sha
     assert run["detector"]["model"]["format"] == "torchvision"
     assert run["settings"]["class_mapping"] == {"car": "car", "person": "person"}
+
+
+@pytest.mark.slow
+def test_on_ray_two_workers_predict_what_one_does(tiny_suite, suite_class_weights, tmp_path):
+    pytest.importorskip("ray")
+    from oddsuite.evaluate import evaluate_suite
+    from oddsuite.run.ray_executor import RayExecutor
+
+    det = load_detector(REF, weights=suite_class_weights, model_args={**SUITE_CLASSES, "threads": 1})
+    evaluate_suite(tiny_suite, det, tmp_path / "one", progress=False)
+    ex = RayExecutor(workers=2)
+    try:
+        evaluate_suite(tiny_suite, det, tmp_path / "ray", progress=False, executor=ex)
+    finally:
+        ex.shutdown()
+    for f in ("predictions.json", "outcomes.parquet", "metrics.json"):
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "ray" / f).read_bytes(), f

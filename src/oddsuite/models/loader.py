@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -272,7 +272,7 @@ SCHEMES: dict[str, tuple[str, Callable[..., tuple[Detector, dict[str, str]]]]] =
 
 
 def _hashable(v: Any) -> Any:
-    """Lists (and lists in dicts) as tuples, so that a recipe holding them hashes."""
+    """A hashable stand-in of ``v``: lists as tuples, mappings as sorted (key, value) tuples."""
     if isinstance(v, (list, tuple)):
         return tuple(_hashable(x) for x in v)
     if isinstance(v, Mapping):
@@ -292,20 +292,22 @@ class DetectorRecipe:
     class_map: Any = None  # a mapping is kept as sorted items, so recipes hash
     options: tuple = ()  # adapter options (batch_size, iou, ...) as sorted items
     weights: str | None = None  # the weights file of a torchvision: or factory model
-    model_args: tuple = ()  # builder or factory arguments as sorted items
+    #: builder or factory arguments, handed on as given; recipes compare and hash by ``args_key``
+    model_args: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    args_key: tuple = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.class_map, Mapping):
             object.__setattr__(self, "class_map", tuple(sorted(self.class_map.items())))
-        for name in ("options", "model_args"):
-            v = getattr(self, name)
-            if isinstance(v, Mapping):
-                object.__setattr__(self, name, tuple(sorted((str(k), _hashable(x)) for k, x in v.items())))
+        if isinstance(self.options, Mapping):
+            object.__setattr__(self, "options", tuple(sorted(self.options.items())))
+        object.__setattr__(self, "model_args", dict(self.model_args))
+        object.__setattr__(self, "args_key", _hashable(self.model_args))
 
     def load(self) -> Detector:
         cm = dict(self.class_map) if isinstance(self.class_map, tuple) else self.class_map
         return load_detector(self.path, sha256=self.sha256, trust_pickle=self.trust_pickle, class_map=cm,
-                             weights=self.weights, model_args=dict(self.model_args), **dict(self.options))
+                             weights=self.weights, model_args=self.model_args, **dict(self.options))
 
 
 def _reference(model: str) -> tuple[str, Callable[..., tuple[Detector, dict[str, str]]], str] | None:
