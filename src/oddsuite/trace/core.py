@@ -228,7 +228,8 @@ def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = N
         "pairs": pairs,
         "tree": {"settings": tree["settings"], "importance": tree["importance"]},
         "rules": tree["rules"],
-        "influence": _roi_influence(outcomes, rows, influence, boxes),
+        "influence": _roi_influence(outcomes, rows if table is outcomes else
+                                    rows.loc[rows[INFERENCE_COLUMN] == REFERENCE], influence, boxes),
         "presence": presence_ranking(outcomes, plan=plan, min_support=min_support),
     }
     return json_clean(data)
