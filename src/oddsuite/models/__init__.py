@@ -1,6 +1,7 @@
 """Detectors: the Detector protocol and its optional ModelInfo (``base``), the adapters
 (ultralytics in torch: ``yolo``; ONNX Runtime, fp32 or int8: ``onnx_rt``), safe loading with
-pins (``loader``) and class-name mapping (``classmap``).
+pins (``loader``), class-name mapping (``classmap``) and the reduced-context inference
+conditions, each a Detector around another (``conditions``).
 
 This package may import only ``errors`` and ``fileio``: it sits beside ``evaluate`` and never
 imports it (nor ``suite``, ``studies``, ``trace`` or ``report``). Training, quantization and
@@ -17,6 +18,8 @@ set_offline_env()  # before anything in the process imports ultralytics
 from oddsuite.models.base import (MAP_CONF_FLOOR, Detections, Detector, ModelInfo, TorchDetector,  # noqa: E402
                                   is_torch_detector, model_info)
 from oddsuite.models.classmap import map_classes, parse_class_map  # noqa: E402
+from oddsuite.models.conditions import (ConditionDetector, ConditionRecipe, InferenceCondition,  # noqa: E402
+                                        parse_condition, parse_conditions)
 from oddsuite.models.loader import DetectorRecipe, load_detector  # noqa: E402
 from oddsuite.models.onnx_rt import OnnxDetector, export_onnx  # noqa: E402
 from oddsuite.models.yolo import UltralyticsDetector, random_model, save_model_dir  # noqa: E402
@@ -28,6 +31,11 @@ __all__ = [
     "DetectorRecipe",
     "ModelInfo",
     "TorchDetector",
+    "ConditionDetector",
+    "ConditionRecipe",
+    "InferenceCondition",
+    "parse_condition",
+    "parse_conditions",
     "is_torch_detector",
     "load_detector",
     "model_info",
