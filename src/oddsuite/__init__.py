@@ -172,7 +172,8 @@ def evaluate(suite: str | Path, model: str | Path | Detector, out: str | Path, *
              trust_pickle: bool = False, weights: str | Path | None = None,
              model_args: Mapping[str, Any] | None = None, class_map: Mapping[str, str] | str | None = None,
              iou: float = 0.5, conf: float = 0.25, batch: int = 8, workers: int = 1, executor: Any = None,
-             address: str | None = None, progress: bool = True) -> Evaluation:
+             address: str | None = None, progress: bool = True,
+             inference: str | Sequence[str] | None = None) -> Evaluation:
     """Run a detector over every image of ``suite`` and score it into ``out``
     (``oddsuite evaluate``; a partial run in ``out`` is resumed).
 
@@ -185,7 +186,11 @@ def evaluate(suite: str | Path, model: str | Path | Detector, out: str | Path, *
     ROI outcomes; conf: operating score threshold (mAP uses every score >= 0.001); batch:
     images per ``predict`` call. workers > 1 or ``executor="ray"``: inference sharded by scene,
     each worker re-creating the detector from its recipe (``info.recipe``; a plain object has
-    none: run it with one worker). Raises ModelError (model, pin, classes), SuiteError (suite).
+    none: run it with one worker). inference: reduced-context conditions
+    (``"reference,scale:0.5,tiles:2x2:0.2,crop:0.6"`` or a list; README "Reduced context"),
+    each scored in its own subfolder of ``out`` and compared with the reference in
+    metrics.json's ``reduced_context`` section. Raises ModelError (model, pin, classes),
+    SuiteError (suite), OddsuiteError (a condition that does not parse).
     """
     from oddsuite.results import evaluation_of
     from oddsuite.evaluate import evaluate_suite
@@ -194,8 +199,14 @@ def evaluate(suite: str | Path, model: str | Path | Detector, out: str | Path, *
     if isinstance(model, (str, Path)):
         model = load_detector(model, sha256=sha256, trust_pickle=trust_pickle, weights=weights,
                               model_args=model_args)
-    evaluate_suite(suite, model, out, iou=iou, conf=conf, batch=batch, class_map=class_map, progress=progress,
+    options = dict(iou=iou, conf=conf, batch=batch, class_map=class_map, progress=progress,
                    executor=_executor(executor, workers, address, in_process=True))
+    if inference:
+        from oddsuite.studies.reduced_context import evaluate_conditions
+
+        evaluate_conditions(suite, model, out, inference, **options)
+    else:
+        evaluate_suite(suite, model, out, **options)
     return evaluation_of(Path(out))
 
 
