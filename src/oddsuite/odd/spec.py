@@ -189,6 +189,7 @@ class OddSpec(_Strict):
     description: str = ""
     sampler: str = Field("random", description="a registered sampler (odd.samplers): random, grid, halton, …")
     grid_levels: int = Field(3, ge=2, le=64, description="points per range dimension for the grid sampler")
+    strength: int = Field(2, ge=2, le=3, description="t of the covering sampler: every allowed t-tuple of levels")
     min_visible: float = Field(0.1, ge=0.0, le=1.0)
     scenery: Any = Field(default_factory=lambda: section_model("scenery")())
     environment: Any = Field(default_factory=lambda: section_model("environment")())
