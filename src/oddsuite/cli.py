@@ -22,6 +22,7 @@ COMMANDS = [
     "faults",
     "trace",
     "report",
+    "check",
     "quantize",
     "compare",
     "demo",

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from oddsuite.errors import ModelError, OddsuiteError, SuiteError
 from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
+from oddsuite.evaluate.coverage import suite_coverage
 from oddsuite.evaluate.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 from oddsuite.evaluate.suite import Suite, load_suite
 from oddsuite.metrics.coco import MAP_SCORE_FLOOR, engine_info
@@ -331,6 +332,7 @@ def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None
                                slices=slices)
     metrics = dict(scores.metrics)
     metrics["dropped_classes"] = _dropped_section(dropped, invalid)
+    metrics["coverage"] = suite_coverage(suite.root, suite.scenes, scores.outcomes)  # ODD coverage (§8)
     metrics = json_clean(metrics)  # plain Python values; NaN -> None
     if out_dir is not None:
         outcomes = with_parameters(scores.outcomes, suite.scenes, suite.rois)
