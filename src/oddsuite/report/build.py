@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from oddsuite.errors import OddsuiteError
+from oddsuite.report.argument import preface
 from oddsuite.report.extras import consistency_summary, find_extra_dirs, read_extra
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
 from oddsuite.report.scoring import full_fp_section, tide_section
@@ -423,6 +424,7 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "colours": {k: "rgb%s" % (v,) for k, v in {**OUTCOME_COLOURS, "prediction": PRED_COLOUR,
                                                    "unmatched": FP_COLOUR}.items()},
         "has_images": drawer is not None,
+        "preface": preface(res, metrics, suite),  # verdicts, GSN argument, ODD coverage (#18)
     }
 
 

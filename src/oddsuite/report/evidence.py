@@ -243,11 +243,7 @@ def evidence_svg(doc: Mapping[str, Any]) -> str:
     height = max((p[1] for p in pos.values()), default=0) + _H + 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="gsn" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="10" role="img" '
-           f'aria-label="GSN argument">',
-           '<defs><marker id="gsn-solid" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
-           'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker>'
-           '<marker id="gsn-hollow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
-           'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#fff" stroke="#444"/></marker></defs>']
+           f'aria-label="GSN argument">']
 
     def at(nid: str) -> tuple[float, float]:
         x, y = pos[nid]
@@ -255,13 +251,15 @@ def evidence_svg(doc: Mapping[str, Any]) -> str:
 
     for ln in arg["links"]:
         (x1, y1), (x2, y2) = at(ln["from"]), at(ln["to"])
-        if ln["kind"] == "supported_by":
-            a, b, dash, mark = (x1 + _W, y1 + _H / 2), (x2, y2 + _H / 2), "", "gsn-solid"
-        else:  # in context of: from the goal's left side to the context on its left
-            a, b, dash, mark = (x1, y1 + _H / 2), (x2 + _W, y2 + _H / 2), ' stroke-dasharray="4 3"', "gsn-hollow"
+        if ln["kind"] == "supported_by":  # GSN: a solid arrowhead
+            a, b, dash, head, fill = (x1 + _W, y1 + _H / 2), (x2, y2 + _H / 2), "", -8, "#444"
+        else:  # in context of, from the goal's left side to the context on its left: a hollow arrowhead
+            a, b, dash, head, fill = (x1, y1 + _H / 2), (x2 + _W, y2 + _H / 2), ' stroke-dasharray="4 3"', 8, "#fff"
         mid = (a[0] + b[0]) / 2
-        out.append(f'<path d="M{a[0]},{a[1]} C{mid},{a[1]} {mid},{b[1]} {b[0]},{b[1]}" fill="none" '
-                   f'stroke="#444"{dash} marker-end="url(#{mark})"/>')
+        out.append(f'<path d="M{a[0]},{a[1]} C{mid},{a[1]} {mid},{b[1]} {b[0] - head},{b[1]}" fill="none" '
+                   f'stroke="#444"{dash}/>')
+        out.append(f'<polygon points="{b[0]},{b[1]} {b[0] + head},{b[1] - 4} {b[0] + head},{b[1] + 4}" '
+                   f'fill="{fill}" stroke="#444"/>')
     for n in arg["nodes"]:
         nid = n["id"]
         x, y = at(nid)
