@@ -111,8 +111,14 @@ def argument(verdicts: Mapping[str, Any], detector: str | None = None) -> dict[s
                           f"(manifest sha256 {str(man.get('sha256'))[:12]}…)", top, "in_context_of",
          files=[{"role": "suite manifest", "path": man.get("path"), "sha256": man.get("sha256")}])
     model = src.get("model") or {}
-    node("context", "C3", f"model {model.get('name')} (sha256 {str(model.get('sha256'))[:12]}…)", top,
-         "in_context_of", files=[{"role": "model", "name": model.get("name"), "sha256": model.get("sha256")}])
+    if model.get("sha256"):
+        what, digest = f"model {model.get('name')}", model["sha256"]
+    elif model.get("predictions_source"):  # scored from a predictions file (oddsuite score)
+        what, digest = f"predictions of {model.get('name')}", model["predictions_source"]
+    else:
+        what, digest = f"model {model.get('name')}", None
+    node("context", "C3", f"{what} (sha256 {digest[:12] + '…' if digest else 'not recorded'})", top, "in_context_of",
+         files=[{"role": what.split(" ")[0], "name": model.get("name"), "sha256": digest}])
     crits = verdicts.get("criteria") or []
     if not crits:
         node("goal", "G1.1", "no acceptance criterion in the spec: nothing argued", top, status="inconclusive",
@@ -241,7 +247,7 @@ def evidence_svg(doc: Mapping[str, Any]) -> str:
     pos = _layout(arg)
     width = max((p[0] for p in pos.values()), default=0) + _W + 20
     height = max((p[1] for p in pos.values()), default=0) + _H + 30
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="gsn" width="{width:.0f}" height="{height:.0f}" '
+    out = [f'<svg class="gsn" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="10" role="img" '
            f'aria-label="GSN argument">']
 
