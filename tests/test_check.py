@@ -20,33 +20,7 @@ try:  # triton (ultralytics -> torchvision) segfaults when first imported after 
 except ImportError:  # pragma: no cover
     pass
 
-HEAD = """\
-name: tiny
-sampler: random
-scenery:
-  road_type: urban
-  lanes: 2
-  road_surface: {choices: {dry: 1, wet: 1}}
-environment:
-  sun_elevation_deg: [20, 60]
-  rain_mm_h: {choices: {0: 1, 5: 1}}
-camera:
-  fov_deg: 60
-  width: 160
-  height: 120
-objects:
-  car: {count: [1, 2], distance_m: [8, 25], lateral_m: [-3, 3], heading_deg: {choices: [0, 180]}}
-  person: {count: [1, 1], distance_m: [6, 15], lateral_m: [-5, 5]}
-rules:
-  - exclude: {environment.rain_mm_h: {gt: 0}, scenery.road_surface: dry}
-permutations:
-  plan: ablation
-  modes: [remove, isolate, cutout]
-variants:
-  - name: base
-  - name: fog
-    fog_visibility_m: 60
-"""
+from conftest import TINY_SPEC as HEAD  # the spec of the tiny suite, without criteria
 
 
 @pytest.fixture(scope="module")

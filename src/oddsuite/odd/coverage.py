@@ -67,41 +67,28 @@ MAX_RULE_NODES = 2_000_000
 # ----------------------------------------------------------------------------- levels
 
 @dataclass(frozen=True)
-class Level:
-    """One level of a dimension: an interval ``lo``–``hi`` (either may be infinite, each
-    closed or open) or, when ``discrete``, the single value ``value``."""
+class Level(effects.Bin):
+    """One level of a dimension: an interval ``lo``–``hi`` as a taxonomy bin is (either end
+    may be infinite, each closed or open) or, when ``discrete``, the single value ``value``."""
 
-    label: str
-    lo: float = -INF
-    hi: float = INF
-    lo_closed: bool = True
-    hi_closed: bool = False
     value: Any = None
     discrete: bool = False
 
-    def contains(self, x: Any) -> bool:
+    def mask(self, x: np.ndarray) -> np.ndarray:
+        """Which of the numbers ``x`` (float array) lie in this level."""
         if self.discrete:
-            return _same(x, self.value)
-        try:
-            f = float(x)
-        except (TypeError, ValueError):
-            return False
-        above = f >= self.lo if self.lo_closed else f > self.lo
-        below = f <= self.hi if self.hi_closed else f < self.hi
-        return bool(above and below)
+            return x == float(self.value)
+        return ((x >= self.lo) if self.lo_closed else (x > self.lo)) & ((x <= self.hi) if self.hi_closed else (x < self.hi))
+
+    def contains(self, x: Any) -> bool:
+        if self.discrete and (isinstance(self.value, str) or isinstance(x, str)):
+            return x == self.value
+        f = _float_or_nan(x)
+        return bool(self.mask(np.array([f]))[0])
 
     def overlap(self, a: float, b: float) -> tuple[float, float]:
         """The part of the open interval (a, b) inside this level, as an interval (may be empty)."""
         return max(a, self.lo), min(b, self.hi)
-
-
-def _same(x: Any, v: Any) -> bool:
-    if isinstance(v, str) or isinstance(x, str):
-        return x == v
-    try:
-        return float(x) == float(v)
-    except (TypeError, ValueError):
-        return False
 
 
 def _num(x: float) -> str:
@@ -169,11 +156,7 @@ class Axis:
         if numeric:
             x = np.array([_float_or_nan(v) for v in arr], dtype=np.float64)
             for i, lv in enumerate(self.levels):
-                if lv.discrete:
-                    hit = x == float(lv.value)
-                else:
-                    hit = ((x >= lv.lo) if lv.lo_closed else (x > lv.lo)) & ((x <= lv.hi) if lv.hi_closed else (x < lv.hi))
-                out[(out < 0) & hit] = i
+                out[(out < 0) & lv.mask(x)] = i
         else:
             for j, v in enumerate(arr):
                 out[j] = self.index(v)
@@ -245,7 +228,7 @@ def _declared(path: str) -> effects.Dimension | None:
 
 
 def _bin_levels(dim: effects.Dimension) -> tuple[Level, ...]:
-    return tuple(Level(b.label, b.lo, b.hi, b.lo_closed, b.hi_closed) for b in dim.bins)
+    return tuple(Level(b.label, b.lo, b.hi, b.lo_closed, b.hi_closed, b.text) for b in dim.bins)
 
 
 def _reached(d: Domain, lv: Level) -> bool:
