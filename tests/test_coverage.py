@@ -92,15 +92,19 @@ def test_coverage_section_counts_images_and_failures_per_tuple():
     """The same table as full-scene images with ROI outcomes: image 1 (2, dry, none) has a hit
     and a miss, image 2 (2, wet, moderate) a mislabel, image 3 a hit and an ignore region
     (not scored), image 4 no ROI. Tuple (lanes 2, road dry): 1 image, 1 failure of 2 ROIs;
-    (lanes 2, *): images 1-2, 2 failures of 3; (road wet, rain none): images 3-4, 0 of 1."""
+    (lanes 2, *): images 1-2, 2 failures of 3; (road wet, rain none): images 3-4, 0 of 1.
+    Images 5 (rain on a dry road: a rule broken, as a variant can) and 6 (40 mm/h: no level
+    of the spec's rain) lie outside the ODD and count nowhere, their misses neither."""
     cov = small()
-    images = pd.DataFrame({"image_id": [1, 2, 3, 4], "scenery.lanes": [2, 2, 4, 4],
-                           "scenery.road_surface": ["dry", "wet", "wet", "wet"],
-                           "environment.rain_mm_h": [0.0, 5.0, 0.0, 0.0]})
-    outcomes = pd.DataFrame({"image_id": [1, 1, 2, 3, 3], "outcome": ["hit", "miss", "mislabel", "hit", "miss"],
-                             "ignore": [False, False, False, False, True], "not_visible": [False] * 5})
+    images = pd.DataFrame({"image_id": [1, 2, 3, 4, 5, 6], "scenery.lanes": [2, 2, 4, 4, 4, 4],
+                           "scenery.road_surface": ["dry", "wet", "wet", "wet", "dry", "wet"],
+                           "environment.rain_mm_h": [0.0, 5.0, 0.0, 0.0, 5.0, 40.0]})
+    outcomes = pd.DataFrame({"image_id": [1, 1, 2, 3, 3, 5, 6], "outcome": ["hit", "miss", "mislabel", "hit", "miss",
+                                                                          "miss", "miss"],
+                             "ignore": [False, False, False, False, True, False, False], "not_visible": [False] * 7})
+    assert cov.inside(images).tolist() == [True, True, True, True, False, False]
     sec = coverage_section(cov, images, outcomes, ways=(1, 2), k=1)
-    assert (sec["n_images"], sec["n_rois"], sec["n_failed"]) == (4, 4, 2)
+    assert (sec["n_images"], sec["n_images_outside_odd"], sec["n_rois"], sec["n_failed"]) == (4, 2, 4, 2)
     w1, w2 = sec["ways"]["1"], sec["ways"]["2"]
     assert (w1["n_allowed"], w1["n_covered"], w1["coverage"]) == (6, 6, 1.0)
     assert (w2["n_tuples"], w2["n_allowed"], w2["n_forbidden"], w2["n_covered"]) == (12, 11, 1, 9)
@@ -119,6 +123,8 @@ def test_coverage_section_counts_images_and_failures_per_tuple():
     assert cell([road, rain], [0, 1]) == (0, 0, 0, False)
     by_level = next(d for d in sec["dimensions"] if d["path"] == "scenery.lanes")["by_level"]
     assert by_level[0]["n_images"] == 2 and (by_level[0]["failure"]["k"], by_level[0]["failure"]["n"]) == (2, 3)
+    rain_dim = next(d for d in sec["dimensions"] if d["path"] == "environment.rain_mm_h")
+    assert rain_dim["n_images_outside"] == 1  # the 40 mm/h image; the dry rainy one is in both levels
 
 
 RANGE = HEAD + """\

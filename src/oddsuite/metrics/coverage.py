@@ -58,7 +58,6 @@ def way_section(tuples: Any, codes: np.ndarray, failed: np.ndarray, scored: np.n
         "coverage": (int(covered.sum()) / n_allowed) if n_allowed else None,
         "n_missing": int(len(missing)),
         "missing": [text(tuples.dims[i], tuples.levels[i]) for i in missing[:MAX_LISTED]],
-        "n_forbidden_hit": int(((~allowed) & (n_img > 0)).sum()),
     }
     if detail:
         n_failed = tuples.counts(codes, failed).astype(np.int64)
@@ -71,12 +70,15 @@ def way_section(tuples: Any, codes: np.ndarray, failed: np.ndarray, scored: np.n
 def coverage_section(odd: Any, images: pd.DataFrame, outcomes: pd.DataFrame, *, ways: Sequence[int] = (1, 2),
                      k: int = 1) -> dict[str, Any]:
     """metrics.json's ``coverage``. odd: an ``odd.coverage.OddCoverage``; images: one row per
-    full-scene image (``image_id`` and a column per dimension path: scenes.parquet rows);
-    outcomes: the outcome table (``image_id``, ``outcome``, ``ignore``, ``not_visible``)."""
+    full-scene image (``image_id`` and a column per dimension path: scenes.parquet rows),
+    of which those inside the ODD count (``odd.inside``); outcomes: the outcome table
+    (``image_id``, ``outcome``, ``ignore``, ``not_visible``)."""
     from oddsuite.metrics.stats import json_clean
 
-    ids = images["image_id"].astype(int).tolist()
-    codes = odd.codes(images)
+    all_codes = odd.codes(images)
+    inside = odd.inside(images, all_codes)
+    ids = images["image_id"].astype(int).to_numpy()[inside].tolist()
+    codes = all_codes[inside]
     failed, scored = failure_counts(outcomes, ids)
     dims = []
     for i, d in enumerate(odd.describe()):
@@ -84,7 +86,7 @@ def coverage_section(odd: Any, images: pd.DataFrame, outcomes: pd.DataFrame, *, 
         per_level = [{"n_images": int((col == j).sum()),
                       "failure": rate(int(failed[col == j].sum()), int(scored[col == j].sum()))}
                      for j in range(len(d["levels"]))]
-        dims.append({**d, "n_images_outside": int((col < 0).sum()), "by_level": per_level})
+        dims.append({**d, "n_images_outside": int((all_codes[:, i] < 0).sum()), "by_level": per_level})
 
     def text(dd: Sequence[int], lv: Sequence[int]) -> list[str]:
         return [f"{odd.axes[a].path} = {odd.axes[a].levels[j].label}" for a, j in zip(dd, lv)]
@@ -94,16 +96,11 @@ def coverage_section(odd: Any, images: pd.DataFrame, outcomes: pd.DataFrame, *, 
     return json_clean({
         "k": int(k),
         "n_images": len(ids),
+        "n_images_outside_odd": int((~inside).sum()),
         "n_rois": int(scored.sum()),
         "n_failed": int(failed.sum()),
-        "image_set": "full-scene images of every variant, at the values in effect in each image",
+        "image_set": "full-scene images inside the ODD (every value in a level, every rule kept), of every "
+                     "variant, at the values in effect in each image",
         "dimensions": dims,
         "ways": by_t,
     })
-
-
-def coverage_summary(section: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``{t: coverage value}`` of a metrics.json coverage section (empty when there is none)."""
-    if not isinstance(section, Mapping):
-        return {}
-    return {t: w.get("coverage") for t, w in (section.get("ways") or {}).items()}

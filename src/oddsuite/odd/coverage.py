@@ -34,9 +34,10 @@ is allowed when, in every component it touches, some allowed combination has its
 
 **Counting** (``Tuples.counts``): a row of a table (a scene, a full-scene image) hits a
 tuple when its value of each of the tuple's dimensions lies in the tuple's level
-(``OddCoverage.codes``; a value outside every level of the ODD, e.g. one a variant sets
-beyond the sampled domain, hits no tuple of that dimension). ``t``-way coverage is the
-share of allowed ``t``-tuples that at least ``k`` rows hit.
+(``OddCoverage.codes``). Only rows inside the ODD count (``OddCoverage.inside``: every
+value in a level and every rule kept): an image a variant pushes beyond the sampled
+domains (fog at 150 m in a spec whose fog is fixed at 10 km) does not show an ODD point.
+``t``-way coverage is the share of allowed ``t``-tuples that at least ``k`` rows hit.
 
 Imports only ``odd`` itself (the bottom of the chain), numpy and scipy.
 """
@@ -470,6 +471,21 @@ class OddCoverage:
             if axis.path in table.columns:
                 out[:, i] = axis.codes(table[axis.path].tolist())
         return out
+
+    def inside(self, table: Any, codes: np.ndarray | None = None) -> np.ndarray:
+        """Per row: inside the ODD, i.e. every value in one of its dimension's levels and
+        every rule kept (bool [n_rows]); a dimension the table has no column for is not
+        judged. ``codes``: ``self.codes(table)``, when at hand."""
+        codes = self.codes(table) if codes is None else codes
+        present = [i for i, a in enumerate(self.axes) if a.path in table.columns]
+        inside = (codes[:, present] >= 0).all(axis=1)
+        have = {self.axes[i].path for i in present}
+        rules = tuple(r for r in self.spec.rules if all(p in have for _, g in conditions(r) for p in g))
+        if rules and inside.any():
+            rows = table[sorted(have)].to_dict("records")
+            for i in np.flatnonzero(inside):
+                inside[i] = broken_rule(rules, rows[i]) is None
+        return inside
 
     def draw(self, levels: Sequence[int], rng: np.random.Generator) -> list[Any]:
         """A point of the ODD (one value per axis, in axis order) inside the given level of

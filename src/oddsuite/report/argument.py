@@ -141,7 +141,8 @@ def coverage_section(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
              "missing": (w.get("missing") or [])[:MAX_MISSING_SHOWN]}
             for t, w in sorted((cov.get("ways") or {}).items(), key=lambda kv: int(kv[0]))]
     png = heatmap_png(cov)
-    return {"k": cov.get("k"), "n_images": cov.get("n_images"), "ways": ways, "dimensions": cov.get("dimensions") or [],
+    return {"k": cov.get("k"), "n_images": cov.get("n_images"),
+            "n_images_outside_odd": cov.get("n_images_outside_odd", 0), "ways": ways, "dimensions": cov.get("dimensions") or [],
             "heatmap": png_data_uri(png) if png else None, "image_set": cov.get("image_set")}
 
 

@@ -20,7 +20,8 @@ and a threshold ``min: t``: PASS when lo ≥ t, FAIL when hi < t, INCONCLUSIVE o
   ``BOOTSTRAP_SEED``);
 - FP per image: a seeded percentile bootstrap of the mean over images
   (``metrics.stats.bootstrap_mean``); context accuracy: its own bootstrap over ROI units;
-- coverage is a fact of the suite, not a sample estimate: compared as it is (point).
+- coverage (of the full-scene images inside the ODD, as metrics.json counts it) is a fact
+  of the suite, not a sample estimate: compared as it is (point).
 
 A slice with nothing to judge (n = 0) is INCONCLUSIVE. A criterion over slices fails when
 one slice fails, else is inconclusive when one slice is, else passes; so is the whole.
@@ -58,7 +59,6 @@ from oddsuite.metrics.stats import Z95, bootstrap_mean, json_clean, rate, wilson
 from oddsuite.odd import OddSpec, load_spec
 from oddsuite.odd.acceptance import PER_VARIANT, Criterion, as_dict, describe
 from oddsuite.odd.coverage import OddCoverage, odd_coverage
-from oddsuite.odd.rules import broken_rule
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 #: ``oddsuite check``'s exit code per overall verdict (2 is every CLI's input error)
@@ -244,13 +244,7 @@ class Inputs:
     @cached_property
     def in_odd(self) -> np.ndarray:
         """Per image: every value inside a level of the ODD and every rule kept."""
-        inside = (self.codes >= 0).all(axis=1)
-        paths = [a.path for a in self.odd.axes]
-        if self.spec.rules:
-            rows = self.scenes[paths].to_dict("records")
-            for i in np.flatnonzero(inside):
-                inside[i] = broken_rule(self.spec.rules, rows[i]) is None
-        return inside
+        return self.odd.inside(self.scenes, self.codes)
 
     @cached_property
     def detections(self) -> pd.DataFrame:
@@ -373,8 +367,8 @@ def figure_of(c: Criterion, inp: Inputs, full_ids: list[int], perm_ids: list[int
         f = bootstrap_mean(counts, n_fp=sum(counts))
         return {**f, "unit": "images", "n_images": len(full_ids),
                 "method": "percentile bootstrap of the mean over images, 95% (seed 0)"}
-    if m == "coverage":
-        full = inp.scenes["mode"].to_numpy() == FULL_MODE
+    if m == "coverage":  # over the full-scene images inside the ODD, as metrics.json's coverage
+        full = (inp.scenes["mode"].to_numpy() == FULL_MODE) & inp.in_odd
         tuples = inp.odd.tuples(c.ways)
         hit = tuples.counts(inp.codes[full]) >= c.k
         n_allowed = int(tuples.allowed.sum())
@@ -423,7 +417,7 @@ def judge_criterion(c: Criterion, inp: Inputs) -> dict[str, Any]:
         "id": c.id, "text": c.text, "metric": c.metric, "statement": describe(c), "criterion": as_dict(c),
         "threshold": {key: thr}, "kind": info.kind, "per": c.per,
         "status": combine([s["status"] for s in slices]),
-        "n_full_images_outside_odd": outside if c.metric != "coverage" else 0,
+        "n_full_images_outside_odd": outside,
         "slices": slices,
     })
 
