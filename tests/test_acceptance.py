@@ -130,3 +130,27 @@ def test_wilson_count_is_the_smallest_that_clears(p, t):
             n += 1
         assert want == n
     assert math.isclose(wilson_interval(16 * 1.0, 16)[0], 16 / (16 + 1.959963984540054 ** 2))
+
+
+def test_map_interval_is_a_bootstrap_over_images():
+    """Two images of one box each; the detector finds the first exactly and misses the
+    second. mAP over both: precision 1 up to recall 0.5, so AP = 51/101 at every IoU
+    threshold (COCO's 101 recall points), as pycocotools computes it. The resamples are
+    {first, first}: 1, {second, second}: 0, mixed: 51/101; the 95% percentile interval
+    runs from 0 to 1. Over the first image alone: 1 [1, 1]."""
+    from oddsuite.metrics.coco import SliceEvaluator
+    from oddsuite.report.verdicts import map_interval
+
+    gt = {"images": [{"id": 1, "width": 100, "height": 100}, {"id": 2, "width": 100, "height": 100}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900,
+                           "iscrowd": 0},
+                          {"id": 2, "image_id": 2, "category_id": 1, "bbox": [50, 50, 30, 30], "area": 900,
+                           "iscrowd": 0}],
+          "categories": [{"id": 1, "name": "car"}]}
+    ev = SliceEvaluator(gt, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "score": 0.9}])
+    value, ci, n_gt = map_interval(ev, gt["annotations"], [1, 2], None, "AP")
+    assert n_gt == 2 and value == pytest.approx(51 / 101) and ci == pytest.approx([0.0, 1.0])
+    assert value == pytest.approx(ev.slices({"all": [1, 2]})["all"]["map"])
+    value, ci, n_gt = map_interval(ev, gt["annotations"], [1], 1, "AP50")
+    assert (value, n_gt) == (pytest.approx(1.0), 1) and ci == pytest.approx([1.0, 1.0])
+    assert map_interval(ev, gt["annotations"], [], None, "AP") == (None, None, 0)

@@ -129,6 +129,15 @@ def test_evidence_json_links_every_figure_to_its_files(results, tmp_path):
     for s, level in zip(car["slices"], ("dry", "wet")):
         rows = inside.loc[inside["scenery.road_surface"] == level]
         assert (s["figure"]["k"], s["figure"]["n"]) == (int((rows["outcome"] == "hit").sum()), len(rows))
+    # mAP: hotcoco's value on the images inside the ODD (the base variant), inside its bootstrap interval
+    from oddsuite.metrics.coco import SliceEvaluator
+
+    gt = json.loads((Path(doc["sources"]["suite"]["path"]) / "annotations.json").read_text())
+    base = [im["id"] for im in gt["images"] if im["mode"] == "full" and im["variant"] == "base"]
+    point = SliceEvaluator(gt, json.loads((results / "predictions.json").read_text())).slices({"b": base})["b"]["map"]
+    m = doc["criteria"][1]["slices"][0]["figure"]
+    assert m["value"] == pytest.approx(point) and m["n"] == len(base)
+    assert m["ci95"][0] <= m["value"] <= m["ci95"][1]
     # the GSN tree: goal -> strategy -> a goal per criterion -> (strategy -> goal per slice) -> solution
     nodes = {n["id"]: n for n in doc["argument"]["nodes"]}
     kinds = [n["type"] for n in doc["argument"]["nodes"]]

@@ -256,6 +256,13 @@ class Inputs:
         return outcome_tables(self.gt, self.predictions, iou=self.iou, conf=self.conf, roi_categories=cats)[1]
 
     @cached_property
+    def coco(self) -> Any:
+        """The hotcoco ground truth and detections of the suite (``metrics.coco.SliceEvaluator``)."""
+        from oddsuite.metrics.coco import SliceEvaluator
+
+        return SliceEvaluator(self.gt, self.predictions)
+
+    @cached_property
     def images(self) -> pd.DataFrame:
         return image_table(self.gt)
 
@@ -281,13 +288,18 @@ class Inputs:
 
 # ----------------------------------------------------------------------------- figures
 
-def _hotcoco_interval(inp: Inputs, ids: list[int], cat: int | None, stat: str) -> tuple[float | None, list[float] | None, int]:
-    """(value, ci95, n_gt) of mAP ('AP') or AP50 over images ``ids`` (one class with ``cat``)."""
+def map_interval(ev: Any, annotations: Sequence[Mapping[str, Any]], ids: Sequence[int], cat: int | None,
+                 stat: str) -> tuple[float | None, list[float] | None, int]:
+    """(value, ci95, n_gt) of COCO mAP (``stat`` 'AP') or AP50 ('AP50') over the images
+    ``ids`` (one category with ``cat``): hotcoco's value and its bootstrap over the images
+    (``hotcoco.compare`` of the detections against none at all, whose AP is 0 in every
+    resample: the interval of the difference is the interval of the mAP). ev: a
+    ``metrics.coco.SliceEvaluator``; annotations: the suite's, for the count of boxes.
+    value and ci95 are None when the images hold no ground truth."""
     import hotcoco
 
-    ev = _evaluator(inp)
-    keep = set(ids)
-    n_gt = sum(1 for a in inp.gt["annotations"] if int(a["image_id"]) in keep and not a.get("iscrowd", 0)
+    keep = set(int(i) for i in ids)
+    n_gt = sum(1 for a in annotations if int(a["image_id"]) in keep and not a.get("iscrowd", 0)
                and (cat is None or int(a["category_id"]) == cat))
     if not ids or n_gt == 0:
         return None, None, n_gt
@@ -313,19 +325,6 @@ def _hotcoco_interval(inp: Inputs, ids: list[int], cat: int | None, stat: str) -
     return value, ([float(bounds["lower"]), float(bounds["upper"])] if bounds else None), n_gt
 
 
-_EVALUATORS: dict[int, Any] = {}
-
-
-def _evaluator(inp: Inputs) -> Any:
-    from oddsuite.metrics.coco import SliceEvaluator
-
-    key = id(inp)
-    if key not in _EVALUATORS:
-        _EVALUATORS.clear()
-        _EVALUATORS[key] = SliceEvaluator(inp.gt, inp.predictions)
-    return _EVALUATORS[key]
-
-
 def figure_of(c: Criterion, inp: Inputs, full_ids: list[int], perm_ids: list[int]) -> dict[str, Any]:
     """The figure of criterion ``c`` over the given full-scene and permutation images:
     ``{"value", "ci95", "n", "unit", "n_images", "method", ...counts}``."""
@@ -341,7 +340,7 @@ def figure_of(c: Criterion, inp: Inputs, full_ids: list[int], perm_ids: list[int
         r = rate(k, len(rows))
         return {**r, "unit": "ROIs", "n_images": len(full_ids), "method": "Wilson 95%"}
     if m in ("map", "ap50"):
-        value, ci, n_gt = _hotcoco_interval(inp, full_ids, cat, "AP" if m == "map" else "AP50")
+        value, ci, n_gt = map_interval(inp.coco, inp.gt["annotations"], full_ids, cat, "AP" if m == "map" else "AP50")
         return {"value": value, "ci95": ci, "n": len(full_ids) if value is not None else 0, "unit": "images",
                 "n_images": len(full_ids), "n_gt": n_gt,
                 "method": f"hotcoco bootstrap over images, 95%, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}"}
