@@ -154,3 +154,15 @@ def test_map_interval_is_a_bootstrap_over_images():
     value, ci, n_gt = map_interval(ev, gt["annotations"], [1], 1, "AP50")
     assert (value, n_gt) == (pytest.approx(1.0), 1) and ci == pytest.approx([1.0, 1.0])
     assert map_interval(ev, gt["annotations"], [], None, "AP") == (None, None, 0)
+
+
+def test_a_variant_beyond_the_odd_cannot_scope_a_criterion():
+    text = SPEC.replace("acceptance:", "variants:\n  - name: base\n  - {name: fog, fog_visibility_m: 60}\nacceptance:")
+    spec = parse_spec(text)
+    from oddsuite.odd.coverage import odd_coverage
+
+    assert odd_coverage(spec).beyond(spec.variants[1]) == ["environment.fog_visibility_m = 60"]
+    assert odd_coverage(spec).beyond(spec.variants[0]) == []
+    with pytest.raises(SpecError, match=r"acceptance.1.variant: variant 'fog' sets environment.fog_visibility_m = 60, "
+                                        r"outside the spec's domains"):
+        parse_spec(text + "  - {id: R2, text: x, metric: hit_rate, min: 0.5, variant: fog}\n")

@@ -147,6 +147,14 @@ def acceptance_problems(spec: "OddSpec") -> list[tuple[tuple, str]]:
             elif c.variant not in variants:
                 out.append((at + ("variant",), f"unknown variant {c.variant!r}; the spec's variants: "
                                                f"{', '.join(variants)}"))
+            else:
+                from oddsuite.odd.coverage import odd_coverage  # it imports the spec, which imports this module
+
+                beyond = odd_coverage(spec).beyond(next(v for v in spec.variants if v.name == c.variant))
+                if beyond:
+                    out.append((at + ("variant",), f"variant {c.variant!r} sets {', '.join(beyond)}, outside the "
+                                                   f"spec's domains: its images lie outside the ODD and are never "
+                                                   f"judged"))
         for key in ("ways", "k"):
             if key in c.model_fields_set and c.metric != "coverage":
                 out.append((at + (key,), f"'{key}' belongs to a coverage criterion, not to {c.metric}"))

@@ -123,7 +123,7 @@ class _Piece:
 class Axis:
     """One ODD dimension: its spec path, domain, levels (those the domain reaches, in
     order), where the levels come from (``source``), and the declared taxonomy bins, if
-    any (``bins``: also used to name a value outside the ODD)."""
+    any (``bins``, the levels being those of them the domain reaches)."""
 
     path: str
     domain: Domain
@@ -131,11 +131,6 @@ class Axis:
     source: str
     unit: str = ""
     bins: tuple[Level, ...] = ()
-
-    @property
-    def name(self) -> str:
-        """The path without its group: ``environment.fog_visibility_m`` -> ``fog_visibility_m``."""
-        return self.path.split(".", 1)[1] if self.path.count(".") == 1 else self.path
 
     def labels(self) -> list[str]:
         return [lv.label for lv in self.levels]
@@ -162,14 +157,6 @@ class Axis:
             for j, v in enumerate(arr):
                 out[j] = self.index(v)
         return out
-
-    def outside_label(self, x: Any) -> str:
-        """A name for a value outside the ODD's levels: its declared bin, else the value."""
-        for b in self.bins:
-            if b.contains(x):
-                return f"{b.label} (outside the ODD)"
-        shown = _num(x) if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) else x
-        return f"{shown} (outside the ODD)"
 
 
 def _float_or_nan(v: Any) -> float:
@@ -487,6 +474,19 @@ class OddCoverage:
                 inside[i] = broken_rule(rules, rows[i]) is None
         return inside
 
+    def beyond(self, variant: Any) -> list[str]:
+        """What puts every image of ``variant`` outside the ODD: the values it sets that no
+        level of their dimension holds (``["environment.fog_visibility_m = 150"]``); empty
+        when its images can lie inside."""
+        out = []
+        for name, value in variant.overrides.items():
+            for group in ("scenery", "environment", "camera"):
+                a = self.index.get(f"{group}.{name}")
+                if a is not None and self.axes[a].index(value) < 0:
+                    shown = _num(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+                    out.append(f"{self.axes[a].path} = {shown}")
+        return out
+
     def draw(self, levels: Sequence[int], rng: np.random.Generator) -> list[Any]:
         """A point of the ODD (one value per axis, in axis order) inside the given level of
         every axis that keeps every rule: the classes of each rule component are drawn with
@@ -594,11 +594,6 @@ def _tuples(cov: OddCoverage, t: int) -> Tuples:
             allowed.append(cov.allows(dict(zip(combo, lv))))
     return Tuples(t, tuple(groups), np.asarray(dims, dtype=np.int64).reshape(-1, t),
                   np.asarray(levels, dtype=np.int64).reshape(-1, t), np.asarray(allowed, dtype=bool))
-
-
-def tuple_text(cov: OddCoverage, dims: Sequence[int], levels: Sequence[int]) -> list[str]:
-    """``["scenery.road_surface = wet", "environment.rain_mm_h = moderate (2.5–10 mm/h)"]``."""
-    return [f"{cov.axes[a].path} = {cov.axes[a].levels[lv].label}" for a, lv in zip(dims, levels)]
 
 
 _COVERAGE_CACHE: dict[tuple, OddCoverage] = {}

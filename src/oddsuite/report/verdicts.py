@@ -7,7 +7,8 @@ fog is fixed at 10 km) is a stress test, counted but never part of a verdict. Fu
 images give the hit and failure rates, mAP, AP50 and FP per image; permutation images
 give context accuracy and the context-induced FP rate. ``variant:`` keeps one variant's
 images; ``per:`` judges every level of a dimension (``odd.coverage``'s levels, the same
-as trace's and the coverage table's) or every variant, and lists every slice.
+as trace's and the coverage table's) or every variant, and lists every slice (a variant
+that sets a value beyond the spec's domains is listed as not judged).
 
 **Judged at the pessimistic end** (``judge``). With the figure's 95% interval [lo, hi]
 and a threshold ``min: t``: PASS when lo ≥ t, FAIL when hi < t, INCONCLUSIVE otherwise
@@ -383,9 +384,9 @@ def _slices(c: Criterion, inp: Inputs, base: np.ndarray) -> list[tuple[str, np.n
     """(label, image mask) of every slice of a criterion (one, unnamed, without ``per``)."""
     if c.per is None:
         return [("all", base)]
-    if c.per == PER_VARIANT:
+    if c.per == PER_VARIANT:  # the variants that can show the ODD (the others are listed as not judged)
         v = inp.scenes["variant"].astype(str).to_numpy()
-        return [(name, base & (v == name)) for name in (x.name for x in inp.spec.variants)]
+        return [(x.name, base & (v == x.name)) for x in inp.spec.variants if not inp.odd.beyond(x)]
     a = inp.odd.index[c.per]
     col = inp.codes[:, a]
     return [(lv.label, base & (col == j)) for j, lv in enumerate(inp.odd.axes[a].levels)]
@@ -412,12 +413,14 @@ def judge_criterion(c: Criterion, inp: Inputs) -> dict[str, Any]:
             verdict["reason"] = f"nothing to judge: no {fig.get('unit', 'unit')} here"
         slices.append({"level": label, "figure": fig, **verdict})
     outside = int(((~inp.in_odd) & (mode == FULL_MODE)).sum())
+    not_judged = [{"level": v.name, "reason": f"sets {', '.join(b)}: every image lies outside the ODD"}
+                  for v in inp.spec.variants if c.per == PER_VARIANT and (b := inp.odd.beyond(v))]
     return json_clean({
         "id": c.id, "text": c.text, "metric": c.metric, "statement": describe(c), "criterion": as_dict(c),
         "threshold": {key: thr}, "kind": info.kind, "per": c.per,
         "status": combine([s["status"] for s in slices]),
         "n_full_images_outside_odd": outside,
-        "slices": slices,
+        "slices": slices, "not_judged": not_judged,
     })
 
 
@@ -453,6 +456,8 @@ def verdict_lines(doc: Mapping[str, Any]) -> list[str]:
             out.append(f"{c['status'].upper():<13} {c['id']}  {c['statement']}")
             for s in slices:
                 out.append(row(s["status"], s["level"], s["figure"], s.get("more"), s.get("reason", ""), "  "))
+            for s in c.get("not_judged") or []:
+                out.append(f"  {'NOT JUDGED':<13} {s['level']}: {s['reason']}")
         else:
             s = slices[0]
             out.append(row(s["status"], f"{c['id']}  {c['statement']}", s["figure"], s.get("more"),
