@@ -264,6 +264,11 @@ class Inputs:
         return SliceEvaluator(self.gt, self.predictions)
 
     @cached_property
+    def context_fp(self) -> pd.DataFrame:
+        """Per multi-ROI image: its context-induced false positives (``metrics.context``)."""
+        return context_false_positives(self.detections, self.images, iou=self.iou)[1]
+
+    @cached_property
     def images(self) -> pd.DataFrame:
         return image_table(self.gt)
 
@@ -353,7 +358,7 @@ def figure_of(c: Criterion, inp: Inputs, full_ids: list[int], perm_ids: list[int
         f = context_accuracy(rows)
         return {**f, "unit": "ROIs", "n_images": len(perm_ids), "method": "bootstrap over ROI units, 95% (seed 0)"}
     if m == "context_fp_rate":
-        _, table = context_false_positives(inp.detections, inp.images, iou=inp.iou)
+        table = inp.context_fp
         scored = table.loc[table["scored"].astype(bool) & table["image_id"].isin(perm_ids)]
         r = rate(int((scored["n_context_fp"].astype(int) > 0).sum()), len(scored))
         return {**r, "unit": "images", "n_images": len(scored), "method": "Wilson 95%"}
