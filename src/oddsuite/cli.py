@@ -26,6 +26,7 @@ COMMANDS = [
     "faults",
     "trace",
     "report",
+    "check",
     "quantize",
     "compare",
     "demo",

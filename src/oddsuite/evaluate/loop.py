@@ -27,6 +27,7 @@ from tqdm import tqdm
 from oddsuite.errors import ModelError, OddsuiteError, SuiteError
 from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
 from oddsuite.fileio import atomic_write_text, sha256_file, write_json, write_parquet
+from oddsuite.evaluate.coverage import suite_coverage
 from oddsuite.metrics.coco import MAP_SCORE_FLOOR, engine_info
 from oddsuite.metrics.consistency import consistency
 from oddsuite.metrics.stats import json_clean
@@ -368,6 +369,7 @@ def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None
     metrics = dict(scores.metrics)
     metrics["dropped_classes"] = _dropped_section(dropped, invalid)
     metrics["evidence"] = {"suite_identity": suite.identity, "model_sha256": model_sha256}  # what was scored
+    metrics["coverage"] = suite_coverage(suite.root, suite.scenes, scores.outcomes)  # ODD coverage (§8)
     metrics = json_clean(metrics)  # plain Python values; NaN -> None
     if out_dir is not None:
         outcomes = with_parameters(scores.outcomes, suite.scenes, suite.rois)

@@ -1,7 +1,8 @@
 """Scores of metrics.md: COCO mAP per slice and the TIDE error breakdown (hotcoco as the
 engine), ROI outcomes, context accuracy, context-induced false positives, false positives
 on full scenes, ROI influence, pre/post consistency, reduced context (crop ground truth, tile
-cut, context retention). Inputs are plain COCO dicts and pandas
+cut, context retention), ODD coverage per tuple of levels (the levels and rules handed in
+from ``odd.coverage``). Inputs are plain COCO dicts and pandas
 tables; nothing here reads files or knows about detectors. Imports only numpy, pandas,
 scipy, hotcoco and its own modules."""
 from oddsuite.metrics.coco import MAP_SCORE_FLOOR, SliceEvaluator, engine_info

@@ -1,8 +1,9 @@
 """The ODD spec: its schema (``spec``, pydantic), domains over the unit interval
 (``domains``), safe YAML reading and the checks at load (``reader``, ``load``, ``rules``,
 ``meshes``), the effect declarations the schema is built from (``effects``), the
-samplers (``samplers``: one class per file over the unit cube) and one scene's parameters
-(``sampling``). This is the bottom of the import chain: it imports only ``errors`` and
+samplers (``samplers``: one class per file over the unit cube, or over the levels for
+``covering``), the ODD's levels and the t-tuples its rules allow (``coverage``), acceptance
+criteria (``acceptance``) and one scene's parameters (``sampling``). This is the bottom of the import chain: it imports only ``errors`` and
 third-party libraries, never another oddsuite package."""
 from oddsuite.odd.domains import Domain, parse_domain
 from oddsuite.odd.load import load_spec, parse_spec

@@ -15,15 +15,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from oddsuite.errors import SpecError
+from oddsuite.odd.acceptance import Criterion, acceptance_problems
 from oddsuite.odd.meshes import mesh_problem
 from oddsuite.odd.reader import Problem, YamlDoc, path_on_line, read_yaml, spec_error
 from oddsuite.odd.rules import rule_problems
 from oddsuite.odd.samplers import SAMPLERS
 from oddsuite.odd.spec import ObjectClass, OddSpec, Permutations, Rule, overrides_model, plan_size, section_model
 
-def parse_spec(text: str, source: str = "<string>") -> OddSpec:
+def parse_spec(text: str, source: str = "<string>", *, meshes: bool = True) -> OddSpec:
     """Parse and validate spec text; ``source`` names the file in error messages.
-    Raises SpecError listing every problem found (``file:line: yaml.path: what``)."""
+    Raises SpecError listing every problem found (``file:line: yaml.path: what``).
+    ``meshes=False`` skips loading user meshes (a spec kept in a suite, without its meshes)."""
     doc = read_yaml(text, source)
     if not isinstance(doc.data, dict):
         raise spec_error(source, [Problem(1, (), "expected a mapping at the top (name, objects, …), got "
@@ -33,7 +35,8 @@ def parse_spec(text: str, source: str = "<string>") -> OddSpec:
     except ValidationError as e:
         raise spec_error(source, [_problem(doc, err) for err in e.errors()]) from None
     spec = spec.model_copy(update={"source_path": source, "source_text": text})
-    problems = [Problem(doc.line_of(path), path, _with_hints(doc, path, msg)) for path, msg in whole_spec_problems(spec)]
+    problems = [Problem(doc.line_of(path), path, _with_hints(doc, path, msg))
+                for path, msg in whole_spec_problems(spec, meshes=meshes)]
     if problems:
         raise spec_error(source, problems)
     return spec
@@ -89,22 +92,22 @@ def _allowed_keys(parent: tuple) -> list[str]:
     models: dict[tuple, Any] = {
         (): OddSpec, ("scenery",): section_model("scenery"), ("environment",): section_model("environment"),
         ("camera",): section_model("camera"), ("permutations",): Permutations, ("objects", str): ObjectClass,
-        ("rules", int): Rule,
+        ("rules", int): Rule, ("acceptance", int): Criterion,
     }
     shape = tuple(type(p) if i else p for i, p in enumerate(parent)) if len(parent) == 2 else tuple(parent)
     if len(parent) == 2 and parent[0] == "variants":
         return ["name", *overrides_model().model_fields]
     model = models.get(shape)
-    return [k for k in model.model_fields if k not in ("source_path", "source_text")] if model else []
+    return [f.alias or k for k, f in model.model_fields.items() if k not in ("source_path", "source_text")] if model else []
 
 
 # ----------------------------------------------------------------------------- whole-spec checks
 
-def whole_spec_problems(spec: OddSpec) -> list[tuple[tuple, str]]:
+def whole_spec_problems(spec: OddSpec, *, meshes: bool = True) -> list[tuple[tuple, str]]:
     """Problems that need more than one field: (YAML path, message) each."""
     dims = spec.dimensions()
     return (rule_problems(spec.rules, dims) + plan_problems(spec) + SAMPLERS[spec.sampler].problems(spec)
-            + mesh_problems(spec))
+            + (mesh_problems(spec) if meshes else []) + acceptance_problems(spec))
 
 
 def plan_problems(spec: OddSpec) -> list[tuple[tuple, str]]:

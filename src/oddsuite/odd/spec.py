@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
 
 from oddsuite.odd import effects
+from oddsuite.odd.acceptance import Criterion
 from oddsuite.odd.domains import Domain, parse_domain
 from oddsuite.odd.effects import ROAD_SURFACES  # noqa: F401 - re-exported: part of the spec vocabulary
 
@@ -189,6 +190,7 @@ class OddSpec(_Strict):
     description: str = ""
     sampler: str = Field("random", description="a registered sampler (odd.samplers): random, grid, halton, …")
     grid_levels: int = Field(3, ge=2, le=64, description="points per range dimension for the grid sampler")
+    strength: int = Field(2, ge=2, le=3, description="t of the covering sampler: every allowed t-tuple of levels")
     min_visible: float = Field(0.1, ge=0.0, le=1.0)
     scenery: Any = Field(default_factory=lambda: section_model("scenery")())
     environment: Any = Field(default_factory=lambda: section_model("environment")())
@@ -198,6 +200,8 @@ class OddSpec(_Strict):
     permutations: Permutations = Field(default_factory=Permutations)
     variants: tuple[Variant, ...] = (Variant(name="base"),)
     max_placement_tries: int = Field(200, ge=1, le=100000)
+    #: acceptance criteria the detector must meet (``odd.acceptance``); optional
+    acceptance: tuple[Criterion, ...] = ()
 
     # set by load_spec, not by the YAML
     source_path: Optional[str] = Field(None, exclude=True)

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from oddsuite.errors import OddsuiteError, SuiteError
+from oddsuite.report.argument import preface
 from oddsuite.report.extras import consistency_summary, find_extra_dirs, read_extra
 from oddsuite.suite.layout import MANIFEST
 from oddsuite.suite.manifest import read_manifest
@@ -486,6 +487,7 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "colours": {k: "rgb%s" % (v,) for k, v in {**OUTCOME_COLOURS, "prediction": PRED_COLOUR,
                                                    "unmatched": FP_COLOUR}.items()},
         "has_images": inp.drawer is not None,
+        "preface": preface(inp.res, inp.metrics, inp.suite),  # verdicts, GSN argument, ODD coverage (#18)
     }
 
 

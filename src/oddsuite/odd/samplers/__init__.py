@@ -4,6 +4,7 @@ subclass plus one ``register`` line below; a spec selects it by its ``name``."""
 from __future__ import annotations
 
 from oddsuite.odd.samplers.base import Sampler, UnitSampler
+from oddsuite.odd.samplers.covering import CoveringSampler
 from oddsuite.odd.samplers.grid import GridSampler
 from oddsuite.odd.samplers.halton import HaltonSampler
 from oddsuite.odd.samplers.random import RandomSampler
@@ -21,5 +22,7 @@ def register(cls: type[Sampler]) -> type[Sampler]:
 register(RandomSampler)
 register(GridSampler)
 register(HaltonSampler)
+register(CoveringSampler)
 
-__all__ = ["Sampler", "UnitSampler", "SAMPLERS", "register", "RandomSampler", "GridSampler", "HaltonSampler"]
+__all__ = ["Sampler", "UnitSampler", "SAMPLERS", "register", "RandomSampler", "GridSampler", "HaltonSampler",
+           "CoveringSampler"]
