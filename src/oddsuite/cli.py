@@ -14,6 +14,7 @@ import sys
 #: sub-command modules under oddsuite.commands, in the order `--help` lists them
 COMMANDS = [
     "generate",
+    "search",
     "verify",
     "evaluate",
     "score",

@@ -22,6 +22,7 @@ from oddsuite.errors import OddsuiteError
 from oddsuite.report.extras import consistency_summary, find_extra_dirs, read_extra
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
 from oddsuite.report.scoring import full_fp_section, tide_section
+from oddsuite.report.search import search_section
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ SECTIONS = [
     ("influence", "ROI influence"),
     ("consistency", "Quantization consistency"),
     ("faults", "Fault injection"),
+    ("search", "Falsification search"),
     ("method", "Method and settings"),
 ]
 MODE_ORDER = {"isolate": 0, "remove": 1, "cutout": 2}
@@ -420,6 +422,7 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "trace": trace_data, "trace_source": trace_source, "figs": figs,
         "slice_examples": slice_examples, "rule_examples": rule_examples, "influence_examples": influence_examples,
         "compare": compare_data, "faults": faults_data,
+        "search": search_section(suite, trace_data, summary["model_sha256"]),
         "colours": {k: "rgb%s" % (v,) for k, v in {**OUTCOME_COLOURS, "prediction": PRED_COLOUR,
                                                    "unmatched": FP_COLOUR}.items()},
         "has_images": drawer is not None,

@@ -22,6 +22,7 @@ import pandas as pd
 from oddsuite import __version__
 from oddsuite.errors import SpecError, SuiteError
 from oddsuite.odd import OddSpec, SceneParams, parse_spec, sample_scene
+from oddsuite.odd.samplers.search import scene_scope
 from oddsuite.permute.plans import plan_size, subset_code, subsets
 from oddsuite.suite.io import atomic_write_bytes, atomic_write_json, dumps_json, parquet_bytes, png_bytes, sha256_file
 
@@ -88,7 +89,8 @@ def illumination(sun_elevation_deg: float) -> str:
 
 def images_per_scene(spec: OddSpec, params: SceneParams, plan: PlanOptions) -> int:
     n_sub = len(plan.subsets_of(params, where=f"{spec.source_path}: permutations: "))
-    return len(spec.variants) * (1 + len(plan.modes) * n_sub)
+    variants, modes = scene_scope(spec, params.scene_id, plan.modes)
+    return len(variants) * (1 + len(modes) * n_sub)
 
 
 # ----------------------------------------------------------------------------- worker
@@ -149,12 +151,13 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
         })
 
     all_ids = tuple(o.roi_id for o in scene.objects)
-    for variant in spec.variants:
+    variants, modes = scene_scope(spec, job.scene_id, job.plan.modes)  # a search suite's passing scenes: full only
+    for variant in variants:
         env = environment_of(scene, variant)
         wrng = lambda: params.rng(f"weather:{variant.name}")  # noqa: E731 - same streaks in every image
         frames = VariantFrames(r, scene, env, wrng, composite=job.plan.renderer == "composite")
         emit(frames.full, variant.name, "full", all_ids, env)
-        for mode in job.plan.modes:
+        for mode in modes:
             for sub in sub_list:
                 emit(frames.frame(mode, sub), variant.name, mode, sub, env)
 
@@ -201,16 +204,18 @@ def _state_ok(out: Path, scene_id: int) -> Optional[dict[str, Any]]:
     return None
 
 
-def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, seed: int, workers: int = 1,
+def generate_suite(spec_path: str | Path | OddSpec, out_dir: str | Path, *, scenes: int, seed: int, workers: int = 1,
                    plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None,
                    renderer: Optional[str] = None, executor: Any = None,
                    on_start: Optional[Callable[[int, int], None]] = None,
                    on_scene: Optional[Callable[[int], None]] = None) -> GenerateResult:
     """Generate (or resume) a suite. ``on_start(n_scenes, n_images)`` is called once the
-    work is counted; ``on_scene(n_images)`` after each scene finishes."""
+    work is counted; ``on_scene(n_images)`` after each scene finishes. ``spec_path`` may be a
+    parsed spec (its ``source_path`` resolves user meshes), as ``oddsuite search`` passes."""
     from oddsuite.odd import load_spec
 
-    spec = load_spec(spec_path)
+    spec = spec_path if isinstance(spec_path, OddSpec) else load_spec(spec_path)
+    spec_path = spec.source_path or "spec.yaml"
     if scenes < 1:
         raise SpecError(f"--scenes must be at least 1, got {scenes}")
     opts = PlanOptions.from_spec(spec, plan, modes, renderer)
@@ -272,7 +277,7 @@ def _check_out_dir(out: Path, spec: OddSpec, seed: int, opts: PlanOptions) -> No
         man = json.loads((out / "manifest.json").read_text())
         if man.get("spec", {}).get("sha256") != spec.sha256 or man.get("seed") != seed or man.get("plan") != opts.as_dict():
             raise SuiteError(f"{out}: holds a finished suite of another spec, seed or plan; use another --out")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != STATE for p in out.iterdir()):
         raise SuiteError(f"{out}: exists and is not an oddsuite suite; use an empty or new folder")
 
 

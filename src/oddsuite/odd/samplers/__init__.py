@@ -7,6 +7,7 @@ from oddsuite.odd.samplers.base import Sampler, UnitSampler
 from oddsuite.odd.samplers.grid import GridSampler
 from oddsuite.odd.samplers.halton import HaltonSampler
 from oddsuite.odd.samplers.random import RandomSampler
+from oddsuite.odd.samplers.search import SearchSampler
 
 #: every registered sampler by name
 SAMPLERS: dict[str, type[Sampler]] = {}
@@ -21,5 +22,7 @@ def register(cls: type[Sampler]) -> type[Sampler]:
 register(RandomSampler)
 register(GridSampler)
 register(HaltonSampler)
+register(SearchSampler)
 
-__all__ = ["Sampler", "UnitSampler", "SAMPLERS", "register", "RandomSampler", "GridSampler", "HaltonSampler"]
+__all__ = ["Sampler", "UnitSampler", "SAMPLERS", "register", "RandomSampler", "GridSampler", "HaltonSampler",
+           "SearchSampler"]
