@@ -72,6 +72,7 @@ from oddsuite.odd import OddSpec, load_spec, parse_spec
 from oddsuite.odd.domains import Domain
 from oddsuite.odd.reader import read_yaml
 from oddsuite.odd.rules import broken_rule
+from oddsuite.odd.samplers.halton import HaltonSampler
 from oddsuite.odd.samplers.search import OBJECTIVE_TEXT, SCORE_COLUMNS, free_dimensions, searched_variant
 from oddsuite.suite import GenerateResult, PlanOptions, generate_suite, render_scene
 from oddsuite.suite.generate import SceneJob
@@ -201,6 +202,15 @@ class SearchSpace:
             out.append(float(min(r, math.nextafter(1.0, 0.0))))
         return tuple(out)
 
+    def params(self, u: Sequence[float]) -> dict[str, Any]:
+        """The optuna parameters of a point ``u`` of the whole unit cube (one coordinate per
+        dimension of the spec, as a UnitSampler gives)."""
+        out: dict[str, Any] = {}
+        for i, path in self.free:
+            d = self.dims[i][1]
+            out[path] = d.at(u[i]) if d.kind == "choices" or (d.kind == "range" and d.integer) else float(u[i])
+        return out
+
     def values(self, point: Sequence[float]) -> dict[str, Any]:
         """The value of every dimension (fixed ones included) at a unit point of the free ones."""
         u = [0.5] * len(self.dims)
@@ -261,7 +271,8 @@ def replay_spec(spec: OddSpec, record: Mapping[str, Any]) -> OddSpec:
     lines = text.splitlines(keepends=True)
     at = read_yaml(text, str(spec.source_path)).lines.get(("sampler",))
     if at is not None:
-        if not lines[at - 1].startswith("sampler:"):
+        line = lines[at - 1]
+        if not line.startswith("sampler:") or not line[len("sampler:"):].split("#")[0].strip():
             raise SpecError(f"{spec.source_path}:{at}: sampler: write it as one line `sampler: NAME` at the top level "
                             f"for oddsuite search to replace it")
         lines[at - 1] = "# " + lines[at - 1].rstrip("\r\n") + "   (replaced by oddsuite search: see the end)\n"
@@ -419,6 +430,8 @@ class _Search:
         self.space = SearchSpace(spec)
         self.study = optuna.create_study(direction="maximize",
                                          sampler=_optuna_sampler(o, len(self.space.categorical)))
+        for i in range(o.startup):  # the first proposals cover the ODD evenly: the spec's halton points
+            self.study.enqueue_trial(self.space.params(HaltonSampler(spec, o.seed).unit(i, None)))
         self.trials: list[Trial] = []
         self.infeasible = 0
         self.categories = {i + 1: n for i, n in enumerate(spec.class_names)}
