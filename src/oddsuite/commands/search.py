@@ -48,8 +48,9 @@ def register(subparsers: Any) -> None:
                    help="tpe: any dimension (default); cmaes: continuous and integer ones (choices at random)")
     p.add_argument("--batch", type=_positive_int, default=4,
                    help="proposals rendered together on the executor (default 4); part of what the suite is")
-    p.add_argument("--startup", type=_non_negative, default=10,
-                   help="random proposals before the optimiser models the scores (default 10)")
+    p.add_argument("--startup", type=_non_negative, default=None,
+                   help="proposals before the optimiser models the scores: the spec's halton points "
+                        "(default: a tenth of the budget, at least 10)")
     p.add_argument("--objective", choices=["severity", "failures", "lowest-iou"], default="severity",
                    help="what a scene scores: severity = share of its ROIs missed or mislabelled, ties broken by the "
                         "lowest IoU (default); failures = their number; lowest-iou = 1 - the lowest IoU")

@@ -14,6 +14,9 @@ The search, step by step:
    unit cube (``SearchSpace.unit_point``; coordinates rounded to 6 decimals, the point
    of a choice at the middle of its option's interval), mapped by ``Domain.at`` exactly
    as every other sampler's.
+   The first ``startup`` proposals are the spec's own halton points (the scenes a halton
+   suite of the same seed starts with), so the optimiser starts from an even cover of the
+   ODD; from then on it proposes where the scores are high.
 2. **Rules.** A proposal that breaks one of the spec's rules is never rendered: it is
    told to optuna as PRUNED (TPE ranks pruned trials below every finished one, so it
    learns to avoid the excluded region; CMA-ES ignores them), counted as ``infeasible``,
@@ -296,8 +299,8 @@ class SearchOptions:
     budget: scenes to render while searching (each a scene of the suite); seed: the suite
     seed, which also seeds the optimiser; optimizer: ``tpe`` (any dimension) or ``cmaes``
     (continuous and integer dimensions; choices fall back to seeded random sampling);
-    batch: proposals rendered together; startup: random proposals before the optimiser
-    models anything; objective: a key of ``OBJECTIVES``; classes: score only ROIs of
+    batch: proposals rendered together; startup: proposals before the optimiser models
+    anything, the spec's own halton points (default: a tenth of the budget, at least 10); objective: a key of ``OBJECTIVES``; classes: score only ROIs of
     these suite categories (all when empty); conf, iou: the operating threshold and match
     IoU of ROI outcomes; fail_above: a scene fails when its severity exceeds it; expand:
     ``failing`` or ``all`` scenes get ROI permutations and variants."""
@@ -306,13 +309,18 @@ class SearchOptions:
     seed: int = 0
     optimizer: str = "tpe"
     batch: int = 4
-    startup: int = 10
+    startup: Optional[int] = None
     objective: str = "severity"
     classes: tuple[str, ...] = ()
     conf: float = DEFAULT_CONF
     iou: float = DEFAULT_IOU
     fail_above: float = 0.0
     expand: str = "failing"
+
+    @property
+    def n_startup(self) -> int:
+        """The startup proposals: ``startup``, or a tenth of the budget (at least 10)."""
+        return int(self.startup) if self.startup is not None else max(10, self.budget // 10)
 
     def check(self, spec: OddSpec) -> None:
         """OddsuiteError naming the option that cannot work with ``spec``."""
@@ -329,7 +337,7 @@ class SearchOptions:
             raise bad(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.expand not in EXPAND:
             raise bad(f"--expand: expected one of {', '.join(EXPAND)}, got {self.expand!r}")
-        if self.batch < 1 or self.startup < 0:
+        if self.batch < 1 or self.n_startup < 0:
             raise bad(f"--batch must be at least 1 and --startup at least 0 (got {self.batch}, {self.startup})")
         for name, v in (("conf", self.conf), ("iou", self.iou), ("fail-above", self.fail_above)):
             if not 0.0 <= v <= 1.0:
@@ -386,9 +394,9 @@ def _optuna_sampler(o: SearchOptions, n_categorical: int) -> Any:
         if o.optimizer == "cmaes":
             if n_categorical:
                 log.info("cmaes: %d categorical dimension(s) are sampled at random (seeded)", n_categorical)
-            return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=o.startup, warn_independent_sampling=False,
+            return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=o.n_startup, warn_independent_sampling=False,
                                                 independent_sampler=optuna.samplers.RandomSampler(seed=seed))
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=o.startup, multivariate=True,
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=o.n_startup, multivariate=True,
                                           constant_liar=o.batch > 1)
 
 
@@ -430,8 +438,9 @@ class _Search:
         self.space = SearchSpace(spec)
         self.study = optuna.create_study(direction="maximize",
                                          sampler=_optuna_sampler(o, len(self.space.categorical)))
-        for i in range(o.startup):  # the first proposals cover the ODD evenly: the spec's halton points
-            self.study.enqueue_trial(self.space.params(HaltonSampler(spec, o.seed).unit(i, None)))
+        halton = HaltonSampler(spec, o.seed)
+        for i in range(min(o.n_startup, o.budget)):  # the first proposals cover the ODD evenly: the spec's halton points
+            self.study.enqueue_trial(self.space.params(halton.unit(i, None)))
         self.trials: list[Trial] = []
         self.infeasible = 0
         self.categories = {i + 1: n for i, n in enumerate(spec.class_names)}
@@ -491,7 +500,7 @@ class _Search:
             "source": {"file": Path(src.source_path or "spec.yaml").name, "sha256": src.sha256,
                        "sampler": src.sampler},
             "detector": _detector_id(self.detector),
-            "optimizer": o.optimizer, "seed": o.seed, "batch": o.batch, "startup": o.startup,
+            "optimizer": o.optimizer, "seed": o.seed, "batch": o.batch, "startup": o.n_startup,
             "objective": o.objective, "classes": list(o.classes), "conf": o.conf, "iou": o.iou,
             "fail_above": o.fail_above, "expand": o.expand, "variant": searched_variant(src).name,  # type: ignore[union-attr]
             "infeasible": self.infeasible,
