@@ -324,3 +324,31 @@ def test_a_planted_weakness_is_found_within_a_small_budget(tmp_path):
     assert len(after_startup) >= 0.5 * (budget - startup), len(after_startup)
     worst = max(res.trials, key=lambda t: (t.score.objective, -t.scene))
     assert fog[worst.scene] < bench.FOG_M and worst.score.severity == 1.0
+
+
+@pytest.mark.parametrize("optimizer", ["tpe", "cmaes"])
+def test_the_optimisers_propose_the_same_points_for_the_same_seed(optimizer):
+    """The optuna wiring alone (no render): seeded proposals over a spec's space, told a
+    fixed function of the point, are the same twice and always map into the space."""
+    import optuna
+
+    from oddsuite.odd import load_spec
+    from oddsuite.studies.search import _optuna_sampler
+
+    spec = load_spec(ROOT / "odd_specs" / "foggy_night.yaml")
+    space = SearchSpace(spec)
+    fog = [p for _, p in space.free].index("environment.fog_visibility_m")
+
+    def run() -> list[tuple[float, ...]]:
+        o = SearchOptions(budget=10, seed=3, optimizer=optimizer, startup=3)
+        study = optuna.create_study(direction="maximize", sampler=_optuna_sampler(o, len(space.categorical)))
+        points = []
+        for _ in range(o.budget):
+            t = study.ask(space.distributions)
+            pt = space.unit_point(t.params)
+            assert all(0.0 <= x < 1.0 for x in pt) and set(space.values(pt)) == {p for p, _ in spec.dimensions()}
+            study.tell(t, -abs(pt[fog] - 0.1))
+            points.append(pt)
+        return points
+
+    assert run() == run()

@@ -90,13 +90,23 @@ class SearchRecord(_Strict):
 
 def search_record(spec: OddSpec) -> SearchRecord | None:
     """The spec's ``search:`` block as a SearchRecord (None when it has none). Raises
-    SpecError when the block does not validate (``problems`` reports it with its line)."""
+    SpecError when the block does not validate (``problems`` reports it with its line).
+    Validated once per spec text: every scene of a suite asks for it."""
     if spec.search is None:
         return None
+    if spec.source_text is not None and spec.source_text in _RECORDS:
+        return _RECORDS[spec.source_text]
     try:
-        return SearchRecord.model_validate(spec.search)
+        rec = SearchRecord.model_validate(spec.search)
     except ValidationError as e:
         raise SpecError(f"{spec.source_path}: search: {e}") from None
+    if spec.source_text is not None:
+        _RECORDS.clear()  # one search at a time per process: keep the last only
+        _RECORDS[spec.source_text] = rec
+    return rec
+
+
+_RECORDS: dict[str, SearchRecord] = {}
 
 
 def free_dimensions(spec: OddSpec) -> list[tuple[int, str]]:
