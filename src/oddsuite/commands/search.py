@@ -2,23 +2,13 @@
 renders where the detector fails, written as an ordinary suite."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from oddsuite.commands._args import positive_int as _positive_int, unit_float as _unit_float
-
-
-def _non_negative(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from e
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
+from oddsuite.commands._args import non_negative_int as _non_negative, positive_int as _positive_int
+from oddsuite.commands._args import unit_float as _unit_float
 
 
 def register(subparsers: Any) -> None:
