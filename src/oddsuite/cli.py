@@ -16,6 +16,7 @@ from oddsuite.errors import OddsuiteError, UserError  # noqa: F401 - UserError k
 #: sub-command modules under oddsuite.commands, in the order `--help` lists them
 COMMANDS = [
     "generate",
+    "search",
     "verify",
     "sign",
     "keygen",

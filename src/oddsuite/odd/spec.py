@@ -202,6 +202,9 @@ class OddSpec(_Strict):
     max_placement_tries: int = Field(200, ge=1, le=100000)
     #: acceptance criteria the detector must meet (``odd.acceptance``); optional
     acceptance: tuple[Criterion, ...] = ()
+    #: the record of a falsification search, written by ``oddsuite search`` into its suite's
+    #: spec and replayed by ``sampler: search`` (checked there: ``odd.samplers.search``)
+    search: Optional[dict[str, Any]] = None
 
     # set by load_spec, not by the YAML
     source_path: Optional[str] = Field(None, exclude=True)
@@ -221,6 +224,12 @@ class OddSpec(_Strict):
         if v not in SAMPLERS:
             raise ValueError(f"unknown sampler {v!r}; expected one of: {', '.join(SAMPLERS)}")
         return v
+
+    @model_validator(mode="after")
+    def _search(self) -> "OddSpec":
+        if self.search is not None and self.sampler != "search":
+            raise ValueError("a `search:` block is replayed by `sampler: search` only (oddsuite search writes both)")
+        return self
 
     @field_validator("objects")
     @classmethod

@@ -29,6 +29,7 @@ from oddsuite.suite.reader import read_annotations
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
 from oddsuite.report.reduced_context import reduced_context_section
 from oddsuite.report.scoring import full_fp_section, tide_section
+from oddsuite.report.search import search_section
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ SECTIONS = [
     ("consistency", "Quantization consistency"),
     ("faults", "Fault injection"),
     ("reduced-context", "Reduced context"),
+    ("search", "Falsification search"),
     ("method", "Method and settings"),
 ]
 MODE_ORDER = {"isolate": 0, "remove": 1, "cutout": 2}
@@ -484,6 +486,7 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "compare": compare_data, "faults": faults_data,
         "reduced_context": reduced_context_section(inp.metrics, inp.res, inp.suite, inp.gt, inp.conf,
                                                    **({"width": image_width} if image_width else {})),
+        "search": search_section(inp.suite, inp.trace, summary["model_sha256"]),
         "colours": {k: "rgb%s" % (v,) for k, v in {**OUTCOME_COLOURS, "prediction": PRED_COLOUR,
                                                    "unmatched": FP_COLOUR}.items()},
         "has_images": inp.drawer is not None,

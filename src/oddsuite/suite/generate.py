@@ -24,6 +24,7 @@ from oddsuite import __version__
 from oddsuite.errors import OddsuiteError, SpecError, SuiteError
 from oddsuite.fileio import atomic_write_bytes, is_disk_full, json_bytes, sha256_file, write_json
 from oddsuite.odd import OddSpec, SceneParams, parse_spec, sample_scene
+from oddsuite.odd.samplers.search import scene_scope
 from oddsuite.permute.plans import subset_code, subsets
 from oddsuite.suite.io import parquet_bytes, png_bytes
 from oddsuite.suite.layout import (ANNOTATIONS, ANNOTATIONS_FULL, FORMAT, IMAGES, JOB, LOCK, MANIFEST, MAX_SCENES, ROIS,
@@ -93,7 +94,8 @@ def illumination(sun_elevation_deg: float) -> str:
 
 def images_per_scene(spec: OddSpec, params: SceneParams, plan: PlanOptions) -> int:
     n_sub = len(plan.subsets_of(params, where=f"{spec.source_path}: permutations: "))
-    return len(spec.variants) * (1 + len(plan.modes) * n_sub)
+    variants, modes = scene_scope(spec, params.scene_id, plan.modes)
+    return len(variants) * (1 + len(modes) * n_sub)
 
 
 # ----------------------------------------------------------------------------- worker
@@ -154,12 +156,13 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
         })
 
     all_ids = tuple(o.roi_id for o in scene.objects)
-    for variant in spec.variants:
+    variants, modes = scene_scope(spec, job.scene_id, job.plan.modes)  # a search suite's passing scenes: full only
+    for variant in variants:
         env = environment_of(scene, variant)
         wrng = lambda: params.rng(f"weather:{variant.name}")  # noqa: E731 - same streaks in every image
         frames = VariantFrames(r, scene, env, wrng, composite=job.plan.renderer == "composite")
         emit(frames.full, variant.name, "full", all_ids, env)
-        for mode in job.plan.modes:
+        for mode in modes:
             for sub in sub_list:
                 emit(frames.frame(mode, sub), variant.name, mode, sub, env)
 
@@ -266,7 +269,7 @@ def _writing(out: Path, what: str) -> Iterator[None]:
         raise SuiteError(f"{out}: cannot write {what}: {e}") from e
 
 
-def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, seed: int, workers: int = 1,
+def generate_suite(spec_path: str | Path | OddSpec, out_dir: str | Path, *, scenes: int, seed: int, workers: int = 1,
                    plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None,
                    renderer: Optional[str] = None, executor: Any = None,
                    on_start: Optional[Callable[[SuitePlan], None]] = None,
@@ -279,10 +282,12 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
     they are rendered, never all up front); ``on_scene(n_images)`` after each scene is done
     or found done by an earlier run; ``on_image(n)`` with the number of images finished so
     far, as they are written, on any executor (:func:`oddsuite.suite.progress.watch_images`). Raises SuiteError when scenes failed (finished ones
-    are kept: the same command resumes) or the disk is full."""
+    are kept: the same command resumes) or the disk is full. ``spec_path`` may be a parsed spec
+    (its ``source_path`` resolves user meshes), as ``oddsuite search`` passes."""
     from oddsuite.odd import load_spec
 
-    spec = load_spec(spec_path)
+    spec = spec_path if isinstance(spec_path, OddSpec) else load_spec(spec_path)
+    spec_path = spec.source_path or SPEC
     opts = PlanOptions.from_spec(spec, plan, modes, renderer)
     the_plan = plan_suite(spec, seed, scenes, opts)
     out = Path(out_dir)

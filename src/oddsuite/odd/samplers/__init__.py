@@ -8,6 +8,7 @@ from oddsuite.odd.samplers.covering import CoveringSampler
 from oddsuite.odd.samplers.grid import GridSampler
 from oddsuite.odd.samplers.halton import HaltonSampler
 from oddsuite.odd.samplers.random import RandomSampler
+from oddsuite.odd.samplers.search import SearchSampler
 
 #: every registered sampler by name
 SAMPLERS: dict[str, type[Sampler]] = {}
@@ -23,6 +24,7 @@ register(RandomSampler)
 register(GridSampler)
 register(HaltonSampler)
 register(CoveringSampler)
+register(SearchSampler)
 
 __all__ = ["Sampler", "UnitSampler", "SAMPLERS", "register", "RandomSampler", "GridSampler", "HaltonSampler",
-           "CoveringSampler"]
+           "CoveringSampler", "SearchSampler"]

@@ -1,0 +1,207 @@
+"""``search``: the scenes a falsification search chose (``oddsuite search``), replayed.
+
+A search (``oddsuite.studies.search``) proposes points of the unit cube with an optimiser,
+renders each feasible one as a scene and scores the detector on it. It then writes the
+suite's spec: the user's spec with ``sampler: search`` and a ``search:`` block that holds,
+per scene, the unit point of every free dimension (``points``), the score the search saw
+(``scores``) and which scenes get their ROI permutations and variants (``expanded``).
+Scene ``i`` of such a spec is point ``i``, mapped by each dimension's ``Domain.at(u)``,
+as every other unit-cube sampler; so ``sample_scene(spec, seed, i)`` re-makes a searched
+scene anywhere, and the suite's ``spec.yaml`` (hashed in its manifest) is the record of
+the search that ``verify`` and resume check.
+
+The block is checked when the spec loads (``problems``): its dimensions must be the
+spec's free dimensions in order, every point must lie in [0, 1) and keep the spec's
+rules (a searched scene never breaks a rule: ``sample_scene`` would otherwise redraw it
+at random), and the scores and expanded scenes must match the points.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Optional, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from oddsuite.errors import SpecError
+from oddsuite.odd.rules import broken_rule
+from oddsuite.odd.samplers.base import UnitSampler
+from oddsuite.odd.spec import OddSpec, Variant
+
+#: the columns of ``search.scores`` (one row per scene)
+SCORE_COLUMNS = ("objective", "severity", "rois_scored", "rois_failed", "lowest_iou")
+#: the objectives a search maximises (``studies.search.OBJECTIVES`` computes them) and what each measures
+OBJECTIVE_TEXT = {
+    "severity": "share of the scored ROIs missed or mislabelled; ties broken by the lowest IoU",
+    "failures": "number of scored ROIs missed or mislabelled; ties broken by the lowest IoU",
+    "lowest-iou": "1 - the lowest IoU of a scored ROI (a miss counts its best overlap above conf)",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class SearchSource(_Strict):
+    """The spec the search ran on: its file name, SHA-256 and own sampler."""
+
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sampler: str
+
+
+class SearchDetector(_Strict):
+    """The detector the search scored (its name and weights' SHA-256, when known)."""
+
+    name: str
+    sha256: Optional[str] = None
+
+
+class SearchRecord(_Strict):
+    """The ``search:`` block of a spec written by ``oddsuite search`` (docs/FORMAT.md).
+
+    ``points[i]``: the unit point of scene ``i``, one coordinate per entry of
+    ``dimensions`` (the spec's free dimensions, in ``OddSpec.dimensions`` order);
+    ``scores[i]``: what the search measured on scene ``i``'s full image, columns
+    ``SCORE_COLUMNS`` (lowest IoU is null when no ROI was scored); ``expanded``: the scene
+    ids rendered with their ROI permutations and every variant (the others: their full
+    scene in the searched variant only); ``infeasible``: proposals that broke a rule and
+    were pruned without a render."""
+
+    source: SearchSource
+    detector: SearchDetector
+    optimizer: Literal["tpe", "cmaes"]
+    seed: int = Field(ge=0)
+    batch: int = Field(ge=1)
+    startup: int = Field(ge=0)
+    objective: Literal["severity", "failures", "lowest-iou"]
+    classes: tuple[str, ...] = ()
+    conf: float = Field(ge=0, le=1)
+    iou: float = Field(ge=0, le=1)
+    fail_above: float = Field(ge=0, le=1)
+    expand: Literal["failing", "all"]
+    variant: str
+    infeasible: int = Field(ge=0)
+    dimensions: tuple[str, ...]
+    points: tuple[tuple[float, ...], ...]
+    scores: tuple[tuple[Optional[float], ...], ...]
+    expanded: tuple[int, ...] = ()
+
+
+def search_record(spec: OddSpec) -> SearchRecord | None:
+    """The spec's ``search:`` block as a SearchRecord (None when it has none). Raises
+    SpecError when the block does not validate (``problems`` reports it with its line).
+    Validated once per spec text: every scene of a suite asks for it."""
+    if spec.search is None:
+        return None
+    if spec.source_text is not None and spec.source_text in _RECORDS:
+        return _RECORDS[spec.source_text]
+    try:
+        rec = SearchRecord.model_validate(spec.search)
+    except ValidationError as e:
+        raise SpecError(f"{spec.source_path}: search: {e}") from None
+    if spec.source_text is not None:
+        _RECORDS.clear()  # one search at a time per process: keep the last only
+        _RECORDS[spec.source_text] = rec
+    return rec
+
+
+_RECORDS: dict[str, SearchRecord] = {}
+
+
+def free_dimensions(spec: OddSpec) -> list[tuple[int, str]]:
+    """(index in ``spec.dimensions()``, path) of every dimension that is not fixed: the
+    coordinates a search moves."""
+    return [(i, p) for i, (p, d) in enumerate(spec.dimensions()) if not d.is_fixed]
+
+
+def searched_variant(spec: OddSpec) -> Variant | None:
+    """The variant a search renders and scores: the first one that overrides nothing
+    (normally ``base``), so the sampled dimensions are what the detector sees. None when
+    every variant overrides something."""
+    return next((v for v in spec.variants if not v.overrides), None)
+
+
+def scene_scope(spec: OddSpec, scene_id: int, modes: Sequence[str]) -> tuple[tuple[Variant, ...], tuple[str, ...]]:
+    """The variants and masking modes scene ``scene_id`` is rendered with: all of them,
+    except in a search suite, where a scene that is not ``expanded`` keeps only its full
+    scene in the searched variant (the image the search scored)."""
+    rec = spec.search
+    if rec is None or scene_id in set(rec.get("expanded") or ()):
+        return tuple(spec.variants), tuple(modes)
+    v = searched_variant(spec)
+    return ((v,) if v is not None else tuple(spec.variants[:1])), ()
+
+
+class SearchSampler(UnitSampler):
+    name = "search"
+
+    def __init__(self, spec: OddSpec, seed: int):
+        super().__init__(spec, seed)
+        self.record = search_record(spec)
+        self.free = [i for i, _ in free_dimensions(spec)]
+
+    def unit(self, scene_id: int, rng: np.random.Generator) -> Sequence[float]:
+        if self.record is None or not 0 <= scene_id < len(self.record.points):
+            n = 0 if self.record is None else len(self.record.points)
+            raise SpecError(f"{self.spec.source_path}: search: scene {scene_id} was not searched (the search block "
+                            f"holds {n} points); a search suite has exactly its searched scenes")
+        u = [0.5] * len(self.dims)  # a fixed domain gives its value at any u
+        for i, ui in zip(self.free, self.record.points[scene_id]):
+            u[i] = float(ui)
+        return u
+
+    @classmethod
+    def problems(cls, spec: OddSpec) -> list[tuple[tuple, str]]:
+        if spec.search is None:
+            return [(("sampler",), "the search sampler replays the points `oddsuite search` wrote into its suite's "
+                                   "spec.yaml (a `search:` block); this spec has none: use random, grid or halton, "
+                                   "or run `oddsuite search`")]
+        try:
+            rec = SearchRecord.model_validate(spec.search)
+        except ValidationError as e:
+            return [(("search", *map(_key, err["loc"])), err["msg"].removeprefix("Value error, ")) for err in e.errors()]
+        return _record_problems(spec, rec)
+
+
+def _key(x: Any) -> Any:
+    return x if isinstance(x, (str, int)) else str(x)
+
+
+def _record_problems(spec: OddSpec, rec: SearchRecord) -> list[tuple[tuple, str]]:
+    out: list[tuple[tuple, str]] = []
+    free = [p for _, p in free_dimensions(spec)]
+    if list(rec.dimensions) != free:
+        return [(("search", "dimensions"), f"the searched dimensions {list(rec.dimensions)} are not the spec's free "
+                                           f"dimensions {free}: the spec was changed after the search; run the "
+                                           f"search again")]
+    if searched_variant(spec) is None or searched_variant(spec).name != rec.variant:
+        out.append((("search", "variant"), f"the searched variant {rec.variant!r} is not the spec's first variant "
+                                           f"without overrides"))
+    if len(rec.scores) != len(rec.points):
+        out.append((("search", "scores"), f"{len(rec.scores)} score rows for {len(rec.points)} points; expected one "
+                                          f"per point"))
+    dims = spec.dimensions()
+    idx = [i for i, _ in free_dimensions(spec)]
+    for k, pt in enumerate(rec.points):
+        if len(pt) != len(free):
+            out.append((("search", "points", k), f"{len(pt)} coordinates; expected {len(free)} (one per dimension)"))
+            continue
+        if not all(0.0 <= u < 1.0 for u in pt):
+            out.append((("search", "points", k), "every coordinate must lie in [0, 1)"))
+            continue
+        u = [0.5] * len(dims)
+        for i, ui in zip(idx, pt):
+            u[i] = ui
+        values = {p: d.at(x) for (p, d), x in zip(dims, u)}
+        bad = broken_rule(spec.rules, values)
+        if bad is not None:
+            out.append((("search", "points", k), f"breaks rules.{bad}; a searched scene keeps every rule"))
+    for k, row in enumerate(rec.scores):
+        if len(row) != len(SCORE_COLUMNS) or any(v is not None and not math.isfinite(v) for v in row):
+            out.append((("search", "scores", k), f"expected [{', '.join(SCORE_COLUMNS)}], finite numbers"))
+    ex = list(rec.expanded)
+    if ex != sorted(set(ex)) or any(not 0 <= i < len(rec.points) for i in ex):
+        out.append((("search", "expanded"), f"expected distinct scene ids in increasing order, each below "
+                                            f"{len(rec.points)}"))
+    return out

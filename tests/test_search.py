@@ -1,0 +1,354 @@
+"""Falsification search (#19): the search sampler and its spec block, the unit mapping, the
+objective, and small real searches (rendered at 96x72 and scored by the shipped detector):
+the same command gives the same suite byte for byte (also after an interruption), searched
+scenes keep the rules, and a planted weakness is found within a small budget."""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oddsuite.errors import OddsuiteError, SpecError, SuiteError
+from oddsuite.odd import parse_spec, sample_scene
+from oddsuite.odd.rules import broken_rule
+from oddsuite.studies.search import (OBJECTIVES, SearchOptions, SearchSpace, replay_spec, score_outcomes,
+                                     search_suite)
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "default"
+
+SPEC = """\
+name: searched
+sampler: halton   # replaced by the search
+scenery: {road_type: rural, lanes: 2, clutter: 0.5, road_surface: {choices: {dry: 3, wet: 1}}}
+environment:
+  sun_elevation_deg: 40
+  fog_visibility_m: [50, 600]
+camera: {fov_deg: 50, width: 96, height: 72}
+objects:
+  car: {count: [1, 3], distance_m: [6, 20], lateral_m: [-3, 3], heading_deg: {choices: [0, 180]}}
+rules:
+  - exclude: {environment.fog_visibility_m: {lt: 300}, scenery.road_surface: wet}
+  - require: {if: {objects.car.count: 3}, then: {scenery.road_surface: dry}}
+permutations: {plan: ablation, modes: [remove]}
+variants:
+  - name: base
+  - {name: dusk, sun_elevation_deg: 3}
+"""
+
+
+def _record(spec, points, expanded=()):
+    space = SearchSpace(spec)
+    return {"source": {"file": "s.yaml", "sha256": spec.sha256, "sampler": spec.sampler},
+            "detector": {"name": "d", "sha256": None}, "optimizer": "tpe", "seed": 0, "batch": 1, "startup": 0,
+            "objective": "severity", "classes": [], "conf": 0.25, "iou": 0.5, "fail_above": 0.0,
+            "expand": "failing", "variant": "base", "infeasible": 0, "dimensions": [p for _, p in space.free],
+            "points": [list(p) for p in points], "scores": [[0.0, 0.0, 1, 0, 0.5]] * len(points),
+            "expanded": list(expanded)}
+
+
+# ----------------------------------------------------------------------------- no rendering
+
+
+def test_the_search_block_replays_its_points_exactly():
+    spec = parse_spec(SPEC, source="s.yaml")
+    space = SearchSpace(spec)
+    assert [p for _, p in space.free] == ["scenery.road_surface", "environment.fog_visibility_m", "objects.car.count"]
+    points = [space.unit_point({"scenery.road_surface": "dry", "environment.fog_visibility_m": 0.1234567,
+                                "objects.car.count": 3}),
+              space.unit_point({"scenery.road_surface": "wet", "environment.fog_visibility_m": 0.9,
+                                "objects.car.count": 2})]
+    replay = replay_spec(spec, _record(spec, points, expanded=[1]))
+    assert replay.sampler == "search" and "# sampler: halton" in replay.source_text
+    for i, pt in enumerate(points):
+        p = sample_scene(replay, 5, i)
+        want = space.values(pt)
+        got = {**{f"scenery.{k}": v for k, v in p.scenery.items()},
+               **{f"environment.{k}": v for k, v in p.environment.items()},
+               **{f"objects.{k}.count": v for k, v in p.counts.items()}}
+        assert {k: got[k] for k in want if k in got} == {k: want[k] for k in want if k in got}
+    assert sample_scene(replay, 5, 0).counts["car"] == 3
+    assert sample_scene(replay, 5, 0).environment["fog_visibility_m"] == pytest.approx(50 + 0.123457 * 550)
+    with pytest.raises(SpecError, match="scene 2 was not searched"):
+        sample_scene(replay, 5, 2)
+
+
+def test_a_point_that_breaks_a_rule_is_refused_at_load():
+    spec = parse_spec(SPEC, source="s.yaml")
+    space = SearchSpace(spec)
+    bad = space.unit_point({"scenery.road_surface": "wet", "environment.fog_visibility_m": 0.1, "objects.car.count": 1})
+    assert broken_rule(spec.rules, space.values(bad)) == 0
+    with pytest.raises(SpecError, match=r"search\.points\.0: breaks rules\.0"):
+        replay_spec(spec, _record(spec, [bad]))
+
+
+def test_the_search_block_is_checked_against_the_spec():
+    spec = parse_spec(SPEC, source="s.yaml")
+    with pytest.raises(SpecError, match="sampler.*has none"):
+        parse_spec(SPEC.replace("sampler: halton", "sampler: search"), source="s.yaml")
+    rec = _record(spec, [(0.1, 0.9, 0.2)])
+    text = replay_spec(spec, rec).source_text
+    with pytest.raises(SpecError, match="replayed by `sampler: search` only"):
+        parse_spec(text.replace("sampler: search", "sampler: random"), source="s.yaml")
+    with pytest.raises(SpecError, match="not the spec's free dimensions"):
+        parse_spec(text.replace("fog_visibility_m: [50, 600]", "fog_visibility_m: 200"), source="s.yaml")
+    with pytest.raises(SpecError, match=r"search\.points\.0: every coordinate must lie in \[0, 1\)"):
+        parse_spec(text.replace("[0.1, 0.9, 0.2]", "[0.1, 1.5, 0.2]"), source="s.yaml")
+    with pytest.raises(SpecError, match=r"search\.expanded"):
+        parse_spec(text.replace("expanded: []", "expanded: [3]"), source="s.yaml")
+
+
+def test_the_sampler_line_must_be_one_line_to_be_replaced():
+    spec = parse_spec(SPEC.replace("sampler: halton   # replaced by the search", "sampler:\n  halton"), source="s.yaml")
+    with pytest.raises(SpecError, match="one line `sampler: NAME`"):
+        replay_spec(spec, _record(spec, [(0.1, 0.9, 0.2)]))
+    plain = parse_spec(SPEC.replace("sampler: halton   # replaced by the search\n", ""), source="s.yaml")
+    assert replay_spec(plain, _record(plain, [(0.1, 0.9, 0.2)])).sampler == "search"
+
+
+def test_unit_points_give_the_proposed_values():
+    spec = parse_spec(SPEC.replace("clutter: 0.5", "clutter: {normal: [1, 0.3], min: 0.5, max: 2}")
+                      .replace("{dry: 3, wet: 1}", "{dry: 3, wet: 1, icy: 0.000001}"), source="s.yaml")
+    space = SearchSpace(spec)
+    dims = dict(spec.dimensions())
+    for surface, count, u in itertools.product(("dry", "wet", "icy"), (1, 2, 3), (0.0, 0.3333333333, 0.9999999)):
+        params = {"scenery.road_surface": surface, "scenery.clutter": u, "environment.fog_visibility_m": u,
+                  "objects.car.count": count}
+        pt = space.unit_point(params)
+        assert all(0.0 <= x < 1.0 for x in pt)
+        v = space.values(pt)
+        assert v["scenery.road_surface"] == surface and v["objects.car.count"] == count
+        assert v["environment.fog_visibility_m"] == pytest.approx(dims["environment.fog_visibility_m"].at(u), abs=1e-3)
+
+
+def test_the_severity_tie_breaker_never_reorders_two_severities():
+    """score = failed/scored + (1 - lowest IoU)/(R^2 + 1): a higher share always scores higher."""
+    R = 5
+    f = OBJECTIVES["severity"]
+    cases = [(a, n) for n in range(1, R + 1) for a in range(n + 1)]
+    for (a, n), (b, m) in itertools.product(cases, cases):
+        if a / n > b / m:
+            assert f(a, n, 1.0, R) > f(b, m, 0.0, R)
+    assert f(0, 0, None, R) == 0.0
+
+
+def test_score_of_outcomes():
+    o = pd.DataFrame({"ignore": [False, False, False, True], "not_visible": [False, False, True, False],
+                      "category": ["car", "person", "car", "car"], "outcome": ["hit", "miss", "miss", "miss"],
+                      "iou": [0.8, np.nan, np.nan, 0.1]})
+    s = score_outcomes(o, "severity", (), 3)
+    assert (s.rois_scored, s.rois_failed, s.severity, s.lowest_iou) == (2, 1, 0.5, 0.0)
+    assert s.objective == pytest.approx(0.5 + 1 / 10)
+    s = score_outcomes(o, "severity", ("car",), 3)
+    assert (s.rois_scored, s.rois_failed, s.lowest_iou) == (1, 0, 0.8)
+
+
+def test_options_are_checked(tmp_path):
+    spec = parse_spec(SPEC, source="s.yaml")
+    for bad, match in ((SearchOptions(budget=0), "--budget"), (SearchOptions(budget=5, classes=("bus",)), "--classes"),
+                       (SearchOptions(budget=5, objective="x"), "--objective"), (SearchOptions(budget=5, conf=2),
+                                                                                  "--conf")):
+        with pytest.raises(OddsuiteError, match=match):
+            bad.check(spec)
+    only_dusk = parse_spec(SPEC.replace("  - name: base\n", ""), source="s.yaml")
+    with pytest.raises(SpecError, match="variant without overrides"):
+        SearchOptions(budget=5).check(only_dusk)
+    p = tmp_path / "s.yaml"
+    p.write_text(SPEC)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("not a suite")
+
+    class _Nothing:  # a real Detector shape; never asked to predict (the folder is refused first)
+        name, classes = "nothing", {0: "car"}
+
+        def predict(self, images, conf=0.001):
+            raise AssertionError("not reached")
+
+    with pytest.raises(SuiteError, match="not a search suite"):
+        search_suite(p, tmp_path / "full", _Nothing(), SearchOptions(budget=2))
+
+
+# ----------------------------------------------------------------------------- real searches (rendered)
+
+
+def _cli(*args: str) -> str:
+    env = {**os.environ, "PYOPENGL_PLATFORM": "egl", "OMP_NUM_THREADS": "1", "YOLO_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run([sys.executable, "-m", "oddsuite.cli", *args], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def _files(suite: Path) -> dict[str, bytes]:
+    return {p.relative_to(suite).as_posix(): p.read_bytes() for p in sorted(suite.rglob("*"))
+            if p.is_file() and ".state" not in p.relative_to(suite).parts}
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """The same search three times: by the CLI, and by the API interrupted after 3 trials,
+    then resumed by the same call."""
+    from oddsuite.models import load_detector
+
+    d = tmp_path_factory.mktemp("search")
+    spec = d / "s.yaml"
+    spec.write_text(SPEC)
+    args = ("--budget", "6", "--seed", "3", "--batch", "2", "--startup", "2")
+    out = _cli("search", str(spec), "--model", str(MODEL), "--out", str(d / "a"), *args)
+    det = load_detector(MODEL)
+    opts = SearchOptions(budget=6, seed=3, batch=2, startup=2)
+    seen = []
+
+    def stop_after_3(trial, budget):
+        seen.append(trial.scene)
+        if len(seen) == 3:
+            raise _Stop()
+
+    with pytest.raises(_Stop):
+        search_suite(spec, d / "b", det, opts, on_trial=stop_after_3)
+    assert not (d / "b" / "manifest.json").exists()
+    res = search_suite(spec, d / "b", det, opts)
+    return d, out, res
+
+
+@pytest.mark.slow
+def test_the_same_search_gives_the_same_suite_byte_for_byte(searched):
+    d, out, res = searched
+    a, b = _files(d / "a"), _files(d / "b")
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), [k for k in a if a.get(k) != b.get(k)]
+    assert "searched 6 scenes" in out and "not the ODD" in out
+    assert "ok:" in _cli("verify", str(d / "a"))
+
+
+@pytest.mark.slow
+def test_searched_scenes_are_suite_scenes_and_keep_the_rules(searched):
+    d, _, res = searched
+    spec = parse_spec((d / "a" / "spec.yaml").read_text(), source=str(d / "a" / "spec.yaml"))
+    assert spec.sampler == "search" and len(spec.search["points"]) == 6 and len(res.trials) == 6
+    assert res.infeasible > 0  # the rules excluded proposals: they were pruned, never rendered
+    scenes = pd.read_parquet(d / "a" / "scenes.parquet")
+    full = scenes[scenes["mode"] == "full"].drop_duplicates("scene_id").set_index("scene_id")
+    space = SearchSpace(spec)
+    assert sorted(full.index) == list(range(6))
+    for t in res.trials:
+        values = space.values(t.point)
+        assert broken_rule(spec.rules, values) is None
+        for path, v in values.items():
+            if path in full.columns:
+                assert full.loc[t.scene, path] == pytest.approx(v)
+    # failing scenes are expanded (ROI permutations in both variants), the others keep their scored image only
+    per_scene = scenes.groupby("scene_id").size()
+    for t in res.trials:
+        if t.score.severity > 0:
+            assert t.scene in res.expanded and set(scenes.loc[scenes.scene_id == t.scene, "variant"]) == {"base", "dusk"}
+        else:
+            assert per_scene[t.scene] == 1
+
+
+@pytest.mark.slow
+def test_evaluate_and_report_show_the_search(searched):
+    d, _, res = searched
+    _cli("evaluate", str(d / "a"), "--model", str(MODEL), "--out", str(d / "r"), "--no-progress")
+    o = pd.read_parquet(d / "r" / "outcomes.parquet")
+    o = o[(o["mode"] == "full") & (o["variant"] == "base")]
+    for t in res.trials:  # the search scored what evaluate scores
+        assert score_outcomes(o[o["scene_id"] == t.scene], "severity", (), 3).severity == pytest.approx(t.score.severity)
+    _cli("report", str(d / "r"), "--out", str(d / "r" / "report.html"))
+    html = (d / "r" / "report.html").read_text()
+    assert 'id="search"' in html and "not ODD-wide rates" in html and "6 scenes one after another" in html
+
+
+PLANTED_SPEC = """\
+name: planted
+sampler: halton
+scenery: {road_type: rural, lanes: 2, clutter: 0.5}
+environment:
+  sun_elevation_deg: [20, 60]
+  fog_visibility_m: [50, 600]
+camera: {fov_deg: 50, width: 96, height: 72}
+objects:
+  car: {count: [1, 3], distance_m: [6, 20], lateral_m: [-3, 3], heading_deg: {choices: [0, 180]}}
+permutations: {plan: full, modes: []}
+variants:
+  - name: base
+"""
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("search_bench", ROOT / "benchmarks" / "search.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_a_planted_weakness_is_found_within_a_small_budget(tmp_path):
+    """The planted detector misses every car >= 10 m in fog below 200 m. On 3 free
+    dimensions (fog 50-600 m, car count, sun elevation) at 96x72, 24 searched scenes must
+    hold clearly more failing scenes in that region than 24 halton scenes, and once the
+    halton startup is over the search must stay mostly inside it."""
+    from oddsuite.evaluate import evaluate_suite
+    from oddsuite.models import load_detector
+    from oddsuite.suite import generate_suite
+
+    bench = _bench()
+    text = PLANTED_SPEC
+    spec = tmp_path / "planted.yaml"
+    spec.write_text(text)
+    assert len(SearchSpace(parse_spec(text)).free) == 3
+    det = bench.PlantedDetector(load_detector(MODEL), bench.SceneIndex([tmp_path]))
+    budget, startup = 24, 8
+    res = search_suite(spec, tmp_path / "search", det, SearchOptions(budget=budget, seed=0, batch=4, startup=startup))
+    generate_suite(spec, tmp_path / "halton", scenes=budget, seed=0)
+    evaluate_suite(tmp_path / "halton", det, tmp_path / "halton-r", progress=False)
+    halton = bench.scene_table(tmp_path / "halton", tmp_path / "halton-r")
+    fog = pd.read_parquet(tmp_path / "search" / "scenes.parquet").drop_duplicates("scene_id").set_index("scene_id")[
+        "environment.fog_visibility_m"]
+    in_region = [t for t in res.trials if fog[t.scene] < bench.FOG_M]
+    found = [t for t in in_region if t.score.severity > 0]
+    h_found = int((halton["failing"] & halton["planted"]).sum())
+    after_startup = [t for t in res.trials[startup:] if fog[t.scene] < bench.FOG_M]
+    assert len(found) >= max(6, 1.5 * h_found), (len(found), h_found)
+    assert len(after_startup) >= 0.5 * (budget - startup), len(after_startup)
+    worst = max(res.trials, key=lambda t: (t.score.objective, -t.scene))
+    assert fog[worst.scene] < bench.FOG_M and worst.score.severity == 1.0
+
+
+@pytest.mark.parametrize("optimizer", ["tpe", "cmaes"])
+def test_the_optimisers_propose_the_same_points_for_the_same_seed(optimizer):
+    """The optuna wiring alone (no render): seeded proposals over a spec's space, told a
+    fixed function of the point, are the same twice and always map into the space."""
+    import optuna
+
+    from oddsuite.odd import load_spec
+    from oddsuite.studies.search import _optuna_sampler
+
+    spec = load_spec(ROOT / "odd_specs" / "foggy_night.yaml")
+    space = SearchSpace(spec)
+    fog = [p for _, p in space.free].index("environment.fog_visibility_m")
+
+    def run() -> list[tuple[float, ...]]:
+        o = SearchOptions(budget=10, seed=3, optimizer=optimizer, startup=3)
+        study = optuna.create_study(direction="maximize", sampler=_optuna_sampler(o, len(space.categorical)))
+        points = []
+        for _ in range(o.budget):
+            t = study.ask(space.distributions)
+            pt = space.unit_point(t.params)
+            assert all(0.0 <= x < 1.0 for x in pt) and set(space.values(pt)) == {p for p, _ in spec.dimensions()}
+            study.tell(t, -abs(pt[fog] - 0.1))
+            points.append(pt)
+        return points
+
+    assert run() == run()
