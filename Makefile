@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYOPENGL_PLATFORM ?= egl
 export YOLO_OFFLINE := 1
 
-.PHONY: setup test demo bench clean sysdeps testdeps
+.PHONY: setup test test-all demo bench clean sysdeps testdeps
 
 # System GL libraries for offscreen EGL rendering (Mesa llvmpipe on the CPU).
 sysdeps:
@@ -34,7 +34,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The default run leaves out the long real runs marked `slow` (minutes each on 2 cores);
+# `make test-all` runs them too.
 test: setup testdeps
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup testdeps
 	$(PY) -m pytest -q
 
 demo: setup
