@@ -171,7 +171,8 @@ def test_variants_read_the_effect_declarations():
 
     assert list(overrides_model().model_fields) == effects.overridable() == [
         "sun_elevation_deg", "sun_azimuth_deg", "cloud_cover", "fog_visibility_m", "rain_mm_h", "snow_mm_h",
-        "road_surface", "shadows", "headlights"]
+        "road_surface", "defocus_blur_px", "motion_blur_px", "motion_blur_deg", "vignetting", "exposure_ev", "iso",
+        "tone_mapping", "jpeg_quality", "shadows", "headlights"]
     spec = parse_spec(TWO + "variants:\n  - name: base\n  - {name: night, sun_elevation_deg: -20}\n"
                             "  - {name: dark_no_lights, sun_elevation_deg: -20, headlights: false}\n")
     sc = build_scene(spec, sample_scene(spec, 0, 0))

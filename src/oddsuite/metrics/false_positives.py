@@ -22,8 +22,9 @@ from oddsuite.metrics.stats import mean_or_none, rate
 from oddsuite.metrics.tables import N_BINS, slice_labels
 
 FULL_MODE = "full"
-#: scenes.parquet column groups that are scene conditions (FORMAT.md)
-CONDITION_PREFIXES = ("scenery.", "environment.", "camera.")
+#: scenes.parquet column groups that are scene conditions (FORMAT.md; odd.effects.GROUPS,
+#: which metrics may not import)
+CONDITION_PREFIXES = ("scenery.", "environment.", "camera.", "sensor.")
 
 
 def _figure(counts: np.ndarray) -> dict[str, Any]:

@@ -1,15 +1,16 @@
-"""Declarations of the environment effects (3DB's controls pattern): one ``Effect`` each.
+"""Declarations of the environment and sensor effects (3DB's controls pattern): one ``Effect`` each.
 
 An effect declares, once, everything the layers above need to know about it:
 
-- ``dims``: the spec dimensions it reads, with group (``environment``, ``scenery`` or
-  ``camera``), unit, range or choices, default, whether a variant may override it, and
-  its taxonomy bins for trace (``Bin``);
+- ``dims``: the spec dimensions it reads, with group (``scenery``, ``environment``,
+  ``camera`` or ``sensor``: the spec section it sits in and the prefix of its column in
+  scenes.parquet), unit, range or choices, default, whether a variant may override it,
+  and its taxonomy bins for trace (``Bin``);
 - ``switches``: variant-only settings that are not sampled (``shadows: false``), with
-  their value when no variant sets them.
+  their value when no variant sets them (and their column group, ``environment``).
 
 Who reads the declarations: the spec schema (``odd.spec`` builds its scenery,
-environment and camera sections and ``Variant`` from them), variant expansion
+environment, camera and sensor sections and ``Variant`` from them), variant expansion
 (``permute.variants``), the renderer (``render.effects``: each declared effect has one
 implementation file there, registered against its declaration with ``implement``), and
 trace's taxonomy (``trace.dimensions.TAXONOMY``).
@@ -17,9 +18,17 @@ trace's taxonomy (``trace.dimensions.TAXONOMY``).
 The declarations live here, at the bottom of the import chain, because the spec schema
 needs them and ``odd`` may import nothing above it; the ``apply`` of each effect needs
 the renderer and lives in ``render/effects/<name>.py``. A new effect is its declaration
-(``declare(Effect(...))``) plus one file in ``render/effects/``; a sensor effect
-(exposure, noise, blur) is declared the same way, with dims in the ``camera`` group and an
-image-stage implementation that runs after the weather.
+(``declare(Effect(...))``) plus one file in ``render/effects/``. A sensor effect
+(exposure, tone mapping, noise, blur, vignetting, JPEG) is declared the same way, with
+dims in the ``sensor`` group and a sensor-stage implementation (``render.effects.sensor``
+runs them as one camera pipeline on every image after the weather and the masking).
+
+Why a ``sensor`` group of its own: ISO 34503's taxonomy has scenery, environmental
+conditions and dynamic elements; the camera that records the scene is not part of the
+ODD's world, and its settings are neither weather nor the camera's pose (``camera``).
+Sensor dimensions exist in a suite only when its spec mentions them
+(``OddSpec.sensor_given``): a spec without them renders, samples and records exactly as
+before they existed.
 
 The daylight formula (how much light the sun and sky give) is implemented once, in
 ``render/effects/daylight.py``.
@@ -31,7 +40,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 INF = math.inf
-GROUPS = ("scenery", "environment", "camera")
+#: the spec sections effect dimensions sit in; each is also the prefix of its columns
+GROUPS = ("scenery", "environment", "camera", "sensor")
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,17 @@ class Dimension:
 @dataclass(frozen=True)
 class Switch:
     """A variant-only setting (not sampled): ``default`` is its value when no variant sets
-    it, a constant or a function of the environment in effect."""
+    it, a constant or a function of the environment in effect; ``group``: the prefix of
+    its column in scenes.parquet."""
 
     name: str
     doc: str
     default: Any = None
+    group: str = "environment"
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS:
+            raise ValueError(f"switch {self.name}: group must be one of {GROUPS}, got {self.group!r}")
 
     def resolve(self, env: dict[str, Any]) -> Any:
         return self.default(env) if callable(self.default) else self.default
@@ -138,6 +154,17 @@ def dimensions(group: Optional[str] = None) -> list[Dimension]:
 
 def switches() -> list[Switch]:
     return [s for e in EFFECTS.values() for s in e.switches]
+
+
+def column(name: str) -> str:
+    """The scenes.parquet column of a dimension or switch: ``<group>.<name>``
+    (``environment.fog_visibility_m``, ``scenery.road_surface``, ``sensor.iso``).
+    Raises KeyError for a name no effect declares."""
+    for e in EFFECTS.values():
+        for x in (*e.dims, *e.switches):
+            if x.name == name:
+                return f"{x.group}.{name}"
+    raise KeyError(f"{name!r} is not declared by any effect")
 
 
 def overridable() -> list[str]:
@@ -208,3 +235,46 @@ HEADLIGHTS = declare(Effect(
     "headlights", "The ego vehicle's low beams.",
     switches=(Switch("headlights", "headlights on (default: when the sun is below the horizon)",
                      lambda env: env["sun_elevation_deg"] < 0),)))
+
+
+# ----------------------------------------------------------------------------- the sensor effects
+# A camera pipeline, run in this order on every image (render.effects.sensor.apply_sensor):
+# optics (defocus, motion blur, vignetting) on linear radiance, exposure, noise, tone
+# mapping, JPEG. Each dimension's default is the ideal camera: all defaults leave the image
+# untouched, byte for byte.
+
+TONE_CURVES = ("linear", "reinhard", "aces")
+
+DEFOCUS = declare(Effect(
+    "defocus", "Defocus blur: a disc point-spread function (the geometric circle of confusion), its diameter in pixels.",
+    dims=(Dimension("defocus_blur_px", "sensor", 0.0, "px", 0, 64,
+                    note="diameter of the circle of confusion; 0 = in focus"),)))
+
+MOTION_BLUR = declare(Effect(
+    "motion_blur", "Motion blur: a straight streak of the given length (pixels per exposure) and image direction.",
+    dims=(Dimension("motion_blur_px", "sensor", 0.0, "px", 0, 128, note="streak length during the exposure; 0 = none"),
+          Dimension("motion_blur_deg", "sensor", 0.0, "deg", 0, 180,
+                    note="streak direction in the image, counter-clockwise from the +x axis (0 = horizontal)"))))
+
+VIGNETTING = declare(Effect(
+    "vignetting", "Vignetting: the light lost at the image corners, falling off as cos⁴ of the field angle.",
+    dims=(Dimension("vignetting", "sensor", 0.0, "fraction", 0, 0.95,
+                    note="light lost at the image corners (1 − relative illumination); 0 = none"),)))
+
+EXPOSURE = declare(Effect(
+    "exposure", "Exposure offset in stops: the linear radiance times 2^EV.",
+    dims=(Dimension("exposure_ev", "sensor", 0.0, "EV", -8, 8, note="0 = the renderer's exposure"),)))
+
+NOISE = declare(Effect(
+    "noise", "Photon (shot) and read noise of a CMOS sensor at an ISO setting (Poisson-Gaussian).",
+    dims=(Dimension("iso", "sensor", 0.0, "ISO", 0, 102400,
+                    note="0 = a noise-free sensor; 100 = base ISO, white at full well"),)))
+
+TONE_MAPPING = declare(Effect(
+    "tone_mapping", "Tone curve from linear radiance to display values: linear (clips at white), reinhard, aces.",
+    dims=(Dimension("tone_mapping", "sensor", "linear", choices=TONE_CURVES),)))
+
+JPEG = declare(Effect(
+    "jpeg", "JPEG compression (libjpeg through opencv) at a quality setting.",
+    dims=(Dimension("jpeg_quality", "sensor", 100, "quality", 1, 100, integer=True,
+                    note="100 = no JPEG (the image stays lossless); 1-99 = libjpeg quality"),)))

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from oddsuite.errors import SpecError
 from oddsuite.odd.acceptance import Criterion, acceptance_problems
+from oddsuite.odd.effects import GROUPS
 from oddsuite.odd.meshes import mesh_problem
 from oddsuite.odd.reader import Problem, YamlDoc, path_on_line, read_yaml, spec_error
 from oddsuite.odd.rules import rule_problems
@@ -90,9 +91,8 @@ def _with_hints(doc: YamlDoc, path: tuple, msg: str) -> str:
 def _allowed_keys(parent: tuple) -> list[str]:
     """The keys a mapping at YAML path ``parent`` accepts (for 'unknown key' messages)."""
     models: dict[tuple, Any] = {
-        (): OddSpec, ("scenery",): section_model("scenery"), ("environment",): section_model("environment"),
-        ("camera",): section_model("camera"), ("permutations",): Permutations, ("objects", str): ObjectClass,
-        ("rules", int): Rule, ("acceptance", int): Criterion,
+        (): OddSpec, **{(g,): section_model(g) for g in GROUPS}, ("permutations",): Permutations,
+        ("objects", str): ObjectClass, ("rules", int): Rule, ("acceptance", int): Criterion,
     }
     shape = tuple(type(p) if i else p for i, p in enumerate(parent)) if len(parent) == 2 else tuple(parent)
     if len(parent) == 2 and parent[0] == "variants":

@@ -48,6 +48,8 @@ class SceneParams:
     camera: dict[str, Any]
     objects: tuple[ObjectParams, ...]
     counts: dict[str, int] = field(default_factory=dict)
+    #: the sensor dimensions, empty when the spec does not mention the sensor (``OddSpec.sensor_given``)
+    sensor: dict[str, Any] = field(default_factory=dict)
 
     def rng(self, stream: str) -> np.random.Generator:
         """An independent Generator for one purpose (placement, weather, …) of this scene."""
@@ -62,6 +64,8 @@ class SceneParams:
                 out[f"{g}.{k}"] = v
         for k, v in self.counts.items():
             out[f"objects.{k}.count"] = v
+        for k, v in self.sensor.items():
+            out[f"sensor.{k}"] = v
         return out
 
 
@@ -92,7 +96,7 @@ def sample_scene(spec: OddSpec, seed: int, scene_id: int) -> SceneParams:
             f"{spec.source_path}: rules.{i}: no sample of the spec's domains satisfies the rules after "
             f"{spec.max_placement_tries} tries (scene {scene_id}); widen a domain or relax the rule"
         )
-    groups: dict[str, dict[str, Any]] = {"scenery": {}, "environment": {}, "camera": {}}
+    groups: dict[str, dict[str, Any]] = {"scenery": {}, "environment": {}, "camera": {}, "sensor": {}}
     counts: dict[str, int] = {}
     for p, v in values.items():
         g, *rest = p.split(".")
@@ -122,4 +126,4 @@ def sample_scene(spec: OddSpec, seed: int, scene_id: int) -> SceneParams:
                 )
             )
     return SceneParams(int(seed), int(scene_id), groups["scenery"], groups["environment"], groups["camera"],
-                       tuple(objs), counts)
+                       tuple(objs), counts, groups["sensor"])

@@ -2,7 +2,9 @@
 
 Dimensions follow the ISO 34503 / ASAM OpenODD / PAS 1883 taxonomy: *scenery* (road
 type, lanes, road surface), *environment* (sun, clouds, fog visibility, rain, snow),
-*dynamic elements* (object classes with counts and placement ranges) and the *camera*.
+*dynamic elements* (object classes with counts and placement ranges), the *camera* (its
+pose and image size) and, optionally, its *sensor* (exposure, tone mapping, noise, blur,
+vignetting, JPEG: not in ISO 34503's taxonomy, see ``odd.effects``).
 Every dimension takes a domain (see ``odd.domains``). Unknown keys and out-of-range
 values are errors naming the file, the YAML path and line, and what was expected
 (``odd.load`` reads the YAML and runs the checks that need more than one field).
@@ -65,6 +67,7 @@ _STATIC: dict[str, dict[str, tuple[Any, Any]]] = {
         "width": (int, Field(640, ge=32, le=4096)),
         "height": (int, Field(480, ge=32, le=4096)),
     },
+    "sensor": {},
 }
 
 
@@ -84,7 +87,7 @@ def _section_model(group: str, version: int) -> type[BaseModel]:
 
 
 def section_model(group: str) -> type[BaseModel]:
-    """The model of spec section ``group`` (scenery, environment, camera): its own fields
+    """The model of spec section ``group`` (scenery, environment, camera, sensor): its own fields
     and the dimensions the declared effects (``odd.effects``) add to it."""
     return _section_model(group, effects.version())
 
@@ -195,6 +198,7 @@ class OddSpec(_Strict):
     scenery: Any = Field(default_factory=lambda: section_model("scenery")())
     environment: Any = Field(default_factory=lambda: section_model("environment")())
     camera: Any = Field(default_factory=lambda: section_model("camera")())
+    sensor: Any = Field(default_factory=lambda: section_model("sensor")())
     objects: dict[str, ObjectClass]
     rules: tuple[Rule, ...] = ()
     permutations: Permutations = Field(default_factory=Permutations)
@@ -210,7 +214,7 @@ class OddSpec(_Strict):
     source_path: Optional[str] = Field(None, exclude=True)
     source_text: Optional[str] = Field(None, exclude=True)
 
-    @field_validator("scenery", "environment", "camera", mode="before")
+    @field_validator("scenery", "environment", "camera", "sensor", mode="before")
     @classmethod
     def _section(cls, v: Any, info: ValidationInfo) -> BaseModel:
         model = section_model(info.field_name)  # type: ignore[arg-type]
@@ -274,19 +278,31 @@ class OddSpec(_Strict):
             raise ValueError(f"{oc.mesh!r} resolves outside the spec's folder {base}")
         return p
 
+    @property
+    def sensor_given(self) -> bool:
+        """Whether the spec models the camera's sensor: it has a ``sensor:`` section or a
+        variant sets a sensor dimension. When not, no sensor dimension is sampled, recorded
+        or applied: the camera is ideal and the suite is what it was before sensors existed."""
+        names = {d.name for d in effects.dimensions("sensor")}
+        return "sensor" in self.model_fields_set or any(names & set(v.overrides) for v in self.variants)
+
     def dimensions(self) -> list[tuple[str, Domain]]:
         """(path, domain) of every global dimension (scenery, environment, camera, object
-        counts), in a fixed order: the order samplers fill them in."""
+        counts, then sensor when ``sensor_given``), in a fixed order: the order samplers
+        fill them in. The sensor comes last so that a spec without one samples as before."""
         dims: list[tuple[str, Domain]] = []
         for g in ("scenery", "environment", "camera"):
-            model = getattr(self, g)
-            for name in type(model).model_fields:
-                v = getattr(model, name)
-                if isinstance(v, Domain):
-                    dims.append((f"{g}.{name}", v))
+            dims += self._section_dims(g)
         for key, oc in self.objects.items():
             dims.append((f"objects.{key}.count", oc.count))
+        if self.sensor_given:
+            dims += self._section_dims("sensor")
         return dims
+
+    def _section_dims(self, group: str) -> list[tuple[str, Domain]]:
+        model = getattr(self, group)
+        return [(f"{group}.{name}", getattr(model, name)) for name in type(model).model_fields
+                if isinstance(getattr(model, name), Domain)]
 
     @property
     def max_rois(self) -> int:

@@ -9,7 +9,11 @@
   the subset stay as neutral pixels, so what they hid stays hidden.
 
 A mode is one function ``(VariantFrames, subset) -> Frame`` in ``MODES``; a new mode is
-one function and one registration line.
+one function and one registration line. A mode gives the frame *before* the camera's
+sensor: ``VariantFrames`` runs the sensor (``render.effects.apply_sensor``) on the full
+scene and on every mode's frame alike, last, so that a masked permutation is recorded by
+the same camera as its full scene (cutout masks the full scene before the sensor, not
+after it).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import numpy as np
 
 from oddsuite.errors import SpecError
 from oddsuite.render import Frame, Renderer
+from oddsuite.render.effects import apply_sensor, noise_generator
 from oddsuite.scenes import Scene
 
 NEUTRAL_RGB = np.array([128, 128, 128], dtype=np.uint8)
@@ -37,22 +42,36 @@ class VariantFrames:
     """The frames of one scene under one variant's environment: the full render once,
     then any (mode, subset). ``weather_rng()`` gives a fresh copy of the scene's weather
     Generator for each frame, so every frame of a variant gets the same streaks and flakes.
-    ``composite``: remove-mode subsets are composited (1 + n renders) instead of re-rendered."""
+    ``composite``: remove-mode subsets are composited (1 + n renders) instead of re-rendered.
+
+    ``full`` and every ``frame(mode, subset)`` are as the camera records them: the sensor
+    effects of ``env`` run on each, last, with a fresh copy of the scene's sensor-noise
+    Generator (``render.effects.noise_generator``: the same for every image of the scene).
+    ``scene_full`` is the full render before the sensor."""
 
     def __init__(self, renderer: Renderer, scene: Scene, env: dict[str, Any],
                  weather_rng: Callable[[], np.random.Generator], composite: bool = False):
         self.renderer, self.scene, self.env, self.weather_rng = renderer, scene, env, weather_rng
         self.composite = composite
         self.all_ids = tuple(o.roi_id for o in scene.objects)
-        self.full = renderer.render(scene, env, None, True, weather_rng())
+        self.scene_full = renderer.render(scene, env, None, True, weather_rng())
+        self.full = self.sensed(self.scene_full)
         self._comp: Optional[Any] = None
 
     def frame(self, mode: str, subset: tuple[int, ...]) -> Frame:
-        """The frame of ``subset`` under masking ``mode``. Raises SpecError for an unknown mode."""
+        """The frame of ``subset`` under masking ``mode``, through the sensor. Raises
+        SpecError for an unknown mode."""
         fn = MODES.get(mode)
         if fn is None:
             raise SpecError(f"unknown masking mode {mode!r}; expected one of: {', '.join(MODES)}")
-        return fn(self, tuple(subset))
+        f = fn(self, tuple(subset))
+        return self.full if f is self.scene_full else self.sensed(f)
+
+    def sensed(self, frame: Frame) -> Frame:
+        """``frame`` as this variant's camera records it (``render.effects.apply_sensor``);
+        ``frame`` itself when the camera is ideal."""
+        rgb = apply_sensor(frame.rgb, self.env, self.scene.camera.intrinsics, noise_generator(self.scene.params))
+        return frame if rgb is frame.rgb else Frame(rgb, frame.depth, frame.ids, frame.objects)
 
     def composite_renderer(self) -> Any:
         if self._comp is None:
@@ -64,7 +83,7 @@ class VariantFrames:
 
 def _remove(v: VariantFrames, subset: tuple[int, ...]) -> Frame:
     if subset == v.all_ids:
-        return v.full
+        return v.scene_full
     if v.composite:
         return v.composite_renderer().frame(subset, v.weather_rng())
     return v.renderer.render(v.scene, v.env, subset, True, v.weather_rng())
@@ -75,7 +94,7 @@ def _isolate(v: VariantFrames, subset: tuple[int, ...]) -> Frame:
 
 
 def _cutout(v: VariantFrames, subset: tuple[int, ...]) -> Frame:
-    return cutout(v.full, subset)
+    return cutout(v.scene_full, subset)
 
 
 #: masking mode → how its frame is made

@@ -12,14 +12,17 @@ from oddsuite.scenes.scene import Scene
 
 
 def environment_of(scene: Scene, variant: Any = None) -> dict[str, Any]:
-    """The environment in effect: every effect dimension of the scene (sampled environment,
-    then those of other sections, e.g. ``road_surface`` from the scenery), the variant's
-    overrides, then each switch not overridden at its default (headlights: on at night)."""
+    """The conditions in effect: every effect dimension of the scene (sampled environment,
+    then those of other sections, e.g. ``road_surface`` from the scenery and the sensor's
+    when the spec has them), the variant's overrides, then each switch not overridden at
+    its default (headlights: on at night). Sensor dimensions are absent when the spec does
+    not mention the sensor (``OddSpec.sensor_given``): the camera is then ideal."""
     params = scene.params
     env = dict(params.environment)
     for d in effects.dimensions():
-        if d.group != "environment":
-            env[d.name] = getattr(params, d.group)[d.name]
+        if d.group == "environment" or (d.group == "sensor" and not params.sensor):
+            continue
+        env[d.name] = getattr(params, d.group)[d.name]
     unset = effects.switches()
     for s in unset:
         env[s.name] = None

@@ -4,7 +4,10 @@ A ``Renderer`` uploads a scene once and then renders any subset of its ROIs unde
 environment (the effects of ``render.effects``: sun, clouds, headlights, road surface,
 shadows, then fog, rain, snow on the image), giving a
 ``Frame``: rgb, depth, per-pixel instance ids and, per visible ROI, its visible box, full
-(unoccluded, unclipped) box, visible fraction and truncation.
+(unoccluded, unclipped) box, visible fraction and truncation. The camera's sensor effects
+(blur, exposure, noise, tone curve, JPEG) are not applied here: they run on the finished
+(masked) image, ``effects.apply_sensor``, called by ``permute.VariantFrames`` for every
+image alike.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ import pandas as pd
 from oddsuite import __version__
 from oddsuite.errors import OddsuiteError, SpecError, SuiteError
 from oddsuite.fileio import atomic_write_bytes, is_disk_full, json_bytes, sha256_file, write_json
-from oddsuite.odd import OddSpec, SceneParams, parse_spec, sample_scene
+from oddsuite.odd import OddSpec, SceneParams, effects, parse_spec, sample_scene
 from oddsuite.odd.samplers.search import scene_scope
 from oddsuite.permute.plans import subset_code, subsets
 from oddsuite.suite.io import parquet_bytes, png_bytes
@@ -149,8 +149,7 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
             "file_name": name, "width": spec.camera.width, "height": spec.camera.height,
             "scene_id": job.scene_id, "subset": list(subset), "n_rois": n, "variant": variant, "mode": mode,
             "is_full": len(subset) == n,
-            "env": {**{f"environment.{k}": v for k, v in env.items() if k != "road_surface"},
-                    "scenery.road_surface": env["road_surface"],
+            "env": {**{effects.column(k): v for k, v in env.items()},  # each in its declared group
                     "environment.illumination": illumination(env["sun_elevation_deg"])},
             "annotations": _annotations(frame, subset, scene, spec.min_visible),
         })
@@ -452,15 +451,18 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
         "plan": opts.as_dict(),
         "variants": [v.name for v in spec.variants],
         "categories": [c["name"] for c in cats],
-        "packages": package_versions(),
+        "packages": package_versions(spec.sensor_given),
         "files": dict(sorted(files.items())),
     }
     write_json(out / MANIFEST, manifest)
     return len(images)
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of what shapes the pixels; a suite is reproducible under the same set."""
+def package_versions(sensor: bool = False) -> dict[str, str]:
+    """Versions of what shapes the pixels; a suite is reproducible under the same set.
+    ``sensor``: the suite's spec has sensor effects (``OddSpec.sensor_given``), whose
+    filters and JPEG codec are opencv's; opencv is listed then only (it shapes no pixel
+    otherwise, and a manifest without it keeps the identity it had before sensors)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"oddsuite": __version__}
@@ -469,4 +471,8 @@ def package_versions() -> dict[str, str]:
             out[p] = version(p)
         except PackageNotFoundError:
             out[p] = "absent"
+    if sensor:
+        import cv2
+
+        out["opencv"] = cv2.__version__  # the module's own: several opencv wheels provide it
     return out

@@ -38,7 +38,7 @@ NOT_CONDITIONS = frozenset({
 #: a categorical column with more levels than this is not a useful slicing dimension
 MAX_NOMINAL_LEVELS = 30
 #: group prefixes dropped from display names when the short name stays unique
-SHORT_PREFIXES = ("environment.", "scenery.", "camera.", "roi.")
+SHORT_PREFIXES = tuple(f"{g}." for g in effects.GROUPS) + ("roi.",)
 #: display names of some columns
 DISPLAY = {"category": "class"}
 

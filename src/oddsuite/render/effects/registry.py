@@ -1,13 +1,16 @@
 """Effect implementations registered against their declarations (``odd.effects``).
 
-An effect acts at one or both of two stages:
+An effect acts at one or more of three stages:
 
 - ``scene``: before the render, it sets what the renderer shows (``SceneState``: sun,
   sky, ambient light, headlights, road material, snow cover, shadows). The renderer maps
   the state onto its engine; an effect never touches the engine.
 - ``image``: after the render, it changes the pixels (``ImageContext``: depth, camera,
-  environment, the scene's weather Generator): fog, rain, snow; later sensor effects
-  (exposure, noise, blur) with a higher ``order`` run after the weather.
+  environment, the scene's weather Generator): fog, rain, snow.
+- ``sensor``: the camera that records the (weathered, masked) image: defocus, motion
+  blur, vignetting, exposure, noise, tone mapping, JPEG. A sensor effect names its
+  pipeline ``stage`` (``SENSOR_STAGES``, which also fixes the pixel domain it works in);
+  ``render.effects.sensor.apply_sensor`` runs them, in stage order, on every image.
 
 Every declared effect must have an implementation: a declared dimension that nothing
 renders would be recorded in scenes.parquet without being rendered, so the passes refuse
@@ -66,8 +69,38 @@ class ImageContext:
         return light_level(self.env)
 
 
+@dataclass
+class SensorContext:
+    """What a sensor-stage effect may read about the image it changes."""
+
+    env: dict[str, Any]  # the conditions in effect, sensor dimensions included
+    intrinsics: np.ndarray  # 3x3 pinhole camera matrix K (pixels)
+    generator: Optional[np.random.Generator] = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The scene's sensor-noise Generator (``render.effects.sensor.noise_generator``)."""
+        if self.generator is None:
+            raise ValueError("this sensor draws noise (iso > 0): pass the scene's sensor Generator, "
+                             "render.effects.sensor.noise_generator(params)")
+        return self.generator
+
+    def value(self, name: str) -> Any:
+        """The value of sensor dimension ``name`` in effect (its declared default when unset)."""
+        if name in self.env:
+            return self.env[name]
+        return next(d.default for d in declared.dimensions("sensor") if d.name == name)
+
+
 SceneFn = Callable[[SceneState, dict[str, Any]], None]
 ImageFn = Callable[[np.ndarray, ImageContext], np.ndarray]
+SensorFn = Callable[[np.ndarray, SensorContext], np.ndarray]
+
+#: the camera pipeline's stages, in the order they run, and the pixels each one takes and
+#: gives: ``optics``, ``exposure`` and ``noise`` work on linear radiance (HxWx3 float32,
+#: 1.0 = the renderer's white, unbounded above), ``tone`` maps it to display-linear values
+#: (clipped to [0, 1] after it), ``encode`` works on the 8-bit display image (HxWx3 uint8)
+SENSOR_STAGES = ("optics", "exposure", "noise", "tone", "encode")
 
 
 @dataclass(frozen=True)
@@ -76,6 +109,8 @@ class Implementation:
     scene: Optional[SceneFn] = None
     image: Optional[ImageFn] = None
     order: int = 0
+    sensor: Optional[SensorFn] = None
+    stage: Optional[str] = None
 
 
 #: implementations by effect name
@@ -83,12 +118,17 @@ IMPLEMENTATIONS: dict[str, Implementation] = {}
 
 
 def implement(effect: declared.Effect, *, scene: Optional[SceneFn] = None, image: Optional[ImageFn] = None,
-              order: int = 0) -> Implementation:
+              order: int = 0, sensor: Optional[SensorFn] = None, stage: Optional[str] = None) -> Implementation:
     """Register how ``effect`` (declared with ``odd.effects.declare``) renders: a ``scene``
-    and/or an ``image`` function; ``order`` sorts effects within a stage."""
+    and/or an ``image`` function, or a ``sensor`` function at pipeline ``stage`` (one of
+    ``SENSOR_STAGES``); ``order`` sorts effects within a stage. Raises ValueError for an
+    undeclared effect or a sensor function without a known stage."""
     if declared.EFFECTS.get(effect.name) is not effect:
         raise ValueError(f"effect {effect.name!r} is not declared; declare it with odd.effects.declare first")
-    impl = Implementation(effect, scene, image, order)
+    if (sensor is None) != (stage is None) or (stage is not None and stage not in SENSOR_STAGES):
+        raise ValueError(f"effect {effect.name!r}: a sensor function needs a stage, one of {SENSOR_STAGES} "
+                         f"(got stage={stage!r})")
+    impl = Implementation(effect, scene, image, order, sensor, stage)
     IMPLEMENTATIONS[effect.name] = impl
     return impl
 
@@ -99,7 +139,9 @@ def withdraw(name: str) -> None:
     declared.withdraw(name)
 
 
-def _active() -> list[Implementation]:
+def active() -> list[Implementation]:
+    """Every declared effect's implementation, by ``order``. Raises RuntimeError when a
+    declared effect has none (its dimensions would be recorded but not rendered)."""
     missing = [n for n in declared.EFFECTS if n not in IMPLEMENTATIONS]
     if missing:
         raise RuntimeError(f"declared effect(s) {missing} have no implementation in render.effects: their "
@@ -110,7 +152,7 @@ def _active() -> list[Implementation]:
 def scene_pass(env: dict[str, Any]) -> SceneState:
     """The scene state of ``env``: every scene-stage effect, in order."""
     state = SceneState()
-    for impl in _active():
+    for impl in active():
         if impl.scene is not None:
             impl.scene(state, env)
     return state
@@ -122,7 +164,7 @@ def image_pass(rgb: np.ndarray, depth: np.ndarray, env: dict[str, Any], camera: 
     ``rng``: the scene's weather Generator (needed when an effect draws, e.g. rain)."""
     out = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
     ctx = ImageContext(depth, env, camera, isolate, rng)
-    for impl in _active():
+    for impl in active():
         if impl.image is not None:
             out = impl.image(out, ctx)
     return out
