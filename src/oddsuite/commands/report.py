@@ -12,9 +12,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "report", help="write one self-contained HTML report of a results folder",
         description="Write one self-contained HTML file (figures and images embedded, no external resources) "
-                    "with the suite and run summary, mAP, ROI outcomes, context accuracy, context-induced false "
-                    "positives, failure slices and rules with example images, ROI influence, and, when present, "
-                    "quantization consistency and fault injection. Uses RESULTS_DIR/trace/trace.json when it "
+                    "opening with the acceptance verdicts, the GSN argument and the ODD coverage, then the suite "
+                    "and run summary, mAP, ROI outcomes, context accuracy, context-induced false positives, failure "
+                    "slices and rules with example images, ROI influence, and, when present, quantization "
+                    "consistency, fault injection, reduced context and a falsification search. Uses RESULTS_DIR/trace/trace.json when it "
                     "exists, else traces the results for the report (without saving the trace).")
     p.add_argument("results", metavar="RESULTS_DIR", type=Path, help="results folder (from `oddsuite evaluate`)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE",
