@@ -9,7 +9,8 @@ import numpy as np
 from ..base import MAP_CONF_FLOOR, Detections
 from .faults import FaultMap, TimingErrors
 from .systolic import SystolicArray
-from .wrap import Accelerator, TransientFlips, accelerate, accelerator_of
+from .fault_models import TransientFlips
+from .wrap import Accelerator, accelerate, accelerator_of
 
 
 class AcceleratorDetector:
@@ -23,13 +24,13 @@ class AcceleratorDetector:
 
     def __init__(self, detector, array: SystolicArray | None = None, *,
                  calibration_images: Sequence[np.ndarray] | None = None, name: str | None = None,
-                 fuse: bool = True, calibration_batch: int = 8):
+                 fuse: bool = True, calibration_batch: int = 8, requant: str = "saturate"):
         model = getattr(detector, "torch_model", None)
         if model is None:
             raise TypeError(f"AcceleratorDetector needs a detector with .torch_model, got {type(detector).__name__}")
         self.array = array or SystolicArray(256, 256)
         self.inner = copy.copy(detector)
-        self.torch_model = accelerate(model, self.array, fuse=fuse)
+        self.torch_model = accelerate(model, self.array, fuse=fuse, requant=requant)
         try:
             self.inner.torch_model = self.torch_model
         except AttributeError as e:
@@ -55,7 +56,8 @@ class AcceleratorDetector:
             return self._name
         acc = self.accelerator
         d = acc.describe()
-        parts = [f"{self.base_name}@{d['array']}"]
+        parts = [f"{self.base_name}@{d['array']}" + ("" if d["format"] == "int8" else f"-{d['format']}")
+                 + ("" if d["requant"] == "saturate" else f"-rq{d['requant']}")]
         if d["faulty_pes"]:
             seed = acc.faults.seed
             parts.append(f"{d['faulty_pes']}pe-{d['mitigation']}" + (f"-s{seed}" if seed is not None else ""))
@@ -80,8 +82,11 @@ class AcceleratorDetector:
         return self
 
     def configure(self, faults: FaultMap | None = None, mitigation: str = "none",
-                  timing: TimingErrors | None = None, transient: TransientFlips | None = None) -> "AcceleratorDetector":
-        self.accelerator.configure(faults=faults, mitigation=mitigation, timing=timing, transient=transient)
+                  timing: TimingErrors | None = None, transient: TransientFlips | None = None, *,
+                  models=None, requant: str | None = None) -> "AcceleratorDetector":
+        """As :meth:`.wrap.Accelerator.configure`."""
+        self.accelerator.configure(faults=faults, mitigation=mitigation, timing=timing, transient=transient,
+                                   models=models, requant=requant)
         return self
 
     def predict(self, images: Sequence[np.ndarray], conf: float = MAP_CONF_FLOOR) -> list[Detections]:
