@@ -13,7 +13,8 @@ fine-tuned with that map's FAP mask held fixed (:mod:`.fapt`), cached as a model
 array with FAP on the same map. With an executor the fine-tuning runs here first, one map
 after the other; the workers load the cached models.
 
-Writes ``results.json`` (rows, per-point summaries, settings), ``results.csv`` and
+Writes ``results.json`` (rows, per-point summaries, settings, the requantisation mode and the
+seed's stuck-at finding measured on this detector: ``findings``), ``results.csv`` and
 ``faults.png`` (median and min–max over maps).
 """
 from __future__ import annotations
@@ -35,7 +36,8 @@ from .faults import FaultMap, TimingErrors
 from oddsuite.fileio import atomic_write
 from oddsuite.fileio import atomic_write_text as _atomic_text
 
-from .mlp_experiment import _summary, map_seed
+from .formats import check_overflow
+from .mlp_experiment import _summary, collapse_finding, map_seed
 from .systolic import SystolicArray
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class SweepSpec:
     ft_imgsz: int | None = None                  # fine-tuning image size (default: the detector's)
     ft_batch: int = 8
     ft_lr0: float = 1e-3
+    requant: str = "saturate"                    # between layers: saturate | wrap | none (the seed's fixed point)
 
     def validate(self, array: SystolicArray) -> None:
         if self.fault not in ("stuck-at", "timing"):
@@ -83,6 +86,10 @@ class SweepSpec:
             raise ValueError("--maps must be at least 1")
         if self.ft_epochs < 1 or self.ft_batch < 1:
             raise ValueError("--ft-epochs and --ft-batch must be at least 1")
+        try:
+            check_overflow(self.requant)
+        except ValueError as e:
+            raise ValueError(f"--requant: {e}") from None
 
 
 def _metric(metrics: dict, *path, default=None):
@@ -107,6 +114,7 @@ class PointTask:
     bits: Any
     keep_bits: int
     batch: int
+    requant: str = "saturate"
 
 
 _WORKER_ADET: dict[Any, Any] = {}
@@ -116,12 +124,13 @@ def _sweep_point_task(task: PointTask) -> dict:
     """Worker side: build (once per process) the calibrated AcceleratorDetector, run one point."""
     from PIL import Image
 
-    key = (task.recipe, task.calib_files, task.array)
+    key = (task.recipe, task.calib_files, task.array, task.requant)
     if key not in _WORKER_ADET:
         while len(_WORKER_ADET) >= 2:  # the base detector and the last FAP+T one
             _WORKER_ADET.pop(next(iter(_WORKER_ADET)))
         imgs = [np.asarray(Image.open(f).convert("RGB"), dtype=np.uint8) for f in task.calib_files]
-        _WORKER_ADET[key] = AcceleratorDetector(task.recipe.load(), SystolicArray(*task.array), calibration_images=imgs)
+        _WORKER_ADET[key] = AcceleratorDetector(task.recipe.load(), SystolicArray(*task.array), calibration_images=imgs,
+                                                requant=task.requant)
     else:
         _WORKER_ADET[key] = _WORKER_ADET.pop(key)  # most recently used last
     adet = _WORKER_ADET[key]
@@ -243,7 +252,7 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
 
     Mitigation ``"fap+t"`` (stuck-at, ``spec.train_data`` set; ``detector`` an ultralytics
     detector) fine-tunes one model per fault map (cached under ``fapt/``, see :mod:`.fapt`)
-    and runs it with FAP."""
+    and runs it with FAP. ``spec.requant`` sets the requantisation between layers."""
     spec.validate(array)
     if evaluate is None:
         from oddsuite.evaluate import evaluate_suite as evaluate
@@ -252,10 +261,39 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
     fapt = _FaptModels(detector, array, spec, out) if spec.fault == "stuck-at" and "fap+t" in spec.mitigations else None
     t0 = time.perf_counter()
     seeds = [map_seed(spec.seed, i) for i in range(spec.maps)]
+    jobs = _sweep_jobs(spec, seeds)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc=f"{spec.fault} sweep", unit="point")
+    if executor is None:
+        rows = _run_serial(jobs, detector, array, spec, calibration_images, fapt, suite_dir, out, evaluate, bar)
+    else:
+        if recipe is None or not calib_files:
+            raise ValueError("run_detector_sweep: an executor needs a recipe and the calibration image files")
+        rows = _run_on_executor(jobs, executor, recipe, calib_files, array, spec, fapt, suite_dir, out, bar)
+    if bar:
+        bar.close()
+    summary = _sweep_summary(rows, spec)
+    results = {"suite": str(suite_dir), "detector": detector.name, "array": f"{array.rows}x{array.cols}",
+               "fault": spec.fault, "requant": spec.requant,
+               "spec": {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in spec.__dict__.items()},
+               "map_seeds": seeds, "rows": rows, "summary": summary, "findings": sweep_findings(summary, spec),
+               "seconds": time.perf_counter() - t0}
+    if fapt is not None:
+        results["fapt"] = {"models": sorted({r["ft_model"] for r in rows if r.get("ft_model")}),
+                           "fine_tuned_now": fapt.trained}
+    _write_sweep(results, out)
+    return results
+
+
+def _sweep_jobs(spec: SweepSpec, seeds: list[int]) -> list[dict]:
+    """The points of a sweep in order: the clean point once, then every (x, map seed, mitigation)."""
     jobs: list[dict] = []
     if spec.fault == "stuck-at":
         for n in sorted({int(n) for n in spec.faulty_pes}):
-            for i, s in enumerate(seeds if n else seeds[:1]):
+            for s in (seeds if n else seeds[:1]):
                 for mit in (spec.mitigations if n else ("none",)):
                     job = {"kind": "stuck-at", "faulty_pes": n, "map_seed": s, "mitigation": mit}
                     if mit == "fap+t":
@@ -263,73 +301,86 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
                     jobs.append(job)
     else:
         for rate in sorted({float(r) for r in spec.error_rates}):
-            for i, s in enumerate(seeds if rate > 0 else seeds[:1]):
+            for s in (seeds if rate > 0 else seeds[:1]):
                 for mit in (spec.mitigations if rate > 0 else ("none",)):
                     jobs.append({"kind": "timing", "rate": rate, "map_seed": s, "mitigation": mit})
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    return jobs
 
-        bar = tqdm(total=len(jobs), desc=f"{spec.fault} sweep", unit="point")
-    rows: list[dict] = []
-    if executor is None:
-        adet = AcceleratorDetector(detector, array, calibration_images=calibration_images)
-        for job in jobs:
-            point_adet = adet
-            if job["mitigation"] == "fap+t":
-                point_adet = AcceleratorDetector(fapt.ft_detector(job["faulty_pes"], job["map_seed"]), array,
-                                                 calibration_images=calibration_images)
-            rows.append(_run_point(point_adet, job, array, spec.bits, spec.keep_bits, spec.batch, suite_dir, out,
-                                   evaluate))
-            if bar:
-                bar.update(1)
-    else:
-        if recipe is None or not calib_files:
-            raise ValueError("run_detector_sweep: an executor needs a recipe and the calibration image files")
-        def recipe_of(job: dict):
-            if job["mitigation"] != "fap+t":
-                return recipe
-            from oddsuite.evaluate.loop import DetectorRecipe
 
-            d, sha = fapt.model_dir(job["faulty_pes"], job["map_seed"])  # fine-tuned here, one map at a time
-            return DetectorRecipe(str(d.resolve()), sha, False, getattr(recipe, "class_map", None))
+def _run_serial(jobs, detector, array, spec: SweepSpec, calibration_images, fapt, suite_dir, out: Path,
+                evaluate: Callable, bar) -> list[dict]:
+    adet = AcceleratorDetector(detector, array, calibration_images=calibration_images, requant=spec.requant)
+    rows = []
+    for job in jobs:
+        point_adet = adet
+        if job["mitigation"] == "fap+t":
+            point_adet = AcceleratorDetector(fapt.ft_detector(job["faulty_pes"], job["map_seed"]), array,
+                                             calibration_images=calibration_images, requant=spec.requant)
+        rows.append(_run_point(point_adet, job, array, spec.bits, spec.keep_bits, spec.batch, suite_dir, out,
+                               evaluate))
+        if bar:
+            bar.update(1)
+    return rows
 
-        tasks = [PointTask(recipe_of(job), tuple(map(str, calib_files)), (array.rows, array.cols), str(suite_dir),
-                           str(out), tuple(sorted(job.items())), spec.bits, spec.keep_bits, spec.batch) for job in jobs]
-        by_job: dict[tuple, dict] = {}
-        failures = []
-        for task, row in executor.map(_sweep_point_task, tasks, key=lambda t: dict(t.job)):
-            if isinstance(row, dict):
-                by_job[task.job] = row
-            else:
-                failures.append(row)
-            if bar:
-                bar.update(1)
-        if failures:
-            from oddsuite.errors import OddsuiteError
 
-            raise OddsuiteError(f"{len(failures)} sweep point(s) failed: " + "; ".join(
-                f"{f.key}: {f.error}" for f in failures[:5]) + "; finished points are kept under points/")
-        rows = [by_job[t.job] for t in tasks]
-    if bar:
-        bar.close()
+def _run_on_executor(jobs, executor, recipe, calib_files, array, spec: SweepSpec, fapt, suite_dir, out: Path,
+                     bar) -> list[dict]:
+    def recipe_of(job: dict):
+        if job["mitigation"] != "fap+t":
+            return recipe
+        from oddsuite.evaluate.loop import DetectorRecipe
+
+        d, sha = fapt.model_dir(job["faulty_pes"], job["map_seed"])  # fine-tuned here, one map at a time
+        return DetectorRecipe(str(d.resolve()), sha, False, getattr(recipe, "class_map", None))
+
+    tasks = [PointTask(recipe_of(job), tuple(map(str, calib_files)), (array.rows, array.cols), str(suite_dir),
+                       str(out), tuple(sorted(job.items())), spec.bits, spec.keep_bits, spec.batch, spec.requant)
+             for job in jobs]
+    by_job: dict[tuple, dict] = {}
+    failures = []
+    for task, row in executor.map(_sweep_point_task, tasks, key=lambda t: dict(t.job)):
+        if isinstance(row, dict):
+            by_job[task.job] = row
+        else:
+            failures.append(row)
+        if bar:
+            bar.update(1)
+    if failures:
+        from oddsuite.errors import OddsuiteError
+
+        raise OddsuiteError(f"{len(failures)} sweep point(s) failed: " + "; ".join(
+            f"{f.key}: {f.error}" for f in failures[:5]) + "; finished points are kept under points/")
+    return [by_job[t.job] for t in tasks]
+
+
+def _sweep_summary(rows: list[dict], spec: SweepSpec) -> list[dict]:
+    """Median and spread of mAP per (x, mitigation); the clean point belongs to every curve."""
     key = "faulty_pes" if spec.fault == "stuck-at" else "rate"
-    summary = []
     groups: dict[tuple, list[float]] = {}
     for r in rows:
         mits = spec.mitigations if r[key] == 0 else (r["mitigation"],)
-        for mit in mits:  # the clean point belongs to every curve
+        for mit in mits:
             if r["map"] is not None:
                 groups.setdefault((r[key], mit), []).append(float(r["map"]))
-    for (x, mit), vals in sorted(groups.items()):
-        summary.append({key: x, "mitigation": mit, **_summary(vals)})
-    results = {"suite": str(suite_dir), "detector": detector.name, "array": f"{array.rows}x{array.cols}",
-               "fault": spec.fault, "spec": {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                                             for k, v in spec.__dict__.items()},
-               "map_seeds": seeds, "rows": rows, "summary": summary, "seconds": time.perf_counter() - t0}
-    if fapt is not None:
-        results["fapt"] = {"models": sorted({r["ft_model"] for r in rows if r.get("ft_model")}),
-                           "fine_tuned_now": fapt.trained}
+    return [{key: x, "mitigation": mit, **_summary(vals)} for (x, mit), vals in sorted(groups.items())]
+
+
+def sweep_findings(summary: list[dict], spec: SweepSpec) -> dict:
+    """The seed's stuck-at finding on the detector (:func:`.mlp_experiment.collapse_finding` on the
+    unmitigated full-scene mAP medians), with the requantisation it ran under. A timing sweep
+    measures no stuck-at point: its stuck-at findings are None, not False."""
+    out: dict = {"requant": spec.requant, "metric": "full-scene mAP@[.5:.95]"}
+    if spec.fault != "stuck-at":
+        return {**out, "clean_map": None, **collapse_finding({}, None)}
+    med = {r["faulty_pes"]: r["median"] for r in summary if r["mitigation"] == "none"}
+    base = med.get(0)
+    if base is None:  # the clean point joins only the curves of the mitigations swept
+        base = next((r["median"] for r in summary if r["faulty_pes"] == 0), None)
+    return {**out, "clean_map": base, **collapse_finding({n: v for n, v in med.items() if n > 0}, base)}
+
+
+def _write_sweep(results: dict, out: Path) -> None:
+    rows = results["rows"]
     _atomic_text(out / "results.json", json.dumps(results, indent=1))
     buf = io.StringIO()
     fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
@@ -338,7 +389,6 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
     w.writerows(rows)
     _atomic_text(out / "results.csv", buf.getvalue())
     plot_sweep(results, out / "faults.png")
-    return results
 
 
 def plot_sweep(results: dict, path) -> Path:
@@ -358,7 +408,8 @@ def plot_sweep(results: dict, path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("faulty PEs (0 plotted at 0.5)" if key == "faulty_pes" else "timing error rate per MAC (0 plotted left)")
     ax.set_ylabel("full-scene mAP@[.5:.95]")
-    ax.set_title(f"{results['detector']} on {results['array']}: median, min–max over maps")
+    ax.set_title(f"{results['detector']} on {results['array']} (requant {results.get('requant', 'saturate')}): "
+                 "median, min–max over maps", fontsize=9)
     ax.legend()
     fig.tight_layout()
     path = Path(path)
