@@ -23,6 +23,8 @@ COMMANDS = [
     "report",
     "quantize",
     "compare",
+    "lockstep",
+    "latency",
     "demo",
 ]
 
