@@ -1,0 +1,186 @@
+"""Training determinism: several trainings of one detector compared (seed ``000``, Fig. 2).
+
+The seed trains one network twice "on two similar platforms" and finds similar accuracy but
+*different false positives*: a different number, at different places relative to the true
+positives. Here every run trains the same architecture on the same data set
+(:func:`oddsuite.models.train.train_detector`, offline, CPU, seeded) with its own seed and
+torch thread count (e.g. the same seed twice, another seed, the same seed on more threads as
+a stand-in for another platform), then:
+
+- **weights**: per pair of runs, equal byte for byte (SHA-256 of the safetensors) or not, how
+  many tensors differ and the largest absolute difference;
+- **predictions**: each run evaluated on the suite (full, resumable ``evaluate``), its
+  full-scene mAP, and per pair the overlap of the false-positive sets
+  (:func:`oddsuite.studies.lockstep.fp_overlap`: shared, only A, only B, Jaccard) — the seed's
+  point: two models that agree on average may disagree on which false positives they make;
+- **score profiles** (Fig. 2): the score histograms of true and false positives of each run.
+
+Each trained model is kept under ``OUT/runs/`` and reused when its card says it was made with
+the same data, seed, epochs and settings (an interrupted study resumes). Writes
+``determinism.json`` and ``determinism.png``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, outcome_tables
+from oddsuite.studies.lockstep import fp_overlap
+
+log = logging.getLogger(__name__)
+
+FORMAT = "oddsuite-determinism/1"
+SCORE_BINS = np.linspace(0.0, 1.0, 21)
+
+
+def _run_name(i: int, run: Mapping[str, Any]) -> str:
+    return f"run{i}-seed{int(run['seed'])}-t{int(run.get('threads') or 0)}"
+
+
+def _train(data_yaml: Path, out: Path, run: Mapping[str, Any], settings: Mapping[str, Any]) -> Path:
+    """Train one run (or reuse it when its card matches), with its own torch thread count."""
+    import torch
+
+    from oddsuite.models.train import train_detector
+
+    card = out / "model.json"
+    want = {"seed": int(run["seed"]), "epochs": int(settings["epochs"])}
+    if card.is_file():
+        c = json.loads(card.read_text())
+        if {k: c.get(k) for k in want} == want and c.get("training", {}).get("data") == str(data_yaml) \
+                and c.get("determinism_run") == {**dict(run), **dict(settings)}:
+            log.info("%s: reusing the trained model", out)
+            return out
+    before = torch.get_num_threads()
+    if run.get("threads"):
+        torch.set_num_threads(int(run["threads"]))
+    try:
+        return train_detector(data_yaml, out, seed=int(run["seed"]), epochs=int(settings["epochs"]),
+                              imgsz=int(settings["imgsz"]), batch=int(settings["batch"]), arch=settings["arch"],
+                              extra={"determinism_run": {**dict(run), **dict(settings)}},
+                              **dict(settings.get("train_args") or {}))
+    finally:
+        torch.set_num_threads(before)
+
+
+def compare_weights(dir_a: Path, dir_b: Path) -> dict[str, Any]:
+    """Two model directories' weights: byte-equal or not, tensors differing, largest |difference|."""
+    from safetensors.numpy import load_file
+
+    fa, fb = dir_a / "model.safetensors", dir_b / "model.safetensors"
+    sha = [hashlib.sha256(f.read_bytes()).hexdigest() for f in (fa, fb)]
+    ta, tb = load_file(str(fa)), load_file(str(fb))
+    differ, max_abs, n_values_differ = [], 0.0, 0
+    for name in sorted(set(ta) | set(tb)):
+        a, b = ta.get(name), tb.get(name)
+        if a is None or b is None or a.shape != b.shape:
+            differ.append(name)
+            continue
+        if not np.array_equal(a, b):
+            differ.append(name)
+            d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+            max_abs = max(max_abs, float(d.max()))
+            n_values_differ += int((d > 0).sum())
+    return {"bytes_equal": sha[0] == sha[1], "sha256": sha, "n_tensors": len(set(ta) | set(tb)),
+            "tensors_differ": len(differ), "values_differ": n_values_differ, "max_abs_diff": max_abs,
+            "first_differing": differ[:5]}
+
+
+def score_profile(gt: Mapping[str, Any], preds: Sequence[Mapping[str, Any]], *, iou: float, conf: float) -> dict:
+    """Histogram (on :data:`SCORE_BINS`) of the scores of true and false positives (score >= ``conf``)."""
+    _, dets = outcome_tables(gt, preds, iou=iou, conf=conf)
+    out = {}
+    for status in ("tp", "fp"):
+        s = dets.loc[dets["status"] == status, "score"].to_numpy(dtype=float)
+        out[status] = {"n": int(len(s)), "histogram": np.histogram(s, bins=SCORE_BINS)[0].astype(int).tolist()}
+    return out
+
+
+def training_determinism(data_yaml: str | Path, suite_dir: str | Path, out_dir: str | Path, *,
+                         runs: Sequence[Mapping[str, Any]] = ({"seed": 0}, {"seed": 0}, {"seed": 1}),
+                         epochs: int = 1, imgsz: int = 160, batch: int = 8, arch: str = "yolov8n.yaml",
+                         iou: float = DEFAULT_IOU, conf: float = DEFAULT_CONF, progress: bool = False,
+                         train_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train every run (``{"seed": S, "threads": T}``; T optional), compare every pair (weights,
+    false-positive overlap, mAP) and the score profiles; write and return the results."""
+    from oddsuite.evaluate import evaluate_suite, load_suite
+    from oddsuite.models import load_detector
+
+    if len(runs) < 2:
+        raise ValueError("training determinism needs at least two runs")
+    data_yaml, out = Path(data_yaml).resolve(), Path(out_dir)
+    settings = {"epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "arch": str(arch),
+                "train_args": dict(train_args or {})}
+    suite = load_suite(suite_dir)
+    dirs, preds, per_run = [], [], []
+    for i, run in enumerate(runs):
+        name = _run_name(i, run)
+        d = _train(data_yaml, out / "runs" / name, run, settings)
+        det = load_detector(d)
+        metrics = evaluate_suite(suite_dir, det, out / "eval" / name, iou=iou, conf=conf, progress=progress)
+        p = json.loads((out / "eval" / name / "predictions.json").read_text())
+        dirs.append(d)
+        preds.append(p)
+        full = ((metrics.get("map") or {}).get("full") or {})
+        per_run.append({"name": name, "seed": int(run["seed"]), "threads": run.get("threads"),
+                        "sha256": json.loads((d / "model.json").read_text())["sha256"], "full_scene_map": full.get("map"),
+                        "scores": score_profile(suite.gt, p, iou=iou, conf=conf)})
+    pairs = []
+    for i, j in itertools.combinations(range(len(runs)), 2):
+        same_seed = int(runs[i]["seed"]) == int(runs[j]["seed"])
+        same_threads = (runs[i].get("threads") or None) == (runs[j].get("threads") or None)
+        pairs.append({"a": per_run[i]["name"], "b": per_run[j]["name"],
+                      "relation": ("same seed" if same_seed else "different seeds")
+                      + ("" if same_threads else ", different thread counts"),
+                      "weights": compare_weights(dirs[i], dirs[j]),
+                      "false_positives": fp_overlap(suite.gt, preds[i], preds[j], iou=iou, conf=conf),
+                      "map_delta": (None if per_run[i]["full_scene_map"] is None or per_run[j]["full_scene_map"] is None
+                                    else per_run[j]["full_scene_map"] - per_run[i]["full_scene_map"])})
+    result = {"format": FORMAT, "data": str(data_yaml), "suite": str(Path(suite_dir).resolve()),
+              "settings": {**settings, "iou": iou, "conf": conf}, "runs": per_run, "pairs": pairs,
+              "score_bins": SCORE_BINS.tolist()}
+    _write(out, result)
+    return result
+
+
+def _write(out: Path, result: dict[str, Any]) -> None:
+    from oddsuite.fileio import atomic_write, atomic_write_text
+
+    atomic_write_text(out / "determinism.json", json.dumps(result, indent=1))
+    fig = plot_profiles(result)
+    atomic_write(out / "determinism.png", lambda f: fig.savefig(f, format="png", dpi=110))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def plot_profiles(result: Mapping[str, Any]):
+    """The seed's Fig. 2 for detectors: per run, score histograms of true (blue) and false (red)
+    positives on a log count scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = result["runs"]
+    edges = np.asarray(result["score_bins"])
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.0), sharey=True, squeeze=False)
+    for ax, r in zip(axes[0], runs):
+        for status, colour in (("tp", "#3b6fb6"), ("fp", "#d62728")):
+            h = np.asarray(r["scores"][status]["histogram"], dtype=float)
+            ax.stairs(np.where(h > 0, h, np.nan), edges, color=colour, fill=True, alpha=0.5,
+                      label=f"{status.upper()} ({r['scores'][status]['n']})")
+        ax.set_yscale("log")
+        ax.set_xlabel("score")
+        ax.set_title(f"{r['name']}\nmAP {r['full_scene_map'] if r['full_scene_map'] is None else round(r['full_scene_map'], 4)}",
+                     fontsize=8)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("detections (log)")
+    fig.tight_layout()
+    return fig
