@@ -136,3 +136,39 @@ def test_latency_cli_structure_and_consistency(tiny_suite, lively_model, tmp_pat
     assert np.median(got) == pytest.approx(r["variants"][0]["median_ms"], abs=1e-5)
     assert (out / "latency.png").stat().st_size > 0
     assert "p99/median" in capsys.readouterr().out
+
+
+def test_report_shows_lockstep_latency_and_the_measured_faults_finding(tiny_suite, lively_model, tmp_path,
+                                                                        one_torch_thread):
+    """The report's lockstep, latency and faults-findings blocks, from real runs of each study."""
+    from oddsuite.cli import main
+    from oddsuite.models.accelerator.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
+    from oddsuite.report import build_report
+    from test_trace import fog_misses, outcome_table
+
+    res = tmp_path / "res"
+    res.mkdir()
+    outcome_table(fog_misses, n_scenes=10).to_parquet(res / "outcomes.parquet", index=False)
+    (res / "run.json").write_text(json.dumps({"suite": {"path": str(tiny_suite)}}))
+    assert main(["lockstep", str(tiny_suite), "--model", str(lively_model), "--out", str(res / "lockstep"),
+                 "--no-progress"]) == 0
+    assert main(["latency", str(tiny_suite), "--model", str(lively_model), "--runs", "2", "--images", "1",
+                 "--out", str(res / "latency"), "--no-progress"]) == 0
+    small = dict(rows=16, cols=16, maps=1, epochs=2, hidden=(16, 16, 16))
+    run_mlp_experiment(res / "faults_mlp", MLPExperimentConfig(faulty_pes=(0, 4), mitigations=("none",),
+                                                               timing_rates=(), requant="none", **small))
+    run_mlp_experiment(res / "faults_timing", MLPExperimentConfig(faulty_pes=(), mitigations=(), timing_rates=(1e-3,),
+                                                                  timing_modes=("propagate",), **small))
+    html = build_report(res, tmp_path / "r.html", trace_options={"min_support": 10}).read_text(encoding="utf-8")
+    lock = json.loads((res / "lockstep" / "lockstep.json").read_text())
+    assert f"<b>{lock['n_images']} of {lock['n_images']}</b>: every prediction identical" in html
+    lat = json.loads((res / "latency" / "latency.json").read_text())
+    v = lat["variants"][0]
+    assert f"{v['median_ms']:.2f} ms" in html and v["stability"] in html and lat["machine"]["cpu"] in html
+    mlp = json.loads((res / "faults_mlp" / "results.json").read_text())["findings"]
+    assert "<b>none</b>" in html and "the seed&#39;s fixed-point arithmetic" in html
+    assert ("<b>yes</b>" if mlp["few_faults_collapse"] else "<b>no</b>") in html
+    assert f"4 PEs: {mlp['median_by_faulty_pes']['4']:.4f}" in html
+    assert "this  run measured no stuck-at point" in html or "this stuck-at run measured no stuck-at point" in html \
+        or "measured no stuck-at point" in html
+    assert "<b>saturate</b> (the default)" in html  # the timing-only run, at the default requantisation

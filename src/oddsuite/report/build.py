@@ -3,8 +3,9 @@ images embedded as base64 PNG, no external URL) from a results folder.
 
 Sections: suite and run summary with sample images; mAP tables; ROI outcomes; context
 accuracy; context-induced false positives; failure slices, heatmaps and rules (from the
-trace), each with example images; ROI influence; quantization consistency and fault
-injection when their folders are there. Every rate carries its interval and count, and a
+trace), each with example images; ROI influence; quantization consistency, fault
+injection (with the requantisation mode and the seed's stuck-at finding), lockstep runs and
+latency distributions when their folders are there (see ``report.studies``). Every rate carries its interval and count, and a
 rate over nothing is written "undefined", never 0.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 from oddsuite.errors import OddsuiteError
 from oddsuite.report.extras import consistency_summary, find_extra_dirs, read_extra
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
+from oddsuite.report.studies import faults_findings, latency_sections, lockstep_sections
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ SECTIONS = [
     ("influence", "ROI influence"),
     ("consistency", "Quantization consistency"),
     ("faults", "Fault injection"),
+    ("lockstep", "Lockstep runs"),
+    ("latency", "Latency distribution"),
     ("method", "Method and settings"),
 ]
 MODE_ORDER = {"isolate": 0, "remove": 1, "cutout": 2}
@@ -226,7 +230,9 @@ def _load_trace(res: Path, trace: Mapping[str, Any] | None, options: Mapping[str
 def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = None,
                    compare: Sequence[str | Path] | None = None, faults: Sequence[str | Path] | None = None,
                    trace: Mapping[str, Any] | None = None, trace_options: Mapping[str, Any] | None = None,
-                   n_examples: int = 2, n_example_slices: int = 3, image_width: int | None = None) -> dict[str, Any]:
+                   n_examples: int = 2, n_example_slices: int = 3, image_width: int | None = None,
+                   lockstep: Sequence[str | Path] | None = None,
+                   latency: Sequence[str | Path] | None = None) -> dict[str, Any]:
     """Everything the template shows, as plain values (see ``build_report``)."""
     from oddsuite.trace import find_suite
     from oddsuite.trace.figures import trace_figures
@@ -395,7 +401,7 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         e["summaries"] = [{"name": j["name"], **s} for j in e["json"]
                           if (s := consistency_summary(j["data"])) is not None]
         compare_data.append(e)
-    faults_data = [read_extra(p, "faults") for p in res_faults]
+    faults_data = [{**read_extra(p, "faults"), "findings": faults_findings(p)} for p in res_faults]
     for e in compare_data + faults_data:
         for j in e["json"]:
             j.pop("data", None)
@@ -412,6 +418,7 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "context_fp_example": cfp_example, "trace": trace_data, "trace_source": trace_source, "figs": figs,
         "slice_examples": slice_examples, "rule_examples": rule_examples, "influence_examples": influence_examples,
         "compare": compare_data, "faults": faults_data,
+        "lockstep": lockstep_sections(res, lockstep), "latency": latency_sections(res, latency),
         "colours": {k: "rgb%s" % (v,) for k, v in {**OUTCOME_COLOURS, "prediction": PRED_COLOUR,
                                                    "unmatched": FP_COLOUR}.items()},
         "has_images": drawer is not None,
@@ -478,8 +485,9 @@ def render_report(results_dir: str | Path, **options: Any) -> str:
 def build_report(results_dir: str | Path, out: str | Path | None = None, **options: Any) -> Path:
     """Write the report of a results folder to ``out`` (default RESULTS_DIR/report.html).
 
-    options: ``suite_dir`` (default: run.json's suite path), ``compare`` / ``faults``
-    (folders; default: RESULTS_DIR/compare*, RESULTS_DIR/fault*), ``trace`` (a trace.json
+    options: ``suite_dir`` (default: run.json's suite path), ``compare`` / ``faults`` /
+    ``lockstep`` / ``latency`` (folders; default: RESULTS_DIR/compare*, RESULTS_DIR/fault*,
+    RESULTS_DIR/lockstep*, RESULTS_DIR/latency*), ``trace`` (a trace.json
     dict; default: RESULTS_DIR/trace/trace.json, else computed without saving),
     ``trace_options`` (``trace_outcomes`` options; given, the trace is recomputed),
     ``n_examples`` (example scenes per slice or rule), ``n_example_slices``, ``image_width``.
