@@ -359,7 +359,7 @@ def _suite_manifest_sha(suite: Path) -> str | None:
 def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, *, calib_images: int = 64,
                    seed: int = 0, method: str = "minmax", keep_float: str | None = "head",
                    activations: str = "quint8", per_channel: bool = True, sha256: str | None = None,
-                   trust_pickle: bool = False, percentile: float = 99.999) -> QuantizeResult:
+                   trust_pickle: bool = False, percentile: float = 99.999, reduce_range: bool = False) -> QuantizeResult:
     """Quantize ``model`` to int8 (QDQ) calibrated on ``calib_images`` images of ``calib_suite``;
     write it to ``out`` and the record to ``<out>.json``. See the module doc for each step."""
     import onnx
@@ -407,7 +407,7 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         try:
             with contextlib.redirect_stdout(chatter):
                 quantize_static(str(pre), str(qtmp), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                                reduce_range=False, activation_type=act_type, weight_type=QuantType.QInt8,
+                                reduce_range=reduce_range, activation_type=act_type, weight_type=QuantType.QInt8,
                                 calibrate_method=cal, nodes_to_exclude=exclude, extra_options=extra)
         except (SuiteError, ModelError):
             raise
@@ -424,7 +424,7 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         settings = {
             "method": method, "quant_format": "QDQ", "per_channel": bool(per_channel), "weight_type": "QInt8",
             "weight_symmetric": True, "activation_type": "QUInt8" if activations == "quint8" else "QInt8",
-            "reduce_range": False, "keep_float": keep_float or "none", "n_nodes_kept_float": len(exclude),
+            "reduce_range": bool(reduce_range), "keep_float": keep_float or "none", "n_nodes_kept_float": len(exclude),
             **({"percentile": float(percentile)} if method == "percentile" else {}),
         }
         meta = {p.key: p.value for p in qm.metadata_props}

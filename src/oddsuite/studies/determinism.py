@@ -60,13 +60,33 @@ def _train(data_yaml: Path, out: Path, run: Mapping[str, Any], settings: Mapping
     before = torch.get_num_threads()
     if run.get("threads"):
         torch.set_num_threads(int(run["threads"]))
+    extra = {"determinism_run": {**dict(run), **dict(settings)}}
     try:
+        if settings.get("init"):
+            return _fine_tune(data_yaml, out, run, settings, extra)
         return train_detector(data_yaml, out, seed=int(run["seed"]), epochs=int(settings["epochs"]),
                               imgsz=int(settings["imgsz"]), batch=int(settings["batch"]), arch=settings["arch"],
-                              extra={"determinism_run": {**dict(run), **dict(settings)}},
-                              **dict(settings.get("train_args") or {}))
+                              extra=extra, **dict(settings.get("train_args") or {}))
     finally:
         torch.set_num_threads(before)
+
+
+def _fine_tune(data_yaml: Path, out: Path, run: Mapping[str, Any], settings: Mapping[str, Any],
+               extra: Mapping[str, Any]) -> Path:
+    """A run that fine-tunes the ``init`` model (FAP+T's trainer with no mask) instead of training
+    from scratch: the same start, differing only in the training's own randomness."""
+    from oddsuite.models import load_detector, save_model_dir
+    from oddsuite.models.accelerator.fapt import fine_tune_detector_with_masks
+
+    base = load_detector(settings["init"])
+    out.mkdir(parents=True, exist_ok=True)
+    model = fine_tune_detector_with_masks(base, {}, data_yaml, epochs=int(settings["epochs"]),
+                                          imgsz=int(settings["imgsz"]), batch=int(settings["batch"]),
+                                          seed=int(run["seed"]), work_dir=out.parent,
+                                          **dict(settings.get("train_args") or {}))
+    card = {"seed": int(run["seed"]), "epochs": int(settings["epochs"]),
+            "training": {"data": str(data_yaml), "init": str(settings["init"])}, **dict(extra)}
+    return save_model_dir(model, out, dict(base.classes), int(settings["imgsz"]), name=out.name, extra=card)
 
 
 def compare_weights(dir_a: Path, dir_b: Path) -> dict[str, Any]:
@@ -106,9 +126,13 @@ def training_determinism(data_yaml: str | Path, suite_dir: str | Path, out_dir: 
                          runs: Sequence[Mapping[str, Any]] = ({"seed": 0}, {"seed": 0}, {"seed": 1}),
                          epochs: int = 1, imgsz: int = 160, batch: int = 8, arch: str = "yolov8n.yaml",
                          iou: float = DEFAULT_IOU, conf: float = DEFAULT_CONF, progress: bool = False,
-                         train_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                         train_args: Mapping[str, Any] | None = None,
+                         init: str | Path | None = None) -> dict[str, Any]:
     """Train every run (``{"seed": S, "threads": T}``; T optional), compare every pair (weights,
-    false-positive overlap, mAP) and the score profiles; write and return the results."""
+    false-positive overlap, mAP) and the score profiles; write and return the results.
+
+    ``init``: a model directory every run fine-tunes from (its classes must be the data set's)
+    instead of training ``arch`` from scratch."""
     from oddsuite.evaluate import evaluate_suite, load_suite
     from oddsuite.models import load_detector
 
@@ -116,7 +140,7 @@ def training_determinism(data_yaml: str | Path, suite_dir: str | Path, out_dir: 
         raise ValueError("training determinism needs at least two runs")
     data_yaml, out = Path(data_yaml).resolve(), Path(out_dir)
     settings = {"epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "arch": str(arch),
-                "train_args": dict(train_args or {})}
+                "train_args": dict(train_args or {}), "init": None if init is None else str(Path(init).resolve())}
     suite = load_suite(suite_dir)
     dirs, preds, per_run = [], [], []
     for i, run in enumerate(runs):
