@@ -5,17 +5,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from oddsuite.commands._args import non_negative_int as _count
 from oddsuite.commands._args import positive_int, unit_float
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from e
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
 
 
 def register(subparsers: Any) -> None:

@@ -3,21 +3,10 @@ per image of model variants over many runs (timing integrity)."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from oddsuite.commands._args import positive_int
-from oddsuite.commands.lockstep import _variant
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from e
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
+from oddsuite.commands._args import non_negative_int, positive_int
+from oddsuite.commands.lockstep import add_variant_arguments
 
 
 def register(subparsers: Any) -> None:
@@ -28,20 +17,11 @@ def register(subparsers: Any) -> None:
                     "verdict per variant, with the machine and thread counts. A model may name a backend: "
                     "PATH@torch, PATH@onnx, PATH@int8, PATH@accelerator[:RxC]. Writes DIR/latency.json, "
                     "samples.csv, latency.png.")
-    p.add_argument("suite", metavar="SUITE", type=Path, help="suite folder")
-    p.add_argument("--model", required=True, action="append", type=_variant, metavar="PATH[@BACKEND]",
-                   help="a model variant (repeat for several)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder")
+    add_variant_arguments(p, "a model variant (repeat for several)", 1)
     p.add_argument("--runs", type=positive_int, default=30, help="timed rounds over the images (default 30)")
     p.add_argument("--images", type=positive_int, default=8, help="suite images timed (default 8)")
-    p.add_argument("--warmup", type=_count, default=1, help="untimed calls per image first (default 1)")
+    p.add_argument("--warmup", type=non_negative_int, default=1, help="untimed calls per image first (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (default 0)")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="torch and ONNX Runtime intra-op threads (default 1)")
-    p.add_argument("--calib", type=positive_int, default=16,
-                   help="suite images calibrating the int8 and accelerator variants (default 16)")
-    p.add_argument("--trust-pickle", action="store_true", help="allow pickled .pt models (only files you trust)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 

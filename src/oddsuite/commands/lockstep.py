@@ -19,6 +19,20 @@ def _variant(text: str):
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
+def add_variant_arguments(p: argparse.ArgumentParser, model_help: str, threads_default: int | None) -> None:
+    """The options of a study over model variants: --model (repeatable), --out, --threads, --calib,
+    --trust-pickle, --no-progress."""
+    p.add_argument("suite", metavar="SUITE", type=Path, help="suite folder")
+    p.add_argument("--model", required=True, action="append", type=_variant, metavar="PATH[@BACKEND]", help=model_help)
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder")
+    p.add_argument("--threads", type=positive_int, default=threads_default,
+                   help=f"torch and ONNX Runtime intra-op threads (default {threads_default or 'their own'})")
+    p.add_argument("--calib", type=positive_int, default=16,
+                   help="suite images calibrating the int8 and accelerator variants (default 16)")
+    p.add_argument("--trust-pickle", action="store_true", help="allow pickled .pt models (only files you trust)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "lockstep", help="run one detector twice or on two backends and compare every image",
@@ -28,19 +42,10 @@ def register(subparsers: Any) -> None:
                     "--model runs the same detector twice. A model may name a backend: PATH@torch, PATH@onnx "
                     "(fp32 ONNX Runtime export), PATH@int8, PATH@accelerator[:RxC] (the simulated array, no faults). "
                     "Writes DIR/lockstep.json, images.csv, lockstep.png.")
-    p.add_argument("suite", metavar="SUITE", type=Path, help="suite folder")
-    p.add_argument("--model", required=True, action="append", type=_variant, metavar="PATH[@BACKEND]",
-                   help="once (run twice) or twice (A then B)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder (resumable)")
+    add_variant_arguments(p, "once (run twice) or twice (A then B)", None)
     p.add_argument("--iou", type=unit_float, default=0.5, help="IoU for matching (default 0.5)")
     p.add_argument("--conf", type=unit_float, default=0.25, help="score threshold of a false positive (default 0.25)")
     p.add_argument("--batch", type=positive_int, default=8, help="images per predict call (default 8)")
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="torch and ONNX Runtime intra-op threads (default: their own)")
-    p.add_argument("--calib", type=positive_int, default=16,
-                   help="suite images calibrating the int8 and accelerator variants (default 16)")
-    p.add_argument("--trust-pickle", action="store_true", help="allow pickled .pt models (only files you trust)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 

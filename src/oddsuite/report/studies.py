@@ -81,43 +81,35 @@ def faults_findings(folder: str | Path) -> dict[str, Any] | None:
     }
 
 
-# --------------------------------------------------------------------------- lockstep
+# --------------------------------------------------------------------------- lockstep and latency
+
+
+def _study_sections(results_dir, folders, prefix: str, json_name: str, build) -> list[dict[str, Any]]:
+    """One entry per study folder (default: ``RESULTS_DIR/<prefix>*``): ``build(folder, data)``
+    of its JSON, or the folder's problems when the JSON cannot be read."""
+    dirs = [Path(p) for p in folders] if folders else find_extra_dirs(Path(results_dir), prefix)
+    out = []
+    for d in dirs:
+        problems: list[str] = []
+        r = _read_json(d / json_name, problems)
+        entry = {"name": d.name, "path": str(d), "problems": problems}
+        out.append({**entry, **build(d, r)} if isinstance(r, dict) else entry)
+    return out
 
 
 def lockstep_sections(results_dir: str | Path, folders: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
     """One entry per lockstep folder (default: ``RESULTS_DIR/lockstep*``)."""
-    dirs = [Path(p) for p in folders] if folders else find_extra_dirs(Path(results_dir), "lockstep")
-    out = []
-    for d in dirs:
-        problems: list[str] = []
-        r = _read_json(d / "lockstep.json", problems)
-        if not isinstance(r, dict):
-            out.append({"name": d.name, "path": str(d), "problems": problems})
-            continue
-        out.append({"name": d.name, "path": str(d), "problems": problems, "models": r.get("models", {}),
-                    "n_images": r.get("n_images"), "identical": r.get("identical_images"),
-                    "bit_identical": r.get("bit_identical"), "diverged": r.get("diverged"),
-                    "size": r.get("size", {}), "map": r.get("map", {}), "fp": r.get("false_positives", {}),
-                    "clusters": [c for c in r.get("clusters", []) if c.get("above_overall")][:8],
-                    "first": r.get("first_divergences", [])[:8], "first_what": r.get("first_what", {}),
-                    "extra": r.get("extra", {}), "png": _png(d / "lockstep.png")})
-    return out
-
-
-# --------------------------------------------------------------------------- latency
+    return _study_sections(results_dir, folders, "lockstep", "lockstep.json", lambda d, r: {
+        "models": r.get("models", {}), "n_images": r.get("n_images"), "identical": r.get("identical_images"),
+        "bit_identical": r.get("bit_identical"), "diverged": r.get("diverged"), "size": r.get("size", {}),
+        "map": r.get("map", {}), "fp": r.get("false_positives", {}),
+        "clusters": [c for c in r.get("clusters", []) if c.get("above_overall")][:8],
+        "first": r.get("first_divergences", [])[:8], "first_what": r.get("first_what", {}),
+        "extra": r.get("extra", {}), "png": _png(d / "lockstep.png")})
 
 
 def latency_sections(results_dir: str | Path, folders: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
     """One entry per latency folder (default: ``RESULTS_DIR/latency*``)."""
-    dirs = [Path(p) for p in folders] if folders else find_extra_dirs(Path(results_dir), "latency")
-    out = []
-    for d in dirs:
-        problems: list[str] = []
-        r = _read_json(d / "latency.json", problems)
-        if not isinstance(r, dict):
-            out.append({"name": d.name, "path": str(d), "problems": problems})
-            continue
-        out.append({"name": d.name, "path": str(d), "problems": problems, "machine": r.get("machine", {}),
-                    "settings": r.get("settings", {}), "variants": r.get("variants", []),
-                    "png": _png(d / "latency.png")})
-    return out
+    return _study_sections(results_dir, folders, "latency", "latency.json", lambda d, r: {
+        "machine": r.get("machine", {}), "settings": r.get("settings", {}), "variants": r.get("variants", []),
+        "png": _png(d / "latency.png")})
