@@ -279,7 +279,3 @@ def register_fault_model(cls: type[FaultModel]) -> type[FaultModel]:
 
 for _cls in (StuckAt, FapBypass, TimingErrorPropagation, TransientFlips):
     register_fault_model(_cls)
-
-
-def describe_models(models: list[FaultModel]) -> list[dict[str, Any]]:
-    return [m.to_dict() for m in models]
