@@ -29,11 +29,13 @@ def test_first_divergence_and_its_size_hand_worked():
     assert f["score_delta"] == pytest.approx(-0.05) and f["box_delta_px"] == pytest.approx(0.5)
     rec = compare_image(a, b)
     assert not rec["identical"] and rec["matched"] == 2 and rec["unmatched_a"] == rec["unmatched_b"] == 0
+    assert not rec["changed_at_conf"]  # both detections still match one to one at score >= 0.25
     assert rec["max_score_delta"] == pytest.approx(0.05) and rec["max_box_delta_px"] == pytest.approx(0.5)
     c = a + [_det(1, 1, (100, 100, 5, 5), 0.3)]
     f = first_divergence(a, c)
     assert (f["index"], f["what"], f["a"]) == (2, ["count"], None)
-    assert compare_image(a, c)["unmatched_b"] == 1
+    assert compare_image(a, c)["unmatched_b"] == 1 and compare_image(a, c)["changed_at_conf"]
+    assert not compare_image(a, a + [_det(1, 1, (100, 100, 5, 5), 0.1)])["changed_at_conf"]  # below conf
 
 
 def test_fp_overlap_counts_shared_false_positives():
@@ -91,8 +93,9 @@ def test_lockstep_cli_twice_then_torch_against_onnx(tiny_suite, lively_model, tm
     assert s["max_score_delta"] >= s["median_score_delta"] >= 0 and s["max_box_delta_px"] >= 0
     fp = r["false_positives"]
     assert fp["shared"] <= min(fp["n_a"], fp["n_b"]) and fp["only_a"] + fp["shared"] == fp["n_a"]
-    for c in r["clusters"]:
+    for c in r["clusters"] + r["clusters_at_conf"]:
         assert 0 <= c["rate"]["k"] <= c["rate"]["n"] <= n
+    assert r["changed_at_conf"]["k"] <= r["diverged"]["k"]
     with open(out / "images.csv") as f:
         rows = list(csv.DictReader(f))
     assert sum(row["identical"] == "False" for row in rows) == r["diverged"]["k"]

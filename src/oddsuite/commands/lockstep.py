@@ -73,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  divergence size        |score delta| max {size['max_score_delta']:.3g}, median "
               f"{size['median_score_delta']:.3g}; |box delta| max {size['max_box_delta_px']:.3g} px; "
               f"{size['count_changed_images']} image(s) with another detection count")
-        top = [c for c in r["clusters"] if c["above_overall"]][:3]
+        ch = r["changed_at_conf"]
+        print(f"  changed at conf {args.conf:<6} {ch['k']} of {ch['n']} images (detections no longer match one to one)")
+        top = ([c for c in r["clusters"] if c["above_overall"]] or
+               [c for c in r["clusters_at_conf"] if c["above_overall"]])[:3]
         if top:
             print("  divergences cluster at " + "; ".join(f"{c['condition']} ({c['rate']['value']:.2f}, "
                                                           f"n = {c['rate']['n']})" for c in top))

@@ -102,6 +102,8 @@ def lockstep_sections(results_dir: str | Path, folders: Sequence[str | Path] | N
     return _study_sections(results_dir, folders, "lockstep", "lockstep.json", lambda d, r: {
         "models": r.get("models", {}), "n_images": r.get("n_images"), "identical": r.get("identical_images"),
         "bit_identical": r.get("bit_identical"), "diverged": r.get("diverged"), "size": r.get("size", {}),
+        "changed_at_conf": r.get("changed_at_conf"),
+        "clusters_at_conf": [c for c in r.get("clusters_at_conf", []) if c.get("above_overall")][:8],
         "map": r.get("map", {}), "fp": r.get("false_positives", {}),
         "clusters": [c for c in r.get("clusters", []) if c.get("above_overall")][:8],
         "first": r.get("first_divergences", [])[:8], "first_what": r.get("first_what", {}),

@@ -18,10 +18,13 @@ resumable evaluation (``A/`` and ``B/``: predictions.json, metrics.json, ...); t
   and an FP of B are the same when they match (same image and class, IoU ≥ ``iou``). Reported:
   both counts, the shared count, the Jaccard overlap, and the overlap of the image sets with
   an FP;
+- **changed at the operating point**: whether the detections with score ≥ ``conf`` of the
+  image still match one to one (same class, IoU ≥ ``iou``): tiny float differences leave
+  them, a real divergence does not;
 - **where divergences cluster**: the divergence rate (Wilson 95% interval) per value of each
   image condition of ``scenes.parquet`` (variant, masking mode, subset size, full scene or
   not, weather, illumination, object counts, ...), conditions whose interval lies above the
-  overall rate flagged.
+  overall rate flagged; the same for the images changed at the operating point.
 
 Writes ``lockstep.json`` (all of the above), ``images.csv`` (one row per image) and
 ``lockstep.png`` (score and box deltas of the diverging images).
@@ -84,19 +87,29 @@ def first_divergence(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, An
     return None
 
 
+def _pairs(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], iou: float) -> list:
+    box = lambda ds: np.array([d["bbox"] for d in ds], dtype=np.float64).reshape(-1, 4)  # noqa: E731
+    cats = lambda ds: np.array([d["category_id"] for d in ds], dtype=np.int64)  # noqa: E731
+    return match_sets(box(a), cats(a), box(b), cats(b), iou=iou)
+
+
 def compare_image(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], *,
-                  iou: float = DEFAULT_IOU) -> dict[str, Any]:
-    """One image's A and B detections: identical or not, the first divergence and its size."""
+                  iou: float = DEFAULT_IOU, conf: float = DEFAULT_CONF) -> dict[str, Any]:
+    """One image's A and B detections: identical or not, the first divergence and its size, and
+    whether the detections at the operating point (score >= ``conf``) changed: not every one of
+    them matched one to one (same class, IoU >= ``iou``) by one of the other run."""
     first = first_divergence(a, b)
+    a_op, b_op = [d for d in a if d["score"] >= conf], [d for d in b if d["score"] >= conf]
     rec: dict[str, Any] = {"n_a": len(a), "n_b": len(b), "identical": first is None, "first_divergence": first,
                            "matched": 0, "unmatched_a": 0, "unmatched_b": 0, "max_score_delta": 0.0,
-                           "max_box_delta_px": 0.0}
+                           "max_box_delta_px": 0.0, "n_a_conf": len(a_op), "n_b_conf": len(b_op),
+                           "changed_at_conf": False}
     if first is None:
         rec["matched"] = len(a)
         return rec
-    box = lambda ds: np.array([d["bbox"] for d in ds], dtype=np.float64).reshape(-1, 4)  # noqa: E731
-    cats = lambda ds: np.array([d["category_id"] for d in ds], dtype=np.int64)  # noqa: E731
-    pairs = match_sets(box(a), cats(a), box(b), cats(b), iou=iou)
+    n_op = len(_pairs(a_op, b_op, iou))
+    rec["changed_at_conf"] = not (n_op == len(a_op) == len(b_op))
+    pairs = _pairs(a, b, iou)
     rec["matched"] = len(pairs)
     rec["unmatched_a"], rec["unmatched_b"] = len(a) - len(pairs), len(b) - len(pairs)
     if pairs:
@@ -170,15 +183,17 @@ def _condition_columns(images: pd.DataFrame, scenes: pd.DataFrame | None) -> pd.
     return cond
 
 
-def divergence_clusters(per_image: pd.DataFrame, conditions: pd.DataFrame) -> list[dict[str, Any]]:
-    """Divergence rate per value of every condition column, highest first; ``above_overall``
-    when the value's 95% interval lies above the overall rate."""
-    df = conditions.merge(per_image[["image_id", "diverged"]], on="image_id")
-    overall = float(df["diverged"].mean()) if len(df) else 0.0
+def divergence_clusters(per_image: pd.DataFrame, conditions: pd.DataFrame,
+                        column: str = "diverged") -> list[dict[str, Any]]:
+    """Rate of ``column`` (a bool per image: ``diverged`` or ``changed_at_conf``) per value of
+    every condition column, highest first; ``above_overall`` when the value's 95% interval lies
+    above the overall rate."""
+    df = conditions.merge(per_image[["image_id", column]].rename(columns={column: "_hit"}), on="image_id")
+    overall = float(df["_hit"].mean()) if len(df) else 0.0
     out = []
-    for col in [c for c in df.columns if c not in ("image_id", "scene_id", "diverged")]:
+    for col in [c for c in df.columns if c not in ("image_id", "scene_id", "_hit")]:
         for value, g in df.groupby(col, dropna=True, sort=True):
-            r = rate(int(g["diverged"].sum()), int(len(g)))
+            r = rate(int(g["_hit"].sum()), int(len(g)))
             ci = r.get("ci95")
             out.append({"condition": f"{col} = {value}", "column": col, "value": str(value), "rate": r,
                         "above_overall": bool(ci is not None and ci[0] > overall)})
@@ -204,7 +219,7 @@ def lockstep(suite_dir: str | Path, detector_a: Any, detector_b: Any, out_dir: s
         metrics[key] = evaluate_suite(suite_dir, det, out / key, iou=iou, conf=conf, batch=batch, progress=progress)
     suite = load_suite(suite_dir)
     preds = {k: json.loads((out / k / "predictions.json").read_text(encoding="utf-8")) for k in ("A", "B")}
-    per_image = _per_image_table(suite.gt, preds["A"], preds["B"], iou)
+    per_image = _per_image_table(suite.gt, preds["A"], preds["B"], iou, conf)
     conditions = _condition_columns(image_table(suite.gt), suite.scenes)
     result = _summary(per_image, labels or [str(detector_a.name), str(detector_b.name)], metrics)
     result.update({
@@ -212,6 +227,7 @@ def lockstep(suite_dir: str | Path, detector_a: Any, detector_b: Any, out_dir: s
                                                                                "batch": batch},
         "false_positives": fp_overlap(suite.gt, preds["A"], preds["B"], iou=iou, conf=conf),
         "clusters": divergence_clusters(per_image, conditions)[:40],
+        "clusters_at_conf": divergence_clusters(per_image, conditions, "changed_at_conf")[:40],
         "first_divergences": _first_divergences(per_image, suite.gt)[:20],
         "extra": dict(extra or {}),
     })
@@ -219,12 +235,12 @@ def lockstep(suite_dir: str | Path, detector_a: Any, detector_b: Any, out_dir: s
     return result
 
 
-def _per_image_table(gt: Mapping[str, Any], preds_a, preds_b, iou: float) -> pd.DataFrame:
+def _per_image_table(gt: Mapping[str, Any], preds_a, preds_b, iou: float, conf: float) -> pd.DataFrame:
     a_by, b_by = _by_image(preds_a), _by_image(preds_b)
     rows = []
     for im in gt["images"]:
         iid = int(im["id"])
-        rec = compare_image(a_by.get(iid, []), b_by.get(iid, []), iou=iou)
+        rec = compare_image(a_by.get(iid, []), b_by.get(iid, []), iou=iou, conf=conf)
         first = rec.pop("first_divergence")
         rows.append({"image_id": iid, "file_name": str(im["file_name"]), **rec, "diverged": not rec["identical"],
                      "first_index": None if first is None else first["index"],
@@ -246,6 +262,7 @@ def _summary(per_image: pd.DataFrame, labels: Sequence[str], metrics: Mapping[st
         "identical_images": int(n - len(div)),
         "bit_identical": bool(len(div) == 0),
         "diverged": rate(int(len(div)), n),
+        "changed_at_conf": rate(int(per_image["changed_at_conf"].sum()), n),
         "map": {"A": full_map(metrics["A"]), "B": full_map(metrics["B"])},
         "size": {"max_score_delta": float(div["max_score_delta"].max()) if len(div) else 0.0,
                  "median_score_delta": float(div["max_score_delta"].median()) if len(div) else 0.0,
