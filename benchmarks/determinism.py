@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads of runs that do not name theirs (default 1)")
     ap.add_argument("--conf", type=float, default=0.25, help="score of a false positive (default 0.25)")
     ap.add_argument("--scratch", action="store_true", help="train yolov8n from scratch instead of fine-tuning")
+    ap.add_argument("--lr0", type=float, default=1e-4, help="fine-tuning learning rate (default 1e-4)")
     ap.add_argument("--out", type=Path, default=None, help="keep everything here (default: temp)")
     args = ap.parse_args(argv)
 
@@ -87,13 +88,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(args.runs)} runs ({what}), {args.epochs} epoch(s), imgsz {args.imgsz}, batch {args.batch}; "
               f"runs {args.runs}", flush=True)
         t = time.time()
+        # fine-tuning: one optimizer step per batch (nbs = batch; ultralytics' default accumulates 64
+        # images, which on a small training set leaves the first epoch without a step, and its best
+        # epoch would then be the starting weights) and a gentle learning rate
+        train_args = {"nbs": args.batch, "lr0": args.lr0} if init is not None else {}
         r = training_determinism(data, suite, work / "determinism", runs=args.runs, epochs=args.epochs,
-                                 imgsz=args.imgsz, batch=args.batch, conf=args.conf, init=init)
+                                 imgsz=args.imgsz, batch=args.batch, conf=args.conf, init=init,
+                                 train_args=train_args)
         print(f"  {time.time() - t:.0f} s\n")
         for run in r["runs"]:
             m = run["full_scene_map"]
+            same = "  (= the starting weights)" if run.get("same_as_init") else ""
             print(f"{run['name']:<22} sha256 {run['sha256'][:12]}  full-scene mAP "
-                  f"{'n/a' if m is None else f'{m:.4f}'}  TP {run['scores']['tp']['n']}  FP {run['scores']['fp']['n']}")
+                  f"{'n/a' if m is None else f'{m:.4f}'}  TP {run['scores']['tp']['n']}  FP {run['scores']['fp']['n']}{same}")
         print()
         for p in r["pairs"]:
             w, fp = p["weights"], p["false_positives"]

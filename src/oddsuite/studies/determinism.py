@@ -142,6 +142,7 @@ def training_determinism(data_yaml: str | Path, suite_dir: str | Path, out_dir: 
     settings = {"epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "arch": str(arch),
                 "train_args": dict(train_args or {}), "init": None if init is None else str(Path(init).resolve())}
     suite = load_suite(suite_dir)
+    init_sha = json.loads((Path(init) / "model.json").read_text()).get("sha256") if init is not None else None
     dirs, preds, per_run = [], [], []
     for i, run in enumerate(runs):
         name = _run_name(i, run)
@@ -152,9 +153,12 @@ def training_determinism(data_yaml: str | Path, suite_dir: str | Path, out_dir: 
         dirs.append(d)
         preds.append(p)
         full = ((metrics.get("map") or {}).get("full") or {})
-        per_run.append({"name": name, "seed": int(run["seed"]), "threads": run.get("threads"),
-                        "sha256": json.loads((d / "model.json").read_text())["sha256"], "full_scene_map": full.get("map"),
-                        "scores": score_profile(suite.gt, p, iou=iou, conf=conf)})
+        sha = json.loads((d / "model.json").read_text())["sha256"]
+        per_run.append({"name": name, "seed": int(run["seed"]), "threads": run.get("threads"), "sha256": sha,
+                        "same_as_init": None if init_sha is None else sha == init_sha,
+                        "full_scene_map": full.get("map"), "scores": score_profile(suite.gt, p, iou=iou, conf=conf)})
+        if per_run[-1]["same_as_init"]:
+            log.warning("%s: the trained weights are the starting weights (no step improved on them)", name)
     pairs = []
     for i, j in itertools.combinations(range(len(runs)), 2):
         same_seed = int(runs[i]["seed"]) == int(runs[j]["seed"])
