@@ -5,7 +5,8 @@ The seed trains one network twice "on two similar platforms" and finds similar a
 positives. Here every run trains the same architecture on the same data set
 (:func:`oddsuite.models.train.train_detector`, offline, CPU, seeded) with its own seed and
 torch thread count (e.g. the same seed twice, another seed, the same seed on more threads as
-a stand-in for another platform), then:
+a stand-in for another platform; ultralytics' own CPU thread setting is overridden for the
+run), then:
 
 - **weights**: per pair of runs, equal byte for byte (SHA-256 of the safetensors) or not, how
   many tensors differ and the largest absolute difference;
@@ -57,10 +58,18 @@ def _train(data_yaml: Path, out: Path, run: Mapping[str, Any], settings: Mapping
                 and c.get("determinism_run") == {**dict(run), **dict(settings)}:
             log.info("%s: reusing the trained model", out)
             return out
-    before = torch.get_num_threads()
+    from oddsuite.models._ultra import ultralytics_offline
+
+    ultralytics_offline()
+    import ultralytics.utils.torch_utils as ultra_torch
+
+    # ultralytics sets torch's threads to its own NUM_THREADS when a CPU training starts: the
+    # run's thread count has to go there to take effect
+    before, ultra_before = torch.get_num_threads(), ultra_torch.NUM_THREADS
     if run.get("threads"):
         torch.set_num_threads(int(run["threads"]))
-    extra = {"determinism_run": {**dict(run), **dict(settings)}}
+        ultra_torch.NUM_THREADS = int(run["threads"])
+    extra = {"determinism_run": {**dict(run), **dict(settings)}, "torch_threads": torch.get_num_threads()}
     try:
         if settings.get("init"):
             return _fine_tune(data_yaml, out, run, settings, extra)
@@ -69,6 +78,7 @@ def _train(data_yaml: Path, out: Path, run: Mapping[str, Any], settings: Mapping
                               extra=extra, **dict(settings.get("train_args") or {}))
     finally:
         torch.set_num_threads(before)
+        ultra_torch.NUM_THREADS = ultra_before
 
 
 def _fine_tune(data_yaml: Path, out: Path, run: Mapping[str, Any], settings: Mapping[str, Any],
