@@ -40,6 +40,15 @@ Example::
                               calibration_images=imgs[:16])
     det.configure(FaultMap.random(256, 256, 16, seed=0), mitigation="fap")
     evaluate_suite(suite, det, out)
+    det.configure(FaultMap.random(256, 256, 4, seed=0), requant="none")  # the seed's fixed point
+
+A new fault model is one class (:class:`ColumnSegmentFault` or :class:`MacEventFault`, or
+any :class:`FaultModel`) passed as ``configure(models=[...])``, registered with
+:func:`register_fault_model`; a new number format one :class:`NumberFormat` subclass given to
+``SystolicArray(rows, cols, number_format=...)``.
+
+Imports: torch, numpy, ``oddsuite.errors`` and ``oddsuite.fileio``; ``sweep``, ``fapt`` and the
+MLP experiment also ``oddsuite.evaluate`` / ``oddsuite.models`` (they are moving to ``studies``).
 """
 from .detector import AcceleratorDetector
 from .fault_models import (ColumnSegmentFault, FapBypass, FaultModel, MacEventFault, StuckAt, TimingErrorDrop,
