@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from oddsuite.models import export_yolo, load_detector
-    from oddsuite.models.train import training_suite_seed
+    from oddsuite.training.train import training_suite_seed
     from oddsuite.studies.determinism import training_determinism
 
     init = None if args.scratch or not (DEFAULT_MODEL / "model.json").is_file() else DEFAULT_MODEL

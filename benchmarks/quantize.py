@@ -3,7 +3,7 @@
 The default detector (``models/default``, a model directory ``load_detector`` reads) when it
 exists, otherwise a small stand-in: a random-weight yolov8n made input-dependent
 (``lively_random_model``), whose mAP means nothing (it is said so in the output). The model is
-exported to fp32 ONNX if it is not ONNX already and quantized with ``oddsuite.models.quantize``
+exported to fp32 ONNX if it is not ONNX already and quantized with ``oddsuite.quant.quantize``
 (static, QDQ, per-channel int8 weights, uint8 activations, calibrated on a seeded sample of the
 suite) by each recipe of ``--recipes``: ``deploy`` (the defaults: percentile calibration, the
 head's convolutions quantized and only its decoding tail float, 7-bit weights) and ``previous``
@@ -15,7 +15,7 @@ recipe:
   optimisation), batch 1, real pre-processed suite images, measured side by side in one run,
   calls interleaved (fp32, int8, int8, fp32, ...), median and 10th/90th percentiles of the
   calls, and the ratio fp32 / int8 of the medians (> 1: int8 is faster);
-- behaviour: ``oddsuite.compare.compare_models`` on the suite: mAP of each and the delta,
+- behaviour: ``oddsuite.studies.compare.compare_models`` on the suite: mAP of each and the delta,
   detection agreement, flips, score drift, and where the layer-level SQNR says error enters;
 - with ``--profile``: where the time goes, from ONNX Runtime's profiler (time per operator
   type, both models, same options), and the CPU's int8 instruction sets: without VNNI
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from oddsuite.models import load_detector
     from oddsuite.models.common import preprocess
-    from oddsuite.models.quantize import calibration_sample, float_onnx, load_rgb
+    from oddsuite.quant.quantize import calibration_sample, float_onnx
+    from oddsuite.suite import read_image as load_rgb
 
     with tempfile.TemporaryDirectory(prefix="oddsuite-bench-q.") as tmp:
         work = args.out or Path(tmp)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             what = f"model: {model}" + (" (the default detector)" if model == DEFAULT_MODEL else "")
         else:
             from oddsuite.models import save_model_dir
-            from oddsuite.models.toy import lively_random_model
+            from oddsuite.training.toy import lively_random_model
 
             names = {i: str(c["name"]) for i, c in enumerate(gt["categories"])}
             imgs = [load_rgb(suite / s["file_name"]) for s in calibration_sample(suite, 8, seed=99)]
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 RECIPES = {
-    "deploy": {},  # oddsuite.models.quantize.DEFAULTS
+    "deploy": {},  # oddsuite.quant.quantize.DEFAULTS
     "previous": {"method": "minmax", "keep_float": "head", "reduce_range": False},
 }
 
@@ -183,8 +184,8 @@ def _cpu() -> str:
 
 
 def _run_recipe(recipe: str, fp32: Path, calib: Path, suite: Path, work: Path, batches, input_hw, args) -> dict:
-    from oddsuite.compare import compare_models
-    from oddsuite.models.quantize import DEFAULTS, quantize_model
+    from oddsuite.studies.compare import compare_models
+    from oddsuite.quant.quantize import DEFAULTS, quantize_model
 
     if recipe not in RECIPES:
         raise SystemExit(f"--recipes: {recipe!r} is not one of {', '.join(RECIPES)}")
@@ -240,7 +241,7 @@ def op_profile(path: Path, batches: list[np.ndarray], threads: int, calls: int =
 
 
 def _behaviour(suite: Path, fp32: Path, int8: Path, out: Path, threads: int):
-    from oddsuite.compare import compare_models
+    from oddsuite.studies.compare import compare_models
 
     t = time.time()
     r = compare_models(suite, fp32, int8, out, progress=False, layer_images=2, threads=threads)

@@ -18,14 +18,14 @@ def main(n_scenes: int = 4, reps: int = 3) -> None:
     r = get_renderer(640, 480)
     scenes = [build_scene(spec, sample_scene(spec, 0, i)) for i in range(n_scenes)]
     for sc in scenes:  # upload + warm caches
-        r.render(sc, environment_of(sc))
+        r.render(sc, environment_of(sc), rng=sc.params.rng("weather:base"))
     t = {True: 0.0, False: 0.0}
     for _ in range(reps):
         for sc in scenes:
             for shadows in (True, False):  # interleaved, so noise hits both alike
                 env = environment_of(sc) | {"shadows": shadows}
                 t0 = time.perf_counter()
-                r.render(sc, env)
+                r.render(sc, env, rng=sc.params.rng("weather:base"))
                 t[shadows] += time.perf_counter() - t0
     n = reps * n_scenes
     fps_s, fps_n = n / t[True], n / t[False]

@@ -66,7 +66,7 @@ def lively_model(tiny_suite, tmp_path_factory) -> Path:
     from PIL import Image
 
     from oddsuite.models import save_model_dir
-    from oddsuite.models.toy import lively_random_model
+    from oddsuite.training.toy import lively_random_model
 
     coco = json.loads((tiny_suite / "annotations.json").read_text())
     images = [np.asarray(Image.open(tiny_suite / im["file_name"]).convert("RGB")) for im in coco["images"][:8]]

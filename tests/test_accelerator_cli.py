@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from oddsuite.models.accelerator import FaultMap, SystolicArray
-from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
+from oddsuite.accelerator import FaultMap, SystolicArray
+from oddsuite.studies.fault_sweep import SweepSpec, run_detector_sweep
 
 from test_accelerator_wrap import _FakeDetector
 
@@ -54,7 +54,7 @@ def test_stuck_at_sweep_writes_results_maps_and_replays(tmp_path):
 
 
 def test_collapse_finding_needs_a_few_faults_measured():
-    from oddsuite.models.accelerator.mlp_experiment import collapse_finding
+    from oddsuite.studies.mlp_experiment import collapse_finding
 
     assert collapse_finding({}, 0.9)["few_faults_collapse"] is None
     assert collapse_finding({1024: 0.1}, 0.9)["few_faults_collapse"] is None  # no point with a few faults
@@ -125,7 +125,7 @@ def test_cli_faults_parses_and_rejects_bad_input(tmp_path, capsys):
 def test_cli_faults_end_to_end_on_a_real_suite(tiny_suite, tmp_path, capsys):
     """`oddsuite faults` on a rendered suite with a saved (random-weight) yolov8n: the thin integration."""
     from oddsuite.cli import main
-    from oddsuite.evaluate import load_suite
+    from oddsuite.suite import load_suite
     from oddsuite.models import save_model_dir
     from oddsuite.models.yolo import random_model
 
@@ -157,7 +157,7 @@ def test_cli_faults_end_to_end_on_a_real_suite(tiny_suite, tmp_path, capsys):
 def test_faults_sweep_on_a_worker_pool_equals_the_serial_sweep(tiny_suite, tmp_path):
     """Sweep points run on workers (each re-creates the calibrated detector) give the same rows."""
     from oddsuite.cli import main
-    from oddsuite.evaluate import load_suite
+    from oddsuite.suite import load_suite
     from oddsuite.models import save_model_dir
     from oddsuite.models.yolo import random_model
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from oddsuite.models.accelerator import (FAP, INT4, INT8, ColumnSegmentFault, FapBypass, Fault, FaultMap, IntFormat,
+from oddsuite.accelerator import (FAP, INT4, INT8, ColumnSegmentFault, FapBypass, Fault, FaultMap, IntFormat,
                                          StuckAt, SystolicArray, TEDrop, TimingErrorDrop, TimingErrorPropagation,
                                          TimingErrors, TimingEvents, accelerate, accelerator_of, register_fault_model)
-from oddsuite.models.accelerator.fault_models import FAULT_MODELS
-from oddsuite.models.accelerator.faults import flip_bits_int8
-from oddsuite.models.accelerator.quant import quantize_activation
+from oddsuite.accelerator.fault_models import FAULT_MODELS
+from oddsuite.accelerator.faults import flip_bits_int8
+from oddsuite.accelerator.quant import quantize_activation
 
 from test_accelerator import rand_int8, slow_reference, wrap32
 
@@ -140,7 +140,7 @@ def test_mitigations_turn_fault_models_into_mitigated_ones():
     np.testing.assert_array_equal(a.matmul(x, w, models=[fap]), a.matmul(x, w, faults=fm, mitigation="fap"))
     ev = TimingEvents.of([(0, 0, 1, 2), (3, 1, 5, 0)])
     te = TimingErrors(0.0, "te-drop")
-    from oddsuite.models.accelerator.mitigation import FixedEvents
+    from oddsuite.accelerator.mitigation import FixedEvents
     np.testing.assert_array_equal(a.matmul(x, w, models=[FixedEvents(TimingErrorDrop(0.0), ev)]),
                                   a.matmul(x, w, timing=te, events=ev))
     with pytest.raises(ValueError, match="at most"):

@@ -145,7 +145,7 @@ def test_report_shows_lockstep_latency_and_the_measured_faults_finding(tiny_suit
                                                                         one_torch_thread):
     """The report's lockstep, latency and faults-findings blocks, from real runs of each study."""
     from oddsuite.cli import main
-    from oddsuite.models.accelerator.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
+    from oddsuite.studies.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
     from oddsuite.report import build_report
     from test_trace import fog_misses, outcome_table
 

@@ -15,3 +15,8 @@ class SuiteError(OddsuiteError):
 
 class ModelError(OddsuiteError):
     """A model file is missing, fails its SHA-256 pin, or needs an explicit trust flag."""
+
+
+class UserError(OddsuiteError):
+    """A problem with the user's command-line input (options that do not fit together): printed
+    as one clear message, exit code 2."""

@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from oddsuite.cli import UserError
+    from oddsuite.errors import UserError
     from oddsuite.studies.lockstep import lockstep
     from oddsuite.studies.variants import build_variant, machine_threads
 

@@ -1,8 +1,15 @@
-"""Studies: experiments that run whole evaluations and compare them — lockstep runs of one
-detector on two backends (or twice), latency distributions of model variants, training
-determinism, and (being moved here) compare, fault sweeps, the MLP experiment and FAP+T.
+"""Experiments that call ``evaluate``: the pre/post consistency of two detectors
+(``compare``, with ``compare_draw`` for its side-by-side pictures), fault sweeps of a
+detector on the simulated accelerator (``fault_sweep``), FAP+T fine-tuning for YOLO
+detectors (``fapt``), the seed's MLP experiment (``mlp_experiment``), lockstep runs of one
+detector on two backends or twice (``lockstep``), latency distributions of model variants
+(``latency``, with the variants built by ``variants``) and training determinism
+(``determinism``). Each writes a results folder (JSON, CSV, PNG) which ``report`` reads.
 
-May import ``evaluate``, ``suite``, ``metrics``, ``models``, ``models.accelerator``, ``quant``
-and ``training``; nothing below ``studies`` imports it. Each study is a module with one entry
-function that writes a results folder (JSON, CSV, PNG) which ``report`` reads.
+This is the top of the library's import chain: a study may import ``evaluate``, ``metrics``,
+``models``, ``accelerator``, ``quant``, ``training``, ``suite``, ``run``, ``errors`` and
+``fileio``. Nothing in the library imports a study (only ``cli`` and ``commands`` do).
+Import the study module you need (``from oddsuite.studies.compare import compare_models``):
+the face re-exports nothing, so that importing one study does not load the others' torch and
+ultralytics.
 """

@@ -3,7 +3,7 @@
 The seed trains one network twice "on two similar platforms" and finds similar accuracy but
 *different false positives*: a different number, at different places relative to the true
 positives. Here every run trains the same architecture on the same data set
-(:func:`oddsuite.models.train.train_detector`, offline, CPU, seeded) with its own seed and
+(:func:`oddsuite.training.train.train_detector`, offline, CPU, seeded) with its own seed and
 torch thread count (e.g. the same seed twice, another seed, the same seed on more threads as
 a stand-in for another platform; ultralytics' own CPU thread setting is overridden for the
 run), then:
@@ -48,7 +48,7 @@ def _train(data_yaml: Path, out: Path, run: Mapping[str, Any], settings: Mapping
     """Train one run (or reuse it when its card matches), with its own torch thread count."""
     import torch
 
-    from oddsuite.models.train import train_detector
+    from oddsuite.training.train import train_detector
 
     card = out / "model.json"
     want = {"seed": int(run["seed"]), "epochs": int(settings["epochs"])}
@@ -86,7 +86,7 @@ def _fine_tune(data_yaml: Path, out: Path, run: Mapping[str, Any], settings: Map
     """A run that fine-tunes the ``init`` model (FAP+T's trainer with no mask) instead of training
     from scratch: the same start, differing only in the training's own randomness."""
     from oddsuite.models import load_detector, save_model_dir
-    from oddsuite.models.accelerator.fapt import fine_tune_detector_with_masks
+    from oddsuite.studies.fapt import fine_tune_detector_with_masks
 
     base = load_detector(settings["init"])
     out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,8 @@ def training_determinism(data_yaml: str | Path, suite_dir: str | Path, out_dir: 
 
     ``init``: a model directory every run fine-tunes from (its classes must be the data set's)
     instead of training ``arch`` from scratch."""
-    from oddsuite.evaluate import evaluate_suite, load_suite
+    from oddsuite.evaluate import evaluate_suite
+    from oddsuite.suite import load_suite
     from oddsuite.models import load_detector
 
     if len(runs) < 2:
@@ -188,14 +189,11 @@ def training_determinism(data_yaml: str | Path, suite_dir: str | Path, out_dir: 
 
 
 def _write(out: Path, result: dict[str, Any]) -> None:
-    from oddsuite.fileio import atomic_write, atomic_write_text
+    from oddsuite.fileio import write_json
+    from oddsuite.studies.mlp_experiment import save_png
 
-    atomic_write_text(out / "determinism.json", json.dumps(result, indent=1))
-    fig = plot_profiles(result)
-    atomic_write(out / "determinism.png", lambda f: fig.savefig(f, format="png", dpi=110))
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    write_json(out / "determinism.json", result, sort_keys=False, nan="null")
+    save_png(plot_profiles(result), out / "determinism.png")
 
 
 def plot_profiles(result: Mapping[str, Any]):

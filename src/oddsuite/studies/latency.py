@@ -20,7 +20,6 @@ Writes ``latency.json``, ``samples.csv`` (every timed call) and ``latency.png``.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import platform
@@ -68,9 +67,7 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
 def sample_images(suite_dir: str | Path, n: int, seed: int = 0) -> list[tuple[int, np.ndarray]]:
     """``n`` images of the suite (all when it has fewer), drawn with ``Generator(SeedSequence([seed,
     n_images]))``, in suite order, as ``(image id, RGB uint8)``."""
-    from PIL import Image
-
-    from oddsuite.evaluate import load_suite
+    from oddsuite.suite import load_suite, read_image
 
     suite = load_suite(suite_dir)
     images = suite.gt["images"]
@@ -78,8 +75,7 @@ def sample_images(suite_dir: str | Path, n: int, seed: int = 0) -> list[tuple[in
     pick = range(len(images)) if n >= len(images) else sorted(rng.choice(len(images), size=n, replace=False).tolist())
     out = []
     for i in pick:
-        with Image.open(suite.image_path(images[i])) as f:
-            out.append((int(images[i]["id"]), np.asarray(f.convert("RGB"), dtype=np.uint8)))
+        out.append((int(images[i]["id"]), read_image(suite.image_path(images[i]))))
     return out
 
 
@@ -166,19 +162,16 @@ def latency_distribution(suite_dir: str | Path, detectors: Sequence[Any], out_di
 
 
 def _write(out: Path, result: dict[str, Any], samples, labels: Sequence[str]) -> None:
-    from oddsuite.fileio import atomic_write, atomic_write_text
+    from oddsuite.fileio import atomic_write_text, write_json
+    from oddsuite.studies.mlp_experiment import save_png
 
-    atomic_write_text(out / "latency.json", json.dumps(result, indent=1))
+    write_json(out / "latency.json", result, sort_keys=False, nan="null")
     buf = io.StringIO()
     buf.write("variant,image_id,run,ms\n")
     for v, iid, r, ms in samples:
         buf.write(f"{labels[v]},{iid},{r},{ms:.6f}\n")
     atomic_write_text(out / "samples.csv", buf.getvalue())
-    fig = plot_latency(result)
-    atomic_write(out / "latency.png", lambda f: fig.savefig(f, format="png", dpi=110))
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    save_png(plot_latency(result), out / "latency.png")
 
 
 def plot_latency(result: dict[str, Any]):

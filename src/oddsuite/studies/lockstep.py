@@ -211,7 +211,8 @@ def lockstep(suite_dir: str | Path, detector_a: Any, detector_b: Any, out_dir: s
     ``OUT/B``; the same detector object may be given twice) and compare them image by image;
     writes ``lockstep.json``, ``images.csv`` and ``lockstep.png`` (see the module doc) and returns
     the JSON dict. ``extra`` (machine, threads, ...) is recorded as given."""
-    from oddsuite.evaluate import evaluate_suite, load_suite
+    from oddsuite.evaluate import evaluate_suite
+    from oddsuite.suite import load_suite
 
     out = Path(out_dir)
     metrics = {}
@@ -283,17 +284,14 @@ def _first_divergences(per_image: pd.DataFrame, gt: Mapping[str, Any]) -> list[d
 
 
 def _write(out: Path, result: dict[str, Any], per_image: pd.DataFrame) -> None:
-    from oddsuite.fileio import atomic_write, atomic_write_text
+    from oddsuite.fileio import atomic_write_text, write_json
+    from oddsuite.studies.mlp_experiment import save_png
 
-    atomic_write_text(out / "lockstep.json", json.dumps(json_clean(result), indent=1))
+    write_json(out / "lockstep.json", json_clean(result), sort_keys=False)
     buf = io.StringIO()
     per_image.drop(columns=["first"]).to_csv(buf, index=False)
     atomic_write_text(out / "images.csv", buf.getvalue())
-    fig = _plot(per_image, result)
-    atomic_write(out / "lockstep.png", lambda f: fig.savefig(f, format="png", dpi=110))
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    save_png(_plot(per_image, result), out / "lockstep.png")
 
 
 def _plot(per_image: pd.DataFrame, result: Mapping[str, Any]):

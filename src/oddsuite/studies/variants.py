@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 from oddsuite.errors import ModelError
+from oddsuite.models.base import is_torch_detector, model_info
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +52,10 @@ def parse_variant(text: str) -> VariantSpec:
     if array and backend != "accelerator":
         raise ValueError(f"{text!r}: only the accelerator backend takes a size (accelerator:RxC)")
     if array:
-        from oddsuite.models.accelerator import SystolicArray
+        from oddsuite.accelerator import SystolicArray
 
         SystolicArray.parse(array)  # ValueError with the expected form
     return VariantSpec(Path(path).expanduser(), backend, array or "256x256")
-
-
-def calibration_images(suite_dir: str | Path, n: int) -> list[np.ndarray]:
-    """The first ``n`` full-scene images of the suite (all images when it has no full ones), RGB uint8."""
-    from PIL import Image
-
-    from oddsuite.evaluate import load_suite
-
-    suite = load_suite(suite_dir)
-    images = [im for im in suite.gt["images"] if im.get("is_full")] or list(suite.gt["images"])
-    out = []
-    for im in images[:n]:
-        with Image.open(suite.image_path(im)) as f:
-            out.append(np.asarray(f.convert("RGB"), dtype=np.uint8))
-    return out
 
 
 def build_variant(spec: VariantSpec, suite_dir: str | Path, work_dir: str | Path, *, threads: int | None = None,
@@ -88,7 +72,7 @@ def build_variant(spec: VariantSpec, suite_dir: str | Path, work_dir: str | Path
     base = load_detector(spec.path, sha256=sha256, trust_pickle=trust_pickle, **opts)
     if spec.backend == "native":
         return base
-    if spec.backend in ("torch", "accelerator") and getattr(base, "torch_model", None) is None:
+    if spec.backend in ("torch", "accelerator") and not is_torch_detector(base):
         raise ModelError(f"{spec.path}: the {spec.backend} backend needs a torch-backed model (ultralytics yaml + "
                          f"safetensors, or a trusted .pt); {type(base).__name__} has none")
     if spec.backend == "torch":
@@ -97,43 +81,43 @@ def build_variant(spec: VariantSpec, suite_dir: str | Path, work_dir: str | Path
         return _onnx_variant(base, spec, work, threads)
     if spec.backend == "int8":
         return _int8_variant(spec, suite_dir, work, threads, calib_images, seed, sha256, trust_pickle)
-    from oddsuite.models.accelerator import AcceleratorDetector, SystolicArray
+    from oddsuite.accelerator import AcceleratorDetector, SystolicArray
+    from oddsuite.studies.fault_sweep import calibration_files
 
-    det = AcceleratorDetector(base, SystolicArray.parse(spec.array),
-                              calibration_images=calibration_images(suite_dir, calib_images))
-    return det
+    return AcceleratorDetector(base, SystolicArray.parse(spec.array),
+                               calibration_files=calibration_files(suite_dir, calib_images))
 
 
 def _derived_path(work: Path, base: Any, suffix: str) -> Path:
-    sha = str(getattr(base, "sha256", "") or "nohash")[:12]
-    return work / f"{Path(str(getattr(base, 'name', 'model'))).name}-{sha}-{suffix}.onnx"
+    sha = str(model_info(base).sha256 or "nohash")[:12]
+    return work / f"{Path(str(base.name)).name}-{sha}-{suffix}.onnx"
 
 
 def _onnx_variant(base: Any, spec: VariantSpec, work: Path, threads: int | None) -> Any:
-    from oddsuite.models.onnx_rt import OnnxDetector, export_onnx
+    from dataclasses import replace
+
+    from oddsuite.models.onnx_rt import OnnxDetector, onnx_file_of
 
     if isinstance(base, OnnxDetector):
         return base
-    path = _derived_path(work, base, "fp32")
-    if not path.is_file():
-        work.mkdir(parents=True, exist_ok=True)
-        export_onnx(base, path, base.imgsz)
+    work.mkdir(parents=True, exist_ok=True)
+    path, _ = onnx_file_of(base, _derived_path(work, base, "fp32"))
     det = OnnxDetector(path, classes=dict(base.classes), name=f"{base.name}@onnx", threads=threads)
-    det.class_map = getattr(base, "class_map", None)
+    det.info = replace(det.info, class_map=model_info(base).class_map)
     return det
 
 
 def _int8_variant(spec: VariantSpec, suite_dir, work: Path, threads: int | None, calib_images: int, seed: int,
                   sha256: str | None, trust_pickle: bool) -> Any:
     from oddsuite.models import load_detector
-    from oddsuite.models.quantize import quantize_model, read_record
+    from oddsuite.quant.quantize import quantize_model, read_record
 
     base = load_detector(spec.path, sha256=sha256, trust_pickle=trust_pickle)
     path = _derived_path(work, base, f"int8-c{calib_images}-s{seed}")
     fresh = False
     if path.is_file():
         try:
-            fresh = read_record(path)["source"]["sha256"] == getattr(base, "sha256", None)
+            fresh = read_record(path)["source"]["sha256"] == model_info(base).sha256
         except ModelError:
             fresh = False
     if not fresh:
