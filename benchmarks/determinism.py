@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from oddsuite.models import export_yolo, load_detector
+    from oddsuite.models import load_detector
+    from oddsuite.training import export_yolo
     from oddsuite.training.train import training_suite_seed
     from oddsuite.studies.determinism import training_determinism
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_network")
 
 @pytest.mark.slow  # three trainings and three evaluations: about a minute of CPU
 def test_same_seed_same_weights_other_seed_other_false_positives(tiny_suite, tmp_path):
-    from oddsuite.models import export_yolo
+    from oddsuite.training import export_yolo
     from oddsuite.studies.determinism import training_determinism
 
     suite = tiny_suite  # trained and scored on the same tiny suite: this checks the study, not a model
