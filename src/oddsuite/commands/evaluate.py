@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from oddsuite.commands._args import positive_int as _positive_int, unit_float as _unit_float
+from oddsuite.commands._args import add_model_options, positive_int as _positive_int, unit_float as _unit_float
 
 
 def _class_map(text: str) -> dict[str, str]:
@@ -23,10 +23,7 @@ def register(subparsers: Any) -> None:
         description="Run a detector over every image of SUITE (resuming a partial run in --out) and write "
                     "predictions.json, outcomes.parquet, metrics.json and run.json (docs/FORMAT.md).")
     p.add_argument("suite", metavar="SUITE", type=Path, help="suite folder (from `oddsuite generate`)")
-    p.add_argument("--model", required=True, type=Path, metavar="PATH", help="model file (local path)")
-    p.add_argument("--sha256", metavar="HEX", default=None, help="expected SHA-256 of the model file")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow model formats that unpickle Python objects (only for files you trust)")
+    add_model_options(p)
     p.add_argument("--class-map", type=_class_map, default=None, metavar="A=B,...",
                    help="detector class name = suite category name, e.g. person=pedestrian,bicycle=cyclist")
     p.add_argument("--iou", type=_unit_float, default=0.5, help="IoU for ROI outcomes (default 0.5)")
@@ -93,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from oddsuite.models import load_detector
     from oddsuite.run import make_executor
 
-    detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
+    detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle, weights=args.weights,
+                             model_args=dict(args.model_arg))
     sharded = args.executor == "ray" or args.workers > 1
     metrics = evaluate_suite(args.suite, detector, args.out, iou=args.iou, conf=args.conf, batch=args.batch,
                              class_map=args.class_map, progress=not args.no_progress,
