@@ -3,18 +3,26 @@
 The default detector (``models/default``, a model directory ``load_detector`` reads) when it
 exists, otherwise a small stand-in: a random-weight yolov8n made input-dependent
 (``lively_random_model``), whose mAP means nothing (it is said so in the output). The model is
-exported to fp32 ONNX if it is not ONNX already, quantized with ``oddsuite.quant.quantize``
-(static, QDQ, per-channel int8 weights, uint8 activations, min-max calibration on a seeded
-sample of the suite, detection head kept float unless ``--keep-float none``), and then:
+exported to fp32 ONNX if it is not ONNX already and quantized with ``oddsuite.quant.quantize``
+(static, QDQ, per-channel int8 weights, uint8 activations, calibrated on a seeded sample of the
+suite) by each recipe of ``--recipes``: ``deploy`` (the defaults: percentile calibration, the
+head's convolutions quantized and only its decoding tail float, 7-bit weights) and ``previous``
+(min-max calibration, the whole head float, 8-bit weights: what oddsuite did before). Goal:
+fp32 / int8 >= 2.5x at |delta mAP| <= 0.01; both numbers are printed side by side. Then, per
+recipe:
 
 - latency: both models in ONNX Runtime with the same SessionOptions (same threads, full graph
   optimisation), batch 1, real pre-processed suite images, measured side by side in one run,
   calls interleaved (fp32, int8, int8, fp32, ...), median and 10th/90th percentiles of the
   calls, and the ratio fp32 / int8 of the medians (> 1: int8 is faster);
 - behaviour: ``oddsuite.studies.compare.compare_models`` on the suite: mAP of each and the delta,
-  detection agreement, flips, score drift, and where the layer-level SQNR says error enters.
+  detection agreement, flips, score drift, and where the layer-level SQNR says error enters;
+- with ``--profile``: where the time goes, from ONNX Runtime's profiler (time per operator
+  type, both models, same options), and the CPU's int8 instruction sets: without VNNI
+  (AVX-512 VNNI, AVX-VNNI) or AMX-INT8, ONNX Runtime's u8s8 convolutions use AVX2
+  ``VPMADDUBSW``, which bounds their speed-up over fp32 to about 1.5x.
 
-    .venv/bin/python benchmarks/quantize.py [--suite SUITE] [--model M] [--threads 1] [--calls 30]
+    .venv/bin/python benchmarks/quantize.py [--suite SUITE] [--model M] [--threads 1] [--calls 30] [--profile]
 
 Without ``--suite`` a small suite is generated first (odd_specs/urban_day.yaml, 2 scenes,
 seed 1: a few minutes of rendering). Calibrating on the suite that is also scored is what
@@ -36,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "models" / "default"
 
 
-def _session(path: Path, threads: int):
+def _session_options(threads: int):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -45,7 +53,13 @@ def _session(path: Path, threads: int):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    return so
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), sess_options=_session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def latency(fp32: Path, int8: Path, batches: list[np.ndarray], threads: int, calls: int, warmup: int = 3) -> dict:
@@ -84,18 +98,18 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"model (default: {DEFAULT_MODEL} if it exists, else a small random yolov8n)")
     ap.add_argument("--imgsz", type=int, default=640, help="input size of the stand-in model (default 640)")
     ap.add_argument("--calib-images", type=int, default=32, help="calibration images (default 32)")
-    ap.add_argument("--keep-float", default="head", help="head | decode | none | REGEX (default head)")
-    ap.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    ap.add_argument("--recipes", default="deploy,previous",
+                    help="comma-separated: deploy (the defaults), previous (minmax, head float, 8-bit weights)")
+    ap.add_argument("--profile", action="store_true", help="also break the time down by operator type")
     ap.add_argument("--threads", type=int, default=1,
                     help="ONNX Runtime intra-op threads for both models (default 1: the machine is shared)")
     ap.add_argument("--calls", type=int, default=30, help="timed calls per model (default 30)")
     ap.add_argument("--out", type=Path, default=None, help="keep the models and comparison here (default: temp)")
     args = ap.parse_args(argv)
 
-    from oddsuite.studies.compare import compare_models
     from oddsuite.models import load_detector
     from oddsuite.models.common import preprocess
-    from oddsuite.quant.quantize import calibration_sample, float_onnx, quantize_model
+    from oddsuite.quant.quantize import calibration_sample, float_onnx
     from oddsuite.suite import read_image as load_rgb
 
     with tempfile.TemporaryDirectory(prefix="oddsuite-bench-q.") as tmp:
@@ -136,51 +150,121 @@ def main(argv: list[str] | None = None) -> int:
 
         src = float_onnx(model, work)
         fp32 = src.onnx_path
-        t = time.time()
-        q = quantize_model(fp32, calib, work / "int8.onnx", calib_images=args.calib_images, seed=0,
-                           method=args.method, keep_float=args.keep_float)
-        print(f"quantized in {time.time() - t:.0f} s: {q.record['calibration']['n_images']} calibration images, "
-              f"{args.method}, keep-float {args.keep_float} ({q.record['settings']['n_nodes_kept_float']} nodes); "
-              f"fp32 {fp32.stat().st_size / 1e6:.1f} MB, int8 {q.path.stat().st_size / 1e6:.1f} MB", flush=True)
-
         det = load_detector(fp32)
         picks = calibration_sample(suite, 8, seed=7)
         batches = [preprocess([load_rgb(suite / s["file_name"])], det.input_hw)[0] for s in picks]
-        lat = latency(fp32, q.path, batches, args.threads, args.calls)
-        print(f"\nlatency, batch 1, {det.input_hw[0]}x{det.input_hw[1]}, {args.threads} thread(s), "
-              f"{args.calls} interleaved calls each (ONNX Runtime, same SessionOptions):")
-        for k in ("fp32", "int8"):
-            v = lat[k]
-            print(f"  {k}: median {v['median_ms']:.1f} ms  (p10 {v['p10_ms']:.1f}, p90 {v['p90_ms']:.1f})")
-        print(f"  fp32 / int8 = {lat['ratio_fp32_over_int8']:.2f}x  (median of paired ratios "
-              f"{lat['paired_ratio_median']:.2f}x)", flush=True)
-
-        t = time.time()
-        r = compare_models(suite, fp32, q.path, work / "compare", progress=False, layer_images=2,
-                           threads=args.threads)
-        o = r["overall"]
-        mp = o["map"]
-        fa, fb = r["models"]["a"]["full_scene_map"], r["models"]["b"]["full_scene_map"]
-        print(f"\nbehaviour on {suite} ({r['suite']['n_images']} images, iou 0.5, conf 0.25; {time.time() - t:.0f} s):")
-        print(f"  mAP@[.5:.95] all images  fp32 {_fmt(mp['a']['map'])}  int8 {_fmt(mp['b']['map'])}  "
-              f"delta {_fmt(mp['delta']['map'], 4)}  ({mp['n_images']} images)")
-        if fa and fb:
-            d = (fb["map"] - fa["map"]) if (fa.get("map") is not None and fb.get("map") is not None) else None
-            print(f"  mAP full-scene images    fp32 {_fmt(fa.get('map'))}  int8 {_fmt(fb.get('map'))}  "
-                  f"delta {_fmt(d, 4)}  ({fa.get('n_images')} images)")
-        ag, fl = o["agreement"], o["flips"]
-        print(f"  detection agreement {_fmt(ag['value'])} ({ag['k']}/{ag['n']}), flips hit->not "
-              f"{fl['hit_to_not']['k']}, not->hit {fl['not_to_hit']['k']} of {fl['n']} ROIs, "
-              f"score drift {_fmt(o['score_drift']['value'], 4)} ({o['score_drift']['n']} pairs)")
-        lay = r["layers"]
-        if "skipped" not in lay:
-            drops = ", ".join(f"{d['node']} ({d['drop_db']:.1f} dB)" for d in lay["largest_drops"][:3])
-            noisy = ", ".join(f"{d['tensor']} ({d['qdq_sqnr_db']:.1f} dB)" for d in lay["noisiest_quantized"][:3])
-            print(f"  layers: output SQNR {_fmt(lay['output_sqnr_db'], 1)} dB; largest drops: {drops}")
-            print(f"  noisiest int8 tensors (own QDQ SQNR): {noisy}")
+        print(f"CPU: {_cpu()}", flush=True)
+        rows = []
+        for recipe in [r.strip() for r in args.recipes.split(",") if r.strip()]:
+            rows.append(_run_recipe(recipe, fp32, calib, suite, work, batches, det.input_hw, args))
+        print(f"\ngoal: fp32 / int8 >= 2.5x with |delta mAP| <= 0.01 (all images and full-scene images)")
+        for r in rows:
+            met = r["ratio"] >= 2.5 and all(d is not None and abs(d) <= 0.01 for d in (r["d_all"], r["d_full"]))
+            print(f"  {r['recipe']:<9} fp32 / int8 {r['ratio']:.2f}x (paired {r['paired']:.2f}x) | delta mAP all "
+                  f"{_fmt(r['d_all'], 4)}, full-scene {_fmt(r['d_full'], 4)} | goal {'met' if met else 'not met'}")
         if args.out:
             print(f"\nkept in {work}")
     return 0
+
+
+RECIPES = {
+    "deploy": {},  # oddsuite.quant.quantize.DEFAULTS
+    "previous": {"method": "minmax", "keep_float": "head", "reduce_range": False},
+}
+
+
+def _cpu() -> str:
+    from oddsuite.studies.latency import machine_info
+
+    m = machine_info()
+    isa = m["int8_isa"]
+    vnni = [f for f in isa if f in ("avx512_vnni", "avx_vnni", "amx_int8")]
+    return (f"{m['cpu']}, int8 instructions: {', '.join(isa) or 'none listed'}"
+            + ("" if vnni else " (no VNNI or AMX: ONNX Runtime's u8s8 kernels use AVX2 VPMADDUBSW)"))
+
+
+def _run_recipe(recipe: str, fp32: Path, calib: Path, suite: Path, work: Path, batches, input_hw, args) -> dict:
+    from oddsuite.studies.compare import compare_models
+    from oddsuite.quant.quantize import DEFAULTS, quantize_model
+
+    if recipe not in RECIPES:
+        raise SystemExit(f"--recipes: {recipe!r} is not one of {', '.join(RECIPES)}")
+    kw = {**DEFAULTS, **RECIPES[recipe]}
+    t = time.time()
+    q = quantize_model(fp32, calib, work / f"int8-{recipe}.onnx", calib_images=args.calib_images, seed=0, **kw)
+    print(f"\n== recipe {recipe}: {kw}\nquantized in {time.time() - t:.0f} s: "
+          f"{q.record['calibration']['n_images']} calibration images, {q.record['settings']['n_nodes_kept_float']} "
+          f"nodes kept float; fp32 {fp32.stat().st_size / 1e6:.1f} MB, int8 {q.path.stat().st_size / 1e6:.1f} MB",
+          flush=True)
+    lat = latency(fp32, q.path, batches, args.threads, args.calls)
+    print(f"latency, batch 1, {input_hw[0]}x{input_hw[1]}, {args.threads} thread(s), "
+          f"{args.calls} interleaved calls each (ONNX Runtime, same SessionOptions):")
+    for k in ("fp32", "int8"):
+        v = lat[k]
+        print(f"  {k}: median {v['median_ms']:.1f} ms  (p10 {v['p10_ms']:.1f}, p90 {v['p90_ms']:.1f})")
+    print(f"  fp32 / int8 = {lat['ratio_fp32_over_int8']:.2f}x  (median of paired ratios "
+          f"{lat['paired_ratio_median']:.2f}x)", flush=True)
+    if args.profile:
+        for name, path in (("fp32", fp32), (f"int8 {recipe}", q.path)):
+            print(f"  where the time goes, {name} (ONNX Runtime profiler, share of operator time):")
+            for op, ms, share, n in op_profile(path, batches, args.threads):
+                print(f"    {op:<20} {ms:7.2f} ms/call  {100 * share:5.1f}%  ({n} nodes)")
+    d_all, d_full = _behaviour(suite, fp32, q.path, work / f"compare-{recipe}", args.threads)
+    return {"recipe": recipe, "ratio": lat["ratio_fp32_over_int8"], "paired": lat["paired_ratio_median"],
+            "d_all": d_all, "d_full": d_full}
+
+
+def op_profile(path: Path, batches: list[np.ndarray], threads: int, calls: int = 10, top: int = 8) -> list:
+    """(operator type, ms per call, share, nodes) of the most expensive operator types, from ONNX
+    Runtime's own profiler (the session options of the latency measurement)."""
+    import collections
+
+    so = _session_options(threads)
+    so.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="oddsuite-prof.") as tmp:
+        so.profile_file_prefix = str(Path(tmp) / "prof")
+        import onnxruntime as ort
+
+        s = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        name = s.get_inputs()[0].name
+        for i in range(calls):
+            s.run(None, {name: batches[i % len(batches)]})
+        events = json.loads(Path(s.end_profiling()).read_text())
+    dur, nodes = collections.Counter(), collections.defaultdict(set)
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            op = e["args"].get("op_name", "?")
+            dur[op] += e["dur"]
+            nodes[op].add(e["name"])
+    total = sum(dur.values()) or 1
+    return [(op, d / 1000 / calls, d / total, len(nodes[op])) for op, d in dur.most_common(top)]
+
+
+def _behaviour(suite: Path, fp32: Path, int8: Path, out: Path, threads: int):
+    from oddsuite.studies.compare import compare_models
+
+    t = time.time()
+    r = compare_models(suite, fp32, int8, out, progress=False, layer_images=2, threads=threads)
+    o = r["overall"]
+    mp = o["map"]
+    fa, fb = r["models"]["a"]["full_scene_map"], r["models"]["b"]["full_scene_map"]
+    print(f"behaviour on {suite} ({r['suite']['n_images']} images, iou 0.5, conf 0.25; {time.time() - t:.0f} s):")
+    print(f"  mAP@[.5:.95] all images  fp32 {_fmt(mp['a']['map'])}  int8 {_fmt(mp['b']['map'])}  "
+          f"delta {_fmt(mp['delta']['map'], 4)}  ({mp['n_images']} images)")
+    d_full = None
+    if fa and fb:
+        d_full = (fb["map"] - fa["map"]) if (fa.get("map") is not None and fb.get("map") is not None) else None
+        print(f"  mAP full-scene images    fp32 {_fmt(fa.get('map'))}  int8 {_fmt(fb.get('map'))}  "
+              f"delta {_fmt(d_full, 4)}  ({fa.get('n_images')} images)")
+    ag, fl = o["agreement"], o["flips"]
+    print(f"  detection agreement {_fmt(ag['value'])} ({ag['k']}/{ag['n']}), flips hit->not "
+          f"{fl['hit_to_not']['k']}, not->hit {fl['not_to_hit']['k']} of {fl['n']} ROIs, "
+          f"score drift {_fmt(o['score_drift']['value'], 4)} ({o['score_drift']['n']} pairs)")
+    lay = r["layers"]
+    if "skipped" not in lay:
+        drops = ", ".join(f"{d['node']} ({d['drop_db']:.1f} dB)" for d in lay["largest_drops"][:3])
+        print(f"  layers: output SQNR {_fmt(lay['output_sqnr_db'], 1)} dB; largest drops: {drops}", flush=True)
+    return mp["delta"]["map"], d_full
 
 
 if __name__ == "__main__":

@@ -48,6 +48,33 @@ def test_stuck_at_sweep_writes_results_maps_and_replays(tmp_path):
     saved = FaultMap.load(tmp_path / row["map_file"])
     assert saved == FaultMap.random(8, 8, 8, seed=row["map_seed"], bits=[30])
     assert json.loads((tmp_path / "results.json").read_text())["rows"] == res["rows"]
+    f = res["findings"]
+    assert f["few_faults_collapse"] in (True, False) and f["clean_map"] == summ[(0, "none")]["median"]
+    assert f["median_by_faulty_pes"] == {"2": summ[(2, "none")]["median"], "8": summ[(8, "none")]["median"]}
+
+
+def test_collapse_finding_needs_a_few_faults_measured():
+    from oddsuite.studies.mlp_experiment import collapse_finding
+
+    assert collapse_finding({}, 0.9)["few_faults_collapse"] is None
+    assert collapse_finding({1024: 0.1}, 0.9)["few_faults_collapse"] is None  # no point with a few faults
+    got = collapse_finding({4: 0.85, 64: 0.5, 256: 0.2}, 0.9)  # threshold 0.9 * 39.69 / 74.13 = 0.4819
+    assert (got["few_faults_collapse"], got["none_collapse_at_faulty_pes"]) == (False, 256)
+    got = collapse_finding({4: 0.48, 64: 0.1}, 0.9)
+    assert (got["few_faults_collapse"], got["none_collapse_at_faulty_pes"]) == (True, 4)
+
+
+def test_requant_reaches_the_detectors_of_a_sweep(tmp_path):
+    rng = np.random.default_rng(1)
+    calib = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(3)]
+    calls: list = []
+    spec = SweepSpec(fault="stuck-at", faulty_pes=(0, 4), mitigations=("none",), maps=1, bits=[30], requant="none")
+    res = run_detector_sweep("SUITE", _FakeDetector(), tmp_path, SystolicArray(8, 8), spec, calib,
+                             evaluate=_fake_evaluate(calls))
+    assert res["requant"] == "none" and res["findings"]["requant"] == "none"
+    assert all("-rqnone" in name for _, name in calls)
+    with pytest.raises(ValueError, match="--requant"):
+        SweepSpec(requant="clip").validate(SystolicArray(8, 8))
 
 
 def test_timing_sweep_and_spec_validation(tmp_path):
@@ -57,6 +84,9 @@ def test_timing_sweep_and_spec_validation(tmp_path):
                              evaluate=_fake_evaluate([]))
     modes = {r.get("mode") for r in res["rows"] if r["rate"] > 0}
     assert modes == {"propagate", "te-drop"}
+    # a timing-only sweep measured no stuck-at point: the seed's stuck-at finding is unknown, not false
+    assert res["findings"]["few_faults_collapse"] is None and res["findings"]["none_collapse_at_faulty_pes"] is None
+    assert res["requant"] == "saturate" and res["findings"]["requant"] == "saturate"
     assert all(r["timing_events"] > 0 for r in res["rows"] if r["rate"] > 0)
     with pytest.raises(ValueError, match="fap\\+t"):
         SweepSpec(mitigations=("fap+t",)).validate(SystolicArray(8, 8))
@@ -75,7 +105,10 @@ def test_cli_faults_parses_and_rejects_bad_input(tmp_path, capsys):
     assert (a.array.rows, a.array.cols, a.faulty_pes, a.mitigation, a.maps, a.seed) == (16, 8, [0, 1, 4], ["none", "fap"], 3, 7)
     a = p.parse_args(["faults", "S", "--model", "m", "--fault", "timing", "--error-rate", "1e-6,1e-5",
                       "--mitigation", "none,te-drop", "--bits", "16-31", "--out", str(tmp_path)])
-    assert a.error_rate == [1e-6, 1e-5] and a.bits == list(range(16, 32))
+    assert a.error_rate == [1e-6, 1e-5] and a.bits == list(range(16, 32)) and a.requant == "saturate"
+    assert p.parse_args(["faults", "S", "--requant", "none", "--out", str(tmp_path)]).requant == "none"
+    with pytest.raises(SystemExit):
+        p.parse_args(["faults", "S", "--requant", "clip", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         p.parse_args(["faults", "S", "--array", "16by8", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):

@@ -212,9 +212,10 @@ def test_sweep_fapt_rows_consistency_and_cached_models(data, tmp_path, monkeypat
         calib_files.append(tmp_path / f"calib{i}.png")
         Image.fromarray(im).save(calib_files[-1])
     store3: dict = {}
-    # the subpackage itself: ``oddsuite.evaluate`` is the API step, whose own __dict__ pytest's undo would read
-    evaluate_pkg = importlib.import_module("oddsuite.evaluate")
-    monkeypatch.setattr(evaluate_pkg, "evaluate_suite", _recording_evaluate(data["images"], store3))
+    # the package itself: oddsuite.evaluate is the API step, whose attributes monkeypatch cannot restore
+    # (pytest 9 reads the old value from the target's own __dict__ and would delete evaluate_suite)
+    evaluate_package = importlib.import_module("oddsuite.evaluate")
+    monkeypatch.setattr(evaluate_package, "evaluate_suite", _recording_evaluate(data["images"], store3))
     res3 = run_detector_sweep("SUITE", load_detector(tmp_path / "base"), out, ARRAY, spec, calib,
                               executor=LocalExecutor(1), recipe=DetectorRecipe(str(tmp_path / "base")),
                               calib_files=[str(f) for f in calib_files])

@@ -245,8 +245,22 @@ def test_mlp_experiment_small(tmp_path):
     for f in ("results.json", "stuck_at.csv", "timing.csv", "mlp_faults.png"):
         assert (tmp_path / f).stat().st_size > 0
     back = json.loads((tmp_path / "results.json").read_text())
-    assert back["findings"] == res["findings"]
+    assert back["findings"] == res["findings"] and res["findings"]["requant"] == "saturate"
+    assert res["findings"]["few_faults_collapse"] in (True, False)  # 4 faulty PEs were measured
     # the saved maps replay the points: the map for n PEs is the first n faults of the seed's map
     seed = res["map_seeds"][0]
     saved = FaultMap.load(tmp_path / "maps" / f"seed-{seed}.json")
     assert saved.faults[:4] == FaultMap.random(32, 32, 4, seed=seed).faults
+
+
+def test_mlp_experiment_timing_only_states_no_stuck_at_finding(tmp_path):
+    from oddsuite.studies.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
+
+    cfg = MLPExperimentConfig(rows=16, cols=16, faulty_pes=(), mitigations=(), maps=1, timing_rates=(1e-3,),
+                              timing_modes=("propagate",), epochs=2, hidden=(16, 16, 16), requant="none")
+    res = run_mlp_experiment(None, cfg)
+    f = res["findings"]
+    assert res["requant"] == "none" and f["requant"] == "none"
+    assert f["few_faults_collapse"] is None and f["none_collapse_at_faulty_pes"] is None
+    assert f["fap_keeps_most_at_high_rates"] is None
+    assert f["te_drop_tolerates_higher_rate"] is None  # only one timing mode ran

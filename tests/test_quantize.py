@@ -123,11 +123,12 @@ def test_int8_model_record_lists_calibration_images_and_hashes(int8, model_dir, 
         assert im["sha256"] == sha256_file(suite / im["file_name"])
     assert cal["suite_manifest_sha256"] == sha256_file(suite / "manifest.json")
     st = rec["settings"]
-    assert (st["method"], st["quant_format"], st["weight_type"], st["activation_type"], st["per_channel"]) == \
-        ("minmax", "QDQ", "QInt8", "QUInt8", True)
-    assert st["keep_float"] == "head" and st["n_nodes_kept_float"] == len(rec["nodes_kept_float"]) > 0
+    assert (st["method"], st["quant_format"], st["weight_type"], st["activation_type"], st["per_channel"],
+            st["reduce_range"]) == ("percentile", "QDQ", "QInt8", "QUInt8", True, True)
+    assert st["keep_float"] == "decode" and st["n_nodes_kept_float"] == len(rec["nodes_kept_float"]) > 0
     assert rec["warnings"] == []
     assert all("/model.22/" in n for n in rec["nodes_kept_float"])
+    assert not any("/cv2." in n or "/cv3." in n for n in rec["nodes_kept_float"])  # the head's convolutions: int8
     assert {"onnx", "onnxruntime", "torch"} <= set(rec["versions"])
 
 
@@ -149,13 +150,18 @@ def test_int8_model_loads_runs_and_is_int8(int8, images):
     int8_weights = [i for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4]
     scales = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     assert any(v.ndim == 1 and v.size > 1 for k, v in scales.items() if k.endswith("_scale"))
-    # the kept-float head: its convs read float weights, not a DequantizeLinear output
+    # the kept-float decoding tail (the DFL's fixed conv) reads float weights; every other conv,
+    # the head's branches included, a DequantizeLinear output of int8 weights
     produced_by = {o: n for n in m.graph.node for o in n.output}
-    head_convs = [n for n in m.graph.node if n.op_type == "Conv" and "/model.22/" in n.name]
-    body_convs = [n for n in m.graph.node if n.op_type == "Conv" and "/model.22/" not in n.name]
-    assert head_convs and all(n.input[1] not in produced_by for n in head_convs)
-    assert all(produced_by[n.input[1]].op_type == "DequantizeLinear" for n in body_convs)
-    assert len(int8_weights) == len(body_convs) > 40
+    decode_convs = [n for n in m.graph.node if n.op_type == "Conv" and "/dfl/" in n.name]
+    int8_convs = [n for n in m.graph.node if n.op_type == "Conv" and "/dfl/" not in n.name]
+    assert decode_convs and all(n.input[1] not in produced_by for n in decode_convs)
+    assert all(produced_by[n.input[1]].op_type == "DequantizeLinear" for n in int8_convs)
+    assert any("/model.22/cv3." in n.name for n in int8_convs)
+    assert len(int8_weights) == len(int8_convs) > 40
+    # 7-bit symmetric weights (reduce_range): |w| <= 64, so two uint8 x int8 products fit in int16
+    w = np.concatenate([numpy_helper.to_array(i).ravel() for i in int8_weights])
+    assert np.abs(w.astype(int)).max() == 64
 
 
 def test_quantize_is_reproducible_and_options(tmp_path, fp32, suite, int8):
@@ -305,11 +311,12 @@ def test_cli_quantize_and_compare(tmp_path, suite, fp32, capsys):
 
     out = tmp_path / "models" / "x-int8.onnx"
     assert main(["quantize", "--model", str(fp32), "--calib", str(suite), "--out", str(out), "--calib-images", "2",
-                 "--seed", "3", "--method", "entropy", "--keep-float", r"model\.22/"]) == 0
+                 "--seed", "3", "--method", "entropy", "--keep-float", r"model\.22/", "--full-range-weights"]) == 0
     text = capsys.readouterr().out
     assert "record:" in text and "entropy calibration on 2 images" in text
     rec = json.loads((tmp_path / "models" / "x-int8.onnx.json").read_text())
     assert rec["calibration"]["seed"] == 3 and rec["settings"]["keep_float"] == r"model\.22/"
+    assert rec["settings"]["reduce_range"] is False
 
     res = tmp_path / "res"
     assert main(["compare", str(suite), "--model", str(fp32), "--model", str(out), "--out", str(res), "--top", "2",

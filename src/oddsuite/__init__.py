@@ -282,18 +282,21 @@ def compare(suite: str | Path, model_a: str | Path | Detector, model_b: str | Pa
 
 
 def quantize(model: str | Path, calib_suite: str | Path, out: str | Path, *, calib_images: int = 64, seed: int = 0,
-             method: str = "minmax", keep_float: str | None = "head", activations: str = "quint8",
-             per_channel: bool = True, sha256: str | None = None, trust_pickle: bool = False,
-             percentile: float = 99.999) -> Quantized:
+             method: str = "percentile", keep_float: str | Sequence[str] | None = "decode",
+             activations: str = "quint8", per_channel: bool = True, sha256: str | None = None,
+             trust_pickle: bool = False, percentile: float = 99.999, reduce_range: bool = True) -> Quantized:
     """Quantize ``model`` to int8 (ONNX Runtime, static QDQ) calibrated on ``calib_images``
     seeded images of ``calib_suite``; writes ``out`` (``*.onnx``) and ``out.json``
-    (``oddsuite quantize``). Raises ModelError for a bad method, activation type or file."""
+    (``oddsuite quantize``). The defaults are the deployment recipe
+    (``oddsuite.quant.quantize.DEFAULTS``: percentile calibration, only the head's decoding tail
+    float, 7-bit weights; ``reduce_range=False`` for 8-bit weights). Raises ModelError for a bad
+    method, activation type or file."""
     from oddsuite.results import Quantized
     from oddsuite.quant.quantize import quantize_model
 
     res = quantize_model(model, calib_suite, out, calib_images=calib_images, seed=seed, method=method,
                          keep_float=keep_float, activations=activations, per_channel=per_channel, sha256=sha256,
-                         trust_pickle=trust_pickle, percentile=percentile)
+                         trust_pickle=trust_pickle, percentile=percentile, reduce_range=reduce_range)
     return Quantized(Path(res.path), res.record["output"]["sha256"], Path(res.record_path), res.record)
 
 
@@ -302,13 +305,16 @@ def faults(suite: str | Path, model: str | Path | None, out: str | Path, *, arra
            error_rates: Sequence[float] | None = None, mitigations: Sequence[str] | None = None,
            maps: int = 5, seed: int = 0, bits: Sequence[int] | None = None, keep_bits: int = 16,
            train_data: str | Path | None = None, ft_epochs: int = 3, calib: int = 16, batch: int = 8,
-           sha256: str | None = None, trust_pickle: bool = False, workers: int = 1, executor: Any = None,
+           requant: str = "saturate", sha256: str | None = None, trust_pickle: bool = False, workers: int = 1, executor: Any = None,
            address: str | None = None, progress: bool = True) -> FaultSweep:
     """Score a detector on the simulated int8 systolic array ``array`` (``"RxC"``) with seeded
     faults (``oddsuite faults``): ``fault`` ``"stuck-at"`` over ``faulty_pes`` (default 0,1,4,16;
     mitigations none, fap, fap+t with ``train_data``) or ``"timing"`` over per-MAC
     ``error_rates`` (default 1e-6,1e-5; mitigations none, te-drop), ``maps`` fault maps per
-    point. ``suite == "mlp-digits"`` runs the seed paper's MLP experiment instead (no model).
+    point. ``requant``: how each layer's input is requantised, ``"saturate"`` (a deployed int8
+    pipeline), ``"wrap"`` or ``"none"`` (the seed's fixed-point carry); results.json records it
+    with ``findings`` (null where not measured). ``suite == "mlp-digits"`` runs the seed paper's
+    MLP experiment instead (no model).
     Raises UserError for options that do not fit (the option named), ModelError for a model
     that is not torch-backed."""
     from oddsuite.results import FaultSweep, pngs
@@ -328,7 +334,7 @@ def faults(suite: str | Path, model: str | Path | None, out: str | Path, *, arra
             cfg = mlp_config(fault, arr.rows, arr.cols, faulty_pes=list(faulty_pes) if faulty_pes is not None
                              else [0, 1, 4, 16], mitigations=list(mitigations or default_mit),
                              rates=list(error_rates) if error_rates is not None else [1e-6, 1e-5], maps=maps,
-                             seed=seed, keep_bits=keep_bits, bits=list(bits) if bits else None)
+                             seed=seed, keep_bits=keep_bits, bits=list(bits) if bits else None, requant=requant)
         except ValueError as e:
             raise UserError(str(e)) from None
         data = run_mlp_experiment(folder, cfg, progress=progress)
@@ -339,7 +345,7 @@ def faults(suite: str | Path, model: str | Path | None, out: str | Path, *, arra
         raise UserError("faults: a model is required (or suite='mlp-digits' for the built-in MLP experiment)")
     spec = SweepSpec.for_fault(fault, faulty_pes=faulty_pes, error_rates=error_rates, mitigations=mitigations,
                                train_data=train_data, maps=maps, seed=seed, bits=bits, keep_bits=keep_bits,
-                               batch=batch, ft_epochs=ft_epochs)
+                               batch=batch, ft_epochs=ft_epochs, requant=requant)
     try:
         spec.validate(arr)
     except ValueError as e:

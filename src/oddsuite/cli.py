@@ -30,6 +30,8 @@ COMMANDS = [
     "check",
     "quantize",
     "compare",
+    "lockstep",
+    "latency",
     "demo",
     "convert",
 ]

@@ -12,7 +12,8 @@ import numpy as np
 from oddsuite.models.base import MAP_CONF_FLOOR, Detections, ModelInfo, is_torch_detector, model_info
 from .faults import FaultMap, TimingErrors
 from .systolic import SystolicArray
-from .wrap import Accelerator, TransientFlips, accelerate, accelerator_of
+from .fault_models import TransientFlips
+from .wrap import Accelerator, accelerate, accelerator_of
 
 
 def read_images(files: Sequence[str | Path]) -> list[np.ndarray]:
@@ -25,8 +26,8 @@ def read_images(files: Sequence[str | Path]) -> list[np.ndarray]:
 @dataclass(frozen=True)
 class AcceleratorRecipe:
     """How to re-create a calibrated, configured :class:`AcceleratorDetector` in another process:
-    the wrapped detector's recipe, the array size, the calibration image files, and the
-    arguments of the last ``configure`` (sorted keyword items)."""
+    the wrapped detector's recipe, the array size, the calibration image files, the
+    requantisation mode, and the arguments of the last ``configure`` (keyword items)."""
 
     base: Any
     array: tuple[int, int]
@@ -34,10 +35,11 @@ class AcceleratorRecipe:
     fuse: bool = True
     name: str | None = None
     configuration: tuple = ()
+    requant: str = "saturate"
 
     def load(self) -> "AcceleratorDetector":
         det = AcceleratorDetector(self.base.load(), SystolicArray(*self.array), calibration_files=self.calibration_files,
-                                  fuse=self.fuse, name=self.name)
+                                  fuse=self.fuse, name=self.name, requant=self.requant)
         if self.configuration:
             det.configure(**dict(self.configuration))
         return det
@@ -60,14 +62,14 @@ class AcceleratorDetector:
     def __init__(self, detector, array: SystolicArray | None = None, *,
                  calibration_images: Sequence[np.ndarray] | None = None, name: str | None = None,
                  fuse: bool = True, calibration_batch: int = 8,
-                 calibration_files: Sequence[str | Path] | None = None):
+                 calibration_files: Sequence[str | Path] | None = None, requant: str = "saturate"):
         if not is_torch_detector(detector):
             raise TypeError(f"AcceleratorDetector needs a detector with .torch_model, got {type(detector).__name__}")
         if calibration_images is not None and calibration_files is not None:
             raise ValueError("AcceleratorDetector: give calibration_images or calibration_files, not both")
         self.array = array or SystolicArray(256, 256)
         self.inner = copy.copy(detector)
-        self.torch_model = accelerate(detector.torch_model, self.array, fuse=fuse)
+        self.torch_model = accelerate(detector.torch_model, self.array, fuse=fuse, requant=requant)
         try:
             self.inner.torch_model = self.torch_model
         except AttributeError as e:
@@ -92,7 +94,8 @@ class AcceleratorDetector:
         recipe = None
         if base.recipe is not None and self.calibration_files is not None:
             recipe = AcceleratorRecipe(base.recipe, (self.array.rows, self.array.cols), self.calibration_files,
-                                       self.fuse, self._name, self._configuration)
+                                       self.fuse, self._name, self._configuration,
+                                       self.accelerator.describe()["requant"])
         return replace(base, precision="int8", recipe=recipe)
 
     @property
@@ -105,7 +108,8 @@ class AcceleratorDetector:
             return self._name
         acc = self.accelerator
         d = acc.describe()
-        parts = [f"{self.base_name}@{d['array']}"]
+        parts = [f"{self.base_name}@{d['array']}" + ("" if d["format"] == "int8" else f"-{d['format']}")
+                 + ("" if d["requant"] == "saturate" else f"-rq{d['requant']}")]
         if d["faulty_pes"]:
             seed = acc.faults.seed
             parts.append(f"{d['faulty_pes']}pe-{d['mitigation']}" + (f"-s{seed}" if seed is not None else ""))
@@ -138,10 +142,13 @@ class AcceleratorDetector:
         return self
 
     def configure(self, faults: FaultMap | None = None, mitigation: str = "none",
-                  timing: TimingErrors | None = None, transient: TransientFlips | None = None) -> "AcceleratorDetector":
-        self.accelerator.configure(faults=faults, mitigation=mitigation, timing=timing, transient=transient)
+                  timing: TimingErrors | None = None, transient: TransientFlips | None = None, *,
+                  models=None, requant: str | None = None) -> "AcceleratorDetector":
+        """As :meth:`.wrap.Accelerator.configure`; the arguments go into ``info.recipe``."""
+        self.accelerator.configure(faults=faults, mitigation=mitigation, timing=timing, transient=transient,
+                                   models=models, requant=requant)
         self._configuration = (("faults", faults), ("mitigation", mitigation), ("timing", timing),
-                               ("transient", transient))
+                               ("transient", transient), ("models", models), ("requant", requant))
         return self
 
     def predict(self, images: Sequence[np.ndarray], conf: float = MAP_CONF_FLOOR) -> list[Detections]:

@@ -27,6 +27,10 @@ Three kinds (seed ``002``, section 2; spec ``accelerator.md``):
 - **Transient bit flips** (:func:`flip_bits_int8`): each bit of an int8 weight or activation
   flips with a given probability, as PyTorchFI does.
 
+These are the fault *settings* (what a user chooses, saved and replayed); the fault *models*
+the array asks what to do are the classes of :mod:`.fault_models` made from them
+(:func:`.mitigation.fault_models`).
+
 Fault maps are drawn from ``numpy.random.default_rng(seed)``. For one seed the maps of
 increasing size are *nested* (the 16-PE map contains the 4-PE map), so accuracy against
 fault count is not blurred by drawing unrelated maps per point. Maps round-trip through JSON::
@@ -299,14 +303,8 @@ def flip_bits_int8(q: torch.Tensor, rate: float, rng: np.random.Generator) -> to
     """Transient faults: flip each bit of an int8-valued tensor with probability ``rate``.
 
     Accepts int8 or a float tensor holding int8 values; returns the same dtype (a copy).
+    The int8 case of :meth:`.formats.IntFormat.flip_bits`.
     """
-    if rate <= 0 or q.numel() == 0:
-        return q.clone()
-    n_bits = q.numel() * 8
-    n = int(rng.binomial(n_bits, min(float(rate), 1.0)))
-    flat = q.detach().reshape(-1).to(torch.int64).numpy().astype(np.int8).view(np.uint8).copy()
-    if n:
-        pos = np.unique(rng.integers(0, n_bits, size=n, dtype=np.int64))
-        np.bitwise_xor.at(flat, pos // 8, (1 << (pos % 8)).astype(np.uint8))
-    out = torch.from_numpy(flat.view(np.int8).astype(np.int64)).reshape(q.shape)
-    return out.to(q.dtype)
+    from .formats import INT8
+
+    return INT8.flip_bits(q, rate, rng)

@@ -1,21 +1,124 @@
-"""Fault-aware pruning: FAP masks for a float model, and FAP+T fine-tuning.
+"""Mitigations over the fault-model interface (FAP, TE-Drop), FAP masks and FAP+T fine-tuning.
 
-FAP itself runs on the array (``Accelerator.configure(faults, mitigation="fap")`` zeroes the
-weights mapped to faulty PEs and bypasses those PEs). FAP+T first fine-tunes the float model
-with those same weights held at zero, then runs it with FAP: the pruning mask of a layer is
-the layer's weight-to-PE mapping evaluated on the chip's fault map (static mapping, one fine-
-tuned model per chip).
+A :class:`Mitigation` turns a fault model into the mitigated one the array runs (seed ``002``
+section 2.2): :class:`FAP` makes a :class:`~.fault_models.StuckAt` a
+:class:`~.fault_models.FapBypass` (every weight mapped to a faulty PE zeroed, the PE bypassed),
+:class:`TEDrop` makes a :class:`~.fault_models.TimingErrorPropagation` a
+:class:`~.fault_models.TimingErrorDrop`. :func:`fault_models` builds the list an
+:class:`~.wrap.Accelerator` (or one :meth:`~.systolic.SystolicArray.accumulate_t` call) runs
+from the classic settings (a fault map, a mitigation name, a timing setting, transient flips).
+
+FAP+T first fine-tunes the float model with the FAP weights held at zero, then runs it with
+FAP: the pruning mask of a layer is the layer's weight-to-PE mapping evaluated on the chip's
+fault map (static mapping, one fine-tuned model per chip).
 """
 from __future__ import annotations
 
-from typing import Callable
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from .faults import FaultMap
-from .systolic import SystolicArray
+from .fault_models import (FapBypass, FaultModel, MacEventFault, StuckAt, TimingErrorDrop, TimingErrorPropagation,
+                           TransientFlips)
+from .faults import FaultMap, TimingErrors, TimingEvents
+
+if TYPE_CHECKING:
+    from .systolic import SystolicArray
+
+#: mitigation names of stuck-at maps (``none`` or ``fap``)
+MITIGATIONS = ("none", "fap")
+
+
+class Mitigation(ABC):
+    """A mitigation of one kind of fault: ``apply(fault) -> the fault model the array runs``."""
+
+    name: ClassVar[str] = ""
+    applies_to: ClassVar[tuple[type, ...]] = ()
+
+    def apply(self, fault: FaultModel) -> FaultModel:
+        if not isinstance(fault, self.applies_to):
+            raise ValueError(f"{self.name} mitigates {', '.join(c.name for c in self.applies_to)} faults, "
+                             f"not {type(fault).__name__}")
+        return self._apply(fault)
+
+    @abstractmethod
+    def _apply(self, fault: FaultModel) -> FaultModel:
+        ...
+
+
+class FAP(Mitigation):
+    """Fault-aware pruning: weights on faulty PEs are zeroed and the PEs bypassed."""
+
+    name = "fap"
+    applies_to = (StuckAt,)
+
+    def _apply(self, fault: FaultModel) -> FaultModel:
+        return FapBypass(fault.fault_map)  # type: ignore[attr-defined]
+
+
+class TEDrop(Mitigation):
+    """TE-Drop: a failing MAC steals its successor's cycle; the successor's product is dropped."""
+
+    name = "te-drop"
+    applies_to = (TimingErrorPropagation,)
+
+    def _apply(self, fault: FaultModel) -> FaultModel:
+        return TimingErrorDrop(fault.rate, seed=fault.seed)  # type: ignore[attr-defined]
+
+
+def timing_model(timing: TimingErrors) -> FaultModel:
+    """The fault model of a :class:`~.faults.TimingErrors` setting (``te-drop`` mode: TE-Drop applied)."""
+    tep = TimingErrorPropagation(timing.rate, keep_bits=timing.keep_bits, seed=timing.seed)
+    return TEDrop().apply(tep) if timing.mode == "te-drop" else tep
+
+
+def fault_models(faults: FaultMap | None = None, mitigation: str = "none", timing: TimingErrors | None = None,
+                 transient: TransientFlips | None = None,
+                 events: TimingEvents | None = None) -> list[FaultModel]:
+    """The fault models of the classic settings, in the order the array asks them (transient
+    weight flips before FAP's pruning, as a chip's stored weights are what its PEs see).
+
+    ``events`` (explicit failing MACs, for tests) stand for ``timing``'s sampling; their mode is
+    ``timing``'s (default ``propagate``, keeping 16 bits).
+    """
+    if mitigation not in MITIGATIONS:
+        raise ValueError(f"mitigation must be one of {MITIGATIONS}, got {mitigation!r}")
+    if faults is not None and len(faults) == 0:
+        faults = None
+    if (timing is not None or events is not None) and faults is not None:
+        raise ValueError("timing errors together with a stuck-at fault map are not modelled")
+    out: list[FaultModel] = []
+    if transient is not None:
+        out.append(transient)
+    if faults is not None:
+        out.append(FAP().apply(StuckAt(faults)) if mitigation == "fap" else StuckAt(faults))
+    if timing is not None or events is not None:
+        model = timing_model(timing if timing is not None else TimingErrors(0.0))
+        if events is not None:
+            model = FixedEvents(model, events)
+        out.append(model)
+    return out
+
+
+class FixedEvents(MacEventFault):
+    """A timing fault model whose failing MACs are given (the same on every call), not drawn."""
+
+    def __init__(self, model: MacEventFault, events: TimingEvents):
+        self.model, self.fixed = model, events
+        self.name = model.name
+        self.rate, self.seed = model.rate, model.seed
+
+    def events(self, M: int, T: int, R: int, N: int, rng) -> TimingEvents:
+        return self.fixed
+
+    def replay(self, passes):
+        return self.model.replay(passes)
+
+    def to_dict(self) -> dict:
+        return {**self.model.to_dict(), "events": len(self.fixed)}
 
 
 def weight_pe_mask(weight_shape: tuple[int, ...], groups: int, array: SystolicArray, faults: FaultMap) -> torch.Tensor:

@@ -9,19 +9,21 @@
   input again with its own calibrated scale.  :func:`requantize` does the same in one step
   for code that wants int8 out.
 
-Rounding is round-half-to-even (``torch.round``) everywhere.
+Rounding is round-half-to-even (``torch.round``) everywhere. These functions are the int8
+case of :class:`.formats.IntFormat` (``formats.INT8``); the array itself asks its format.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from .formats import INT8
+
 #: int8 range of weights (symmetric, -128 unused so that negation is closed)
-W_QMAX = 127
+W_QMAX = INT8.qmax
 #: int8 range of activations
-A_QMIN, A_QMAX = -128, 127
+A_QMIN, A_QMAX = INT8.qmin, INT8.qmax
 #: the largest |int8 x int8| product the array sees (activation -128 x weight 127)
-MAX_PRODUCT = 128 * 127
+MAX_PRODUCT = INT8.max_product
 
 
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,44 +32,36 @@ def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Returns ``(q, scale)``: ``q`` int8 with the shape of ``weight``, ``scale`` float32 of shape
     ``(out_channels,)``; ``weight ≈ q * scale[:, None, ...]``. An all-zero channel gets scale 1.
     """
-    w = weight.detach().float()
-    amax = w.reshape(w.shape[0], -1).abs().amax(dim=1)
-    scale = torch.where(amax > 0, amax / W_QMAX, torch.ones_like(amax))
-    shape = (-1,) + (1,) * (w.dim() - 1)
-    q = torch.clamp(torch.round(w / scale.view(shape)), -W_QMAX, W_QMAX).to(torch.int8)
-    return q, scale.float()
+    return INT8.quantize_weight(weight)
 
 
 def activation_scale(max_abs: float) -> float:
     """Per-tensor activation scale from a calibrated magnitude (1.0 when nothing was seen)."""
-    max_abs = float(max_abs)
-    return max_abs / A_QMAX if max_abs > 0 and np.isfinite(max_abs) else 1.0
+    return INT8.activation_scale(max_abs)
 
 
-def quantize_activation(x: torch.Tensor, scale: float, dtype: torch.dtype = torch.int8) -> torch.Tensor:
-    """Symmetric per-tensor quantisation; values are clamped to ``[-128, 127]``.
+def quantize_activation(x: torch.Tensor, scale: float, dtype: torch.dtype = torch.int8,
+                        overflow: str = "saturate") -> torch.Tensor:
+    """Symmetric per-tensor quantisation; values are clamped to ``[-128, 127]`` (``overflow``:
+    ``"wrap"`` wraps them instead, ``"none"`` keeps them, see :mod:`.formats`; then ``dtype``
+    must be a float or a wide enough integer type).
 
     ``dtype`` may be a float type: the result then holds the same exact integers, which is
     what the simulator's fast path multiplies (no int conversions).
     """
-    q = torch.clamp(torch.round(x / scale), A_QMIN, A_QMAX)
-    return q.to(dtype)
+    return INT8.quantize(x, scale, dtype, overflow=overflow)
 
 
 def dequantize_acc(acc: torch.Tensor, x_scale: float, w_scale: torch.Tensor) -> torch.Tensor:
     """Accumulators ``(..., N)`` to float: ``acc * x_scale * w_scale[j]``."""
-    return acc.to(torch.float32) * (float(x_scale) * w_scale.to(torch.float32))
+    return INT8.dequantize(acc, float(x_scale) * w_scale.to(torch.float32))
 
 
 def requantize(acc: torch.Tensor, x_scale: float, w_scale: torch.Tensor, out_scale: float,
-               bias: torch.Tensor | None = None) -> torch.Tensor:
-    """int32 accumulators ``(..., N)`` to the next layer's int8: ``round((acc*sx*sw + b) / s_out)``."""
+               bias: torch.Tensor | None = None, overflow: str = "saturate") -> torch.Tensor:
+    """int32 accumulators ``(..., N)`` to the next layer's operands: ``round((acc*sx*sw + b) / s_out)``,
+    saturated to int8 (``overflow="wrap"``: wrapped; ``"none"``: unclipped, as int64)."""
     y = dequantize_acc(acc, x_scale, w_scale)
     if bias is not None:
         y = y + bias.to(torch.float32)
-    return quantize_activation(y, out_scale)
-
-
-def wrap_int32(v: torch.Tensor) -> torch.Tensor:
-    """Two's-complement wrap of an integer tensor to 32 bits (returned as int64)."""
-    return v.to(torch.int64).to(torch.int32).to(torch.int64)
+    return quantize_activation(y, out_scale, torch.int8 if overflow != "none" else torch.int64, overflow=overflow)

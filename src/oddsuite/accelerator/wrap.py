@@ -15,6 +15,13 @@ an ultralytics-style ``fuse()`` (as a real int8 deployment does); otherwise BN r
 
 Modes: ``"int8"`` (default, simulated), ``"calibrate"`` (float, recording input ranges),
 ``"float"`` (the original float layers, for comparison).
+
+Requantisation (``requant``, the chip's setting): each layer's input is quantised with its
+calibrated scale and saturated into the operand range (``"saturate"``, the default: a
+deployed int8 pipeline), wrapped (``"wrap"``: an overflowing int register), or carried
+unclipped (``"none"``: the seed's fixed-point arithmetic, in which a corrupted accumulator
+reaches the next layer's products). The fault models of the chip (:mod:`.fault_models`) are asked once per
+configuration about each layer's weights, and on every call about its inputs and products.
 """
 from __future__ import annotations
 
@@ -28,57 +35,62 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .faults import FaultMap, TimingErrors, flip_bits_int8
-from .quant import activation_scale, quantize_activation, quantize_weight
-from .systolic import MITIGATIONS, RunStats, SystolicArray
+from .fault_models import CallContext, FaultModel, TransientFlips
+from .faults import FaultMap, TimingErrors
+from .formats import NumberFormat, check_overflow
+from .mitigation import MITIGATIONS, fault_models
+from .systolic import Prepared, RunStats, SystolicArray
 
 log = logging.getLogger(__name__)
 
 MODES = ("int8", "calibrate", "float")
+#: requantisation between layers (see :mod:`.formats`); the first is the default
+REQUANT_MODES = ("saturate", "wrap", "none")
 
-
-class TransientFlips:
-    """Transient bit flips: each bit of each int8 weight (flipped once per configuration) and of
-    each int8 activation (flipped anew on every call) flips with the given probability."""
-
-    def __init__(self, weight_rate: float = 0.0, act_rate: float = 0.0, seed: int = 0):
-        self.weight_rate, self.act_rate, self.seed = float(weight_rate), float(act_rate), int(seed)
-
-    def to_dict(self) -> dict:
-        return {"weight_rate": self.weight_rate, "act_rate": self.act_rate, "seed": self.seed}
+__all__ = ["AccelConv2d", "AccelLinear", "Accelerator", "MODES", "REQUANT_MODES", "TransientFlips", "accelerate",
+           "accelerator_of"]
 
 
 class Accelerator:
-    """State shared by the accelerated layers of one module (one simulated chip)."""
+    """State shared by the accelerated layers of one module (one simulated chip): the array, its
+    fault models, and how each layer's input is requantised (``requant``)."""
 
-    def __init__(self, array: SystolicArray):
+    def __init__(self, array: SystolicArray, requant: str = "saturate"):
         self.array = array
         self.mode = "int8"
         self.faults: FaultMap | None = None
         self.mitigation = "none"
         self.timing: TimingErrors | None = None
         self.transient: TransientFlips | None = None
+        self.models: list[FaultModel] = []
+        self.requant = check_overflow(requant)
         self.stats = RunStats()
         self.layers: list[_AccelLayer] = []
         self.calibrated = False
 
+    @property
+    def format(self) -> NumberFormat:
+        return self.array.format
+
     def configure(self, faults: FaultMap | None = None, mitigation: str = "none",
-                  timing: TimingErrors | None = None, transient: TransientFlips | None = None) -> "Accelerator":
+                  timing: TimingErrors | None = None, transient: TransientFlips | None = None, *,
+                  models: list[FaultModel] | None = None, requant: str | None = None) -> "Accelerator":
         """Set the fault state of the chip (replaces the previous one) and reset counters.
 
         ``mitigation``: ``"none"`` or ``"fap"`` for stuck-at maps; TE-Drop is chosen by
-        ``timing.mode == "te-drop"``.
+        ``timing.mode == "te-drop"``. ``models``: further fault models (:mod:`.fault_models`).
+        ``requant``: the requantisation mode from now on (default: unchanged).
         """
         if mitigation not in MITIGATIONS:
             raise ValueError(f"mitigation must be one of {MITIGATIONS}, got {mitigation!r}")
         if faults is not None and (faults.rows, faults.cols) != (self.array.rows, self.array.cols):
             raise ValueError(f"fault map is for {faults.rows}x{faults.cols}, the array is {self.array.rows}x{self.array.cols}")
-        if faults is not None and len(faults) and timing is not None:
-            raise ValueError("timing errors together with a stuck-at fault map are not modelled")
-        self.faults = faults if faults is not None and len(faults) else None
-        self.mitigation = mitigation
-        self.timing = timing if timing is not None and timing.rate > 0 else None
-        self.transient = transient
+        faults = faults if faults is not None and len(faults) else None
+        timing = timing if timing is not None and timing.rate > 0 else None
+        self.models = fault_models(faults, mitigation, timing, transient) + list(models or [])
+        if requant is not None:
+            self.requant = check_overflow(requant)
+        self.faults, self.mitigation, self.timing, self.transient = faults, mitigation, timing, transient
         self.stats = RunStats()
         for layer in self.layers:
             layer._configure()
@@ -89,7 +101,8 @@ class Accelerator:
                 "faulty_pes": 0 if self.faults is None else len(self.faults.faulty_pes),
                 "mitigation": self.mitigation,
                 "timing": None if self.timing is None else self.timing.to_dict(),
-                "transient": None if self.transient is None else self.transient.to_dict()}
+                "transient": None if self.transient is None else self.transient.to_dict(),
+                "requant": self.requant, "format": self.format.name}
 
     @contextlib.contextmanager
     def calibrating(self) -> Iterator["Accelerator"]:
@@ -129,6 +142,8 @@ class Accelerator:
 class _AccelLayer(nn.Module):
     """Common part of the accelerated Linear / Conv2d."""
 
+    groups: int = 1
+
     def _setup(self, src: nn.Module, acc: Accelerator, index: int, name: str) -> None:
         self.acc = [acc]  # a list so nn.Module does not register it; shared, not copied per layer
         self.index = index
@@ -137,8 +152,8 @@ class _AccelLayer(nn.Module):
         self.bias = None if src.bias is None else nn.Parameter(src.bias.detach().clone(), requires_grad=False)
         self.register_buffer("x_amax", torch.zeros(()))
         self.calls = 0
-        q, s = quantize_weight(self.weight)
-        self.register_buffer("w_q", q)          # int8, the weight's own shape
+        q, s = acc.format.quantize_weight(self.weight)
+        self.register_buffer("w_q", q)          # operand values, the weight's own shape
         self.register_buffer("w_scale", s)      # (out,)
         self._configure()
 
@@ -146,55 +161,47 @@ class _AccelLayer(nn.Module):
     def accelerator(self) -> Accelerator:
         return self.acc[0]
 
-    def _mats(self) -> list[torch.Tensor]:
-        """The weight as ``(K, N)`` float matrices of int8 values, one per group."""
-        raise NotImplementedError
+    def _ctx(self, **kw) -> CallContext:
+        return CallContext(layer=self.index, groups=self.groups, call=self.calls, format=self.accelerator.format, **kw)
 
     def _configure(self) -> None:
+        """Ask the chip's fault models about this layer's weights once: their effect on the
+        stored weights (stacked ``W^T`` of all groups), then each group's replay plan."""
         acc = self.accelerator
         self.calls = 0
-        w = self.w_q
-        if acc.transient is not None and acc.transient.weight_rate > 0:
-            rng = np.random.default_rng(np.random.SeedSequence([acc.transient.seed, 1, self.index]))
-            w = flip_bits_int8(w, acc.transient.weight_rate, rng)
-        self._w_eff = w
-        mats = self._mats_of(w)  # W^T per group: (N_g, K_g)
-        self._plans = [None] * len(mats)
-        if acc.faults is not None and acc.mitigation == "fap":
-            # FAP: the weights on faulty PEs are zeroed once; the bypassed PEs then add nothing
-            mats = [m.masked_fill(acc.array.faulty_weight_mask(m.shape[1], m.shape[0], acc.faults).t(), 0.0)
-                    for m in mats]
-        elif acc.faults is not None:
-            self._plans = [acc.array.plan_stuck_at_t(m, acc.faults) for m in mats]
-        self._w_mats = mats
-
-    def _mats_of(self, w: torch.Tensor) -> list[torch.Tensor]:
-        raise NotImplementedError
+        w2 = self.w_q.to(torch.float32).reshape(self.w_q.shape[0], -1)  # (N, K_g): W^T of every group, stacked
+        ctx = self._ctx()
+        for m in acc.models:
+            w2 = m.weights(acc.array, w2, ctx)
+        n_g = w2.shape[0] // self.groups
+        self._prepared: list[Prepared] = [
+            acc.array.prepare(w2[i * n_g:(i + 1) * n_g].contiguous(), acc.models, apply_weights=False)
+            for i in range(self.groups)]
 
     def _x_scale(self) -> float:
-        return activation_scale(float(self.x_amax))
+        return self.accelerator.format.activation_scale(float(self.x_amax))
 
     def _product(self, XT: torch.Tensor, g: int, part: int = 0) -> torch.Tensor:
-        """Float ``(N_g, M)`` pre-activations (no bias) of group ``g`` for int8 inputs ``XT (K_g, M)``
+        """Float ``(N_g, M)`` pre-activations (no bias) of group ``g`` for operands ``XT (K_g, M)``
         (``part``: the image of a batch that a convolution runs one by one)."""
         acc = self.accelerator
-        WT = self._w_mats[g]
+        prep = self._prepared[g]
         rng = None
-        if acc.timing is not None:
-            rng = np.random.default_rng(np.random.SeedSequence([acc.timing.seed, 0, self.index, g, self.calls, part]))
-        stuck = acc.faults if acc.mitigation == "none" else None  # FAP is already in the weights
-        a = acc.array.accumulate_t(XT, WT, faults=stuck, timing=acc.timing, rng=rng, stats=acc.stats,
-                                   plan=self._plans[g], exact=False)
-        n0 = g * WT.shape[0]
-        scale = self._x_scale() * self.w_scale[n0:n0 + WT.shape[0]]
+        if prep.events is not None:
+            seed = prep.events.seed
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 0, self.index, g, self.calls, part]))
+        a = acc.array.run(XT, prep, rng=rng, stats=acc.stats, exact=False, apply_inputs=False,
+                          wide=None if acc.requant == "none" else False)
+        n_rows = prep.WT.shape[0]
+        scale = self._x_scale() * self.w_scale[g * n_rows:(g + 1) * n_rows]
         return a.to(torch.float32).mul_(scale[:, None]) if a.dtype != torch.float32 else a * scale[:, None]
 
     def _quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         acc = self.accelerator
-        xq = quantize_activation(x.float(), self._x_scale(), torch.float32)
-        if acc.transient is not None and acc.transient.act_rate > 0:
-            rng = np.random.default_rng(np.random.SeedSequence([acc.transient.seed, 2, self.index, self.calls]))
-            xq = flip_bits_int8(xq, acc.transient.act_rate, rng)
+        xq = acc.format.quantize(x.float(), self._x_scale(), torch.float32, overflow=acc.requant)
+        ctx = self._ctx()
+        for m in acc.models:
+            xq = m.inputs(xq, ctx)
         return xq
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,9 +221,6 @@ class AccelLinear(_AccelLayer):
         super().__init__()
         self.in_features, self.out_features = src.in_features, src.out_features
         self._setup(src, acc, index, name)
-
-    def _mats_of(self, w):
-        return [w.to(torch.float32).contiguous()]
 
     def _float(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -241,12 +245,6 @@ class AccelConv2d(_AccelLayer):
             setattr(self, k, getattr(src, k))
         self._rpad = getattr(src, "_reversed_padding_repeated_twice", None)
         self._setup(src, acc, index, name)
-
-    def _mats_of(self, w):
-        g = self.groups
-        n_g = self.out_channels // g
-        w2 = w.to(torch.float32).reshape(self.out_channels, -1)  # (N, Cin/g*kh*kw): W^T
-        return [w2[i * n_g:(i + 1) * n_g].contiguous() for i in range(g)]
 
     def _float(self, x):
         if self.padding_mode != "zeros":
@@ -311,16 +309,19 @@ def _fuse_bn(module: nn.Module) -> None:
 
 
 def accelerate(module: nn.Module, array: SystolicArray | None = None, *, fuse: bool = True,
-               exclude: Callable[[str, nn.Module], bool] | None = None, inplace: bool = False) -> nn.Module:
+               exclude: Callable[[str, nn.Module], bool] | None = None, inplace: bool = False,
+               requant: str = "saturate") -> nn.Module:
     """A copy of ``module`` with every Conv2d and Linear executed on the simulated ``array``
-    (default 256x256). ``exclude(name, layer)`` keeps chosen layers in float. The copy is in
-    eval mode; its :class:`Accelerator` is ``accelerator_of(copy)``. Calibrate before use."""
+    (default 256x256, int8). ``exclude(name, layer)`` keeps chosen layers in float. The copy is
+    in eval mode; its :class:`Accelerator` is ``accelerator_of(copy)``. ``requant``: how each
+    layer's input is requantised (``saturate``, ``wrap`` or ``none``; see :mod:`.formats`).
+    Calibrate before use."""
     array = array or SystolicArray(256, 256)
     m = module if inplace else copy.deepcopy(module)
     m.eval()
     if fuse:
         _fuse_bn(m)
-    acc = Accelerator(array)
+    acc = Accelerator(array, requant=requant)
     targets = [(name, sub) for name, sub in m.named_modules()
                if isinstance(sub, (nn.Conv2d, nn.Linear)) and not isinstance(sub, _AccelLayer)
                and not (exclude is not None and exclude(name, sub))]

@@ -12,6 +12,11 @@ needs a training data set, e.g. ``oddsuite export TRAIN_SUITE --format yolo --ou
     oddsuite faults SUITE --model PATH --mitigation none,fap,fap+t --train-data DATA/data.yaml \
         --ft-epochs 3 --out DIR
 
+``--requant saturate|wrap|none`` chooses how each layer's input is requantised (default
+``saturate``, a deployed int8 pipeline; ``none`` is the seed's fixed-point arithmetic, in which
+a corrupted accumulator reaches the next layer unclipped); results.json records it with the
+stuck-at finding (``findings.few_faults_collapse``; null when no stuck-at point ran).
+
 Timing-error sweep::
 
     oddsuite faults SUITE --model PATH --fault timing --error-rate 1e-6,1e-5 --mitigation none,te-drop --out DIR
@@ -104,6 +109,10 @@ def register(subparsers: Any) -> None:
                    help="bits the stuck-at faults are drawn from (default all 32)")
     p.add_argument("--error-rate", type=_float_list, default=None, metavar="P,...",
                    help="per-MAC timing error probabilities (timing; default 1e-6,1e-5)")
+    p.add_argument("--requant", choices=("saturate", "wrap", "none"), default="saturate",
+                   help="requantisation of each layer's input: saturate to int8 (a deployed int8 pipeline), wrap, "
+                        "or none (the seed's fixed-point carry: a corrupted accumulator reaches the next layer "
+                        "unclipped) (default saturate)")
     p.add_argument("--keep-bits", type=int, default=16,
                    help="timing error propagation: low bits of a failing MAC's result that survive (default 16)")
     p.add_argument("--mitigation", type=_str_list, default=None, metavar="M,...",
@@ -141,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     spec = SweepSpec.for_fault(args.fault, faulty_pes=args.faulty_pes, error_rates=args.error_rate,
                                mitigations=args.mitigation, train_data=args.train_data, maps=args.maps,
                                seed=args.seed, bits=args.bits, keep_bits=args.keep_bits, batch=args.batch,
-                               ft_epochs=args.ft_epochs, ft_imgsz=args.ft_imgsz, ft_batch=args.ft_batch)
+                               ft_epochs=args.ft_epochs, ft_imgsz=args.ft_imgsz, ft_batch=args.ft_batch,
+                               requant=args.requant)
     if args.train_data is not None and not spec.fine_tunes:
         print("note: --train-data is used only by --mitigation fap+t (stuck-at); ignored", file=sys.stderr)
     try:
@@ -157,16 +167,23 @@ def run(args: argparse.Namespace) -> int:
                       trust_pickle=args.trust_pickle, calib=args.calib, progress=not args.no_progress,
                       executor=make_executor(args.executor, args.workers, args.address) if sharded else None)
     key = "faulty_pes" if spec.fault == "stuck-at" else "rate"
-    print(f"{res['detector']} on {res['array']} ({spec.fault}): full-scene mAP@[.5:.95]")
+    print(f"{res['detector']} on {res['array']} ({spec.fault}, requantisation {res['requant']}): full-scene mAP@[.5:.95]")
     for r in res["summary"]:
         print(f"  {key} {r[key]:<8g} {r['mitigation']:<8} median {r['median']:.4f} [{r['min']:.4f}, {r['max']:.4f}] "
               f"over {r['n']} run(s)")
+    f = res["findings"]
+    print(f"few-faults collapse (median at or below {_fmt(f['collapse_threshold'])} with <= 64 faulty PEs): "
+          f"{f['few_faults_collapse']} (first at {f['none_collapse_at_faulty_pes']} faulty PEs)")
     fapt_note = ""
     if "fapt" in res:
         fapt_note = (f", fapt/ ({len(res['fapt']['models'])} fine-tuned model(s), "
                      f"{res['fapt']['fine_tuned_now']} trained now)")
     print(f"wrote {args.out}/results.json, results.csv, faults.png, maps/, points/{fapt_note}")
     return 0
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def _run_mlp(args: argparse.Namespace) -> int:
@@ -178,12 +195,13 @@ def _run_mlp(args: argparse.Namespace) -> int:
                          faulty_pes=args.faulty_pes if args.faulty_pes is not None else [0, 1, 4, 16],
                          mitigations=args.mitigation or default_mit,
                          rates=args.error_rate if args.error_rate is not None else [1e-6, 1e-5],
-                         maps=args.maps, seed=args.seed, keep_bits=args.keep_bits, bits=args.bits)
+                         maps=args.maps, seed=args.seed, keep_bits=args.keep_bits, bits=args.bits,
+                         requant=args.requant)
     except ValueError as e:
         raise UserError(str(e)) from None
     res = run_mlp_experiment(args.out, cfg, progress=not args.no_progress)
     print(f"MLP on digits: float {res['model']['float_accuracy']:.4f}, int8 {res['model']['int8_accuracy']:.4f} "
-          f"on {res['array']}")
+          f"on {res['array']}, requantisation {res['requant']}")
     for r in res["stuck_at_summary"]:
         print(f"  {r['faulty_pes']:>6} faulty PEs  {r['mitigation']:<6} accuracy median {r['median']:.4f} "
               f"[{r['min']:.4f}, {r['max']:.4f}] over {r['n']} maps")

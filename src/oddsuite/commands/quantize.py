@@ -32,15 +32,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--calib-images", type=positive_int, default=64, metavar="N",
                    help="calibration images drawn from the suite (default 64; all if it has fewer)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample (default 0)")
-    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax",
-                   help="calibration method (default minmax)")
+    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="percentile",
+                   help="calibration method (default percentile)")
     p.add_argument("--percentile", type=_percentile, default=99.999, help="for --method percentile (default 99.999)")
     p.add_argument("--activations", choices=["quint8", "qint8"], default="quint8",
                    help="activation type (default quint8); weights are always per-channel qint8")
-    p.add_argument("--keep-float", default="head", metavar="head|decode|none|REGEX",
-                   help="nodes left in float: 'head' (the last Detect module and what follows it; default), "
-                        "'decode' (only the head's decoding tail: its convolutions are quantized), 'none', "
+    p.add_argument("--keep-float", default="decode", metavar="head|decode|none|REGEX",
+                   help="nodes left in float: 'decode' (only the head's decoding tail: its convolutions are "
+                        "quantized; default), 'head' (the last Detect module and what follows it), 'none', "
                         "or a regular expression searched in node names (with what follows the matches)")
+    p.add_argument("--full-range-weights", action="store_true",
+                   help="8-bit weights instead of the default 7-bit (reduce_range): on CPUs without VNNI the "
+                        "u8s8 kernels saturate with full-range weights")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
     p.add_argument("--sha256", metavar="HEX", default=None, help="expected SHA-256 of the source model file")
     p.add_argument("--trust-pickle", action="store_true",
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     res = quantize_model(args.model, args.calib, args.out, calib_images=args.calib_images, seed=args.seed,
                          method=args.method, keep_float=args.keep_float, activations=args.activations,
                          per_channel=not args.per_tensor, sha256=args.sha256, trust_pickle=args.trust_pickle,
-                         percentile=args.percentile)
+                         percentile=args.percentile, reduce_range=not args.full_range_weights)
     r = res.record
     cal, st = r["calibration"], r["settings"]
     print(f"{r['source']['name']} ({r['source']['kind']}, sha256 {r['source']['sha256'][:12]}) -> {res.path}")

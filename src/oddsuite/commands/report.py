@@ -26,6 +26,10 @@ def register(subparsers: Any) -> None:
                    help="a consistency (compare) folder to include; repeatable (default: RESULTS_DIR/compare*)")
     p.add_argument("--faults", type=Path, action="append", default=None, metavar="DIR",
                    help="a fault-injection folder to include; repeatable (default: RESULTS_DIR/fault*)")
+    p.add_argument("--lockstep", type=Path, action="append", default=None, metavar="DIR",
+                   help="a lockstep folder to include; repeatable (default: RESULTS_DIR/lockstep*)")
+    p.add_argument("--latency", type=Path, action="append", default=None, metavar="DIR",
+                   help="a latency folder to include; repeatable (default: RESULTS_DIR/latency*)")
     p.add_argument("--images", choices=("full", "permutation", "all"), default=None,
                    help="re-trace failures over these images instead of using trace/trace.json")
     p.add_argument("--min-support", type=_positive_int, default=None, metavar="N",
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if args.min_support is not None:
         trace_options["min_support"] = args.min_support
     path = build_report(args.results, args.out, suite_dir=args.suite, compare=args.compare, faults=args.faults,
-                        trace_options=trace_options or None, n_examples=args.examples)
+                        lockstep=args.lockstep, latency=args.latency, trace_options=trace_options or None,
+                        n_examples=args.examples)
     size = path.stat().st_size
     print(f"report: {path} ({size / 1e6:.1f} MB, self-contained)")
     if args.screenshot is not None:

@@ -4,9 +4,12 @@ images embedded as base64 PNG, no external URL) from a results folder.
 Sections: suite and run summary with sample images; mAP tables; ROI outcomes; context
 accuracy; context-induced false positives; false positives on full scenes and the TIDE
 error breakdown (``report.scoring``); failure slices, heatmaps and rules (from the
-trace), each with example images; ROI influence; quantization consistency and fault
-injection when their folders are there; reduced context (``report.reduced_context``) when
-the results were evaluated under inference conditions. Every rate carries its interval and count, and a
+trace), each with example images; ROI influence; quantization consistency, fault
+injection (with the requantisation mode and the seed's stuck-at finding), lockstep runs and
+latency distributions when their folders are there (see ``report.studies``); reduced context
+(``report.reduced_context``) when the results were evaluated under inference conditions; the
+falsification search (``report.search``) for a search suite. Every rate carries its interval
+and count, and a
 rate over nothing is written "undefined", never 0.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, Imag
 from oddsuite.report.reduced_context import reduced_context_section
 from oddsuite.report.scoring import full_fp_section, tide_section
 from oddsuite.report.search import search_section
+from oddsuite.report.studies import faults_findings, latency_sections, lockstep_sections
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ SECTIONS = [
     ("influence", "ROI influence"),
     ("consistency", "Quantization consistency"),
     ("faults", "Fault injection"),
+    ("lockstep", "Lockstep runs"),
+    ("latency", "Latency distribution"),
     ("reduced-context", "Reduced context"),
     ("search", "Falsification search"),
     ("method", "Method and settings"),
@@ -440,7 +446,7 @@ def _extras(res: Path, compare: Sequence[str | Path] | None,
         e["summaries"] = [{"name": j["name"], **s} for j in e["json"]
                           if (s := consistency_summary(j["data"])) is not None]
         compare_data.append(e)
-    faults_data = [read_extra(p, "faults") for p in res_faults]
+    faults_data = [{**read_extra(p, "faults"), "findings": faults_findings(p)} for p in res_faults]
     for e in compare_data + faults_data:
         for j in e["json"]:
             j.pop("data", None)
@@ -452,11 +458,13 @@ def _extras(res: Path, compare: Sequence[str | Path] | None,
 def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = None,
                    compare: Sequence[str | Path] | None = None, faults: Sequence[str | Path] | None = None,
                    trace: Mapping[str, Any] | None = None, trace_options: Mapping[str, Any] | None = None,
-                   n_examples: int = 2, n_example_slices: int = 3, image_width: int | None = None) -> dict[str, Any]:
+                   n_examples: int = 2, n_example_slices: int = 3, image_width: int | None = None,
+                   lockstep: Sequence[str | Path] | None = None,
+                   latency: Sequence[str | Path] | None = None) -> dict[str, Any]:
     """Everything the template shows, as plain values (see ``build_report``), one builder per section."""
     from oddsuite.trace.figures import trace_figures
 
-    for d in list(compare or []) + list(faults or []):
+    for d in list(compare or []) + list(faults or []) + list(lockstep or []) + list(latency or []):
         if not Path(d).is_dir():
             raise OddsuiteError(f"{d}: not a folder")
     inp = _read_inputs(Path(results_dir), suite_dir, trace, trace_options, image_width)
@@ -487,6 +495,7 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "reduced_context": reduced_context_section(inp.metrics, inp.res, inp.suite, inp.gt, inp.conf,
                                                    **({"width": image_width} if image_width else {})),
         "search": search_section(inp.suite, inp.trace, summary["model_sha256"]),
+        "lockstep": lockstep_sections(inp.res, lockstep), "latency": latency_sections(inp.res, latency),
         "colours": {k: "rgb%s" % (v,) for k, v in {**OUTCOME_COLOURS, "prediction": PRED_COLOUR,
                                                    "unmatched": FP_COLOUR}.items()},
         "has_images": inp.drawer is not None,
@@ -570,8 +579,9 @@ def render_report(results_dir: str | Path, **options: Any) -> str:
 def build_report(results_dir: str | Path, out: str | Path | None = None, **options: Any) -> Path:
     """Write the report of a results folder to ``out`` (default RESULTS_DIR/report.html).
 
-    options: ``suite_dir`` (default: run.json's suite path), ``compare`` / ``faults``
-    (folders; default: RESULTS_DIR/compare*, RESULTS_DIR/fault*), ``trace`` (a trace.json
+    options: ``suite_dir`` (default: run.json's suite path), ``compare`` / ``faults`` /
+    ``lockstep`` / ``latency`` (folders; default: RESULTS_DIR/compare*, RESULTS_DIR/fault*,
+    RESULTS_DIR/lockstep*, RESULTS_DIR/latency*), ``trace`` (a trace.json
     dict; default: RESULTS_DIR/trace/trace.json, else computed without saving),
     ``trace_options`` (``trace_outcomes`` options; given, the trace is recomputed),
     ``n_examples`` (example scenes per slice or rule), ``n_example_slices``, ``image_width``.

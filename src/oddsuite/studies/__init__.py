@@ -2,9 +2,12 @@
 consistency of two detectors (``compare``, with ``compare_draw`` for its side-by-side
 pictures), fault sweeps of a detector on the simulated accelerator (``fault_sweep``), FAP+T
 fine-tuning for YOLO detectors (``fapt``), the seed's MLP experiment (``mlp_experiment``),
-one detector under reduced-context inference conditions (``reduced_context``) and the
-falsification search (``search``: an optimiser spends the render budget where the detector
-fails, and writes an ordinary suite).
+lockstep runs of one detector on two backends or twice (``lockstep``), latency distributions
+of model variants (``latency``, with the variants built by ``variants``), training
+determinism (``determinism``), one detector under reduced-context inference conditions
+(``reduced_context``) and the falsification search (``search``: an optimiser spends the
+render budget where the detector fails, and writes an ordinary suite). Each writes a results
+folder (JSON, CSV, PNG) or a suite, which ``report`` reads.
 
 This is the top of the library's import chain: a study may import ``evaluate``, ``metrics``,
 ``models``, ``accelerator``, ``quant``, ``training``, ``trace``, ``suite`` and what lies below

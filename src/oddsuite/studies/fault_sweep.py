@@ -13,7 +13,11 @@ fine-tuned with that map's FAP mask held fixed (:mod:`oddsuite.studies.fapt`), c
 array with FAP on the same map. With an executor the fine-tuning runs here first, one map
 after the other; the workers load the cached models.
 
-Writes ``results.json`` (rows, per-point summaries, settings), ``results.csv`` and
+``SweepSpec.requant`` (``saturate`` | ``wrap`` | ``none``) chooses the requantisation between
+layers (:mod:`oddsuite.accelerator.formats`); the recipe a worker gets carries it.
+
+Writes ``results.json`` (rows, per-point summaries, settings, the requantisation mode and the
+seed's stuck-at finding measured on this detector: ``findings``), ``results.csv`` and
 ``faults.png`` (median and min–max over maps).
 """
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 
 from oddsuite.accelerator.detector import AcceleratorDetector, AcceleratorRecipe, read_images
 from oddsuite.accelerator.faults import FaultMap, TimingErrors
+from oddsuite.accelerator.formats import check_overflow
 from oddsuite.accelerator.systolic import SystolicArray
 from oddsuite.errors import ModelError, OddsuiteError
 from oddsuite.fileio import write_json
@@ -39,7 +44,7 @@ from oddsuite.fileio import atomic_write_text as _atomic_text
 from oddsuite.models.base import is_torch_detector, model_info
 from oddsuite.models.loader import DetectorRecipe
 from oddsuite.studies.fapt import fapt_model_dir
-from oddsuite.studies.mlp_experiment import _summary, map_seed, save_png
+from oddsuite.studies.mlp_experiment import _summary, collapse_finding, map_seed, save_png
 from oddsuite.training.train import read_names
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,7 @@ class SweepSpec:
     ft_imgsz: int | None = None                  # fine-tuning image size (default: the detector's)
     ft_batch: int = 8
     ft_lr0: float = 1e-3
+    requant: str = "saturate"                    # between layers: saturate | wrap | none (the seed's fixed point)
 
     @classmethod
     def for_fault(cls, fault: str, *, faulty_pes: Sequence[int] | None = None,
@@ -110,6 +116,10 @@ class SweepSpec:
             raise ValueError("--maps must be at least 1")
         if self.ft_epochs < 1 or self.ft_batch < 1:
             raise ValueError("--ft-epochs and --ft-batch must be at least 1")
+        try:
+            check_overflow(self.requant)
+        except ValueError as e:
+            raise ValueError(f"--requant: {e}") from None
 
 
 def _metric(metrics: dict, *path, default=None):
@@ -294,13 +304,13 @@ def sweep_jobs(spec: SweepSpec, seeds: Sequence[int]) -> list[dict]:
 
 
 def _run_serial(jobs, detector, array, spec, calibration_images, fapt, suite_dir, out, evaluate, bar) -> list[dict]:
-    adet = AcceleratorDetector(detector, array, calibration_images=calibration_images)
+    adet = AcceleratorDetector(detector, array, calibration_images=calibration_images, requant=spec.requant)
     rows = []
     for job in jobs:
         point_adet = adet
         if job["mitigation"] == "fap+t":
             point_adet = AcceleratorDetector(fapt.ft_detector(job["faulty_pes"], job["map_seed"]), array,
-                                             calibration_images=calibration_images)
+                                             calibration_images=calibration_images, requant=spec.requant)
         rows.append(_run_point(point_adet, job, array, spec.bits, spec.keep_bits, spec.batch, suite_dir, out, evaluate))
         if bar:
             bar.update(1)
@@ -315,7 +325,7 @@ def _run_on_executor(jobs, recipe, calib_files, array, spec, fapt, suite_dir, ou
         base = recipe
         if job["mitigation"] == "fap+t":  # fine-tuned here, one map at a time
             base = fapt.recipe(job["faulty_pes"], job["map_seed"], model_info(fapt.base).class_map)
-        return AcceleratorRecipe(base, (array.rows, array.cols), files)
+        return AcceleratorRecipe(base, (array.rows, array.cols), files, requant=spec.requant)
 
     tasks = [PointTask(recipe_of(job), str(suite_dir), str(out), tuple(sorted(job.items())), spec.bits,
                        spec.keep_bits, spec.batch) for job in jobs]
@@ -346,6 +356,20 @@ def sweep_summary(rows: Sequence[dict], spec: SweepSpec) -> list[dict]:
     return [{key: x, "mitigation": mit, **_summary(vals)} for (x, mit), vals in sorted(groups.items())]
 
 
+def sweep_findings(summary: Sequence[dict], spec: SweepSpec) -> dict:
+    """The seed's stuck-at finding on the detector (:func:`.mlp_experiment.collapse_finding` on the
+    unmitigated full-scene mAP medians), with the requantisation it ran under. A timing sweep
+    measures no stuck-at point: its stuck-at findings are None, not False."""
+    out: dict = {"requant": spec.requant, "metric": "full-scene mAP@[.5:.95]"}
+    if spec.fault != "stuck-at":
+        return {**out, "clean_map": None, **collapse_finding({}, None)}
+    med = {r["faulty_pes"]: r["median"] for r in summary if r["mitigation"] == "none"}
+    base = med.get(0)
+    if base is None:  # the clean point joins only the curves of the mitigations swept
+        base = next((r["median"] for r in summary if r["faulty_pes"] == 0), None)
+    return {**out, "clean_map": base, **collapse_finding({n: v for n, v in med.items() if n > 0}, base)}
+
+
 def _write_results(out: Path, results: dict, rows: list[dict]) -> None:
     write_json(out / "results.json", results, sort_keys=False, nan="null")
     buf = io.StringIO()
@@ -370,7 +394,8 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
 
     Mitigation ``"fap+t"`` (stuck-at, ``spec.train_data`` set; ``detector`` an ultralytics
     detector) fine-tunes one model per fault map (cached under ``fapt/``, see
-    :mod:`oddsuite.studies.fapt`) and runs it with FAP."""
+    :mod:`oddsuite.studies.fapt`) and runs it with FAP. ``spec.requant`` sets the requantisation
+    between layers."""
     spec.validate(array)
     if spec.train_data:
         spec = replace(spec, train_data=str(Path(spec.train_data).expanduser().resolve()))
@@ -399,10 +424,11 @@ def run_detector_sweep(suite_dir, detector, out_dir, array: SystolicArray, spec:
     finally:
         if bar:
             bar.close()
+    summary = sweep_summary(rows, spec)
     results = {"suite": str(suite_dir), "detector": detector.name, "array": f"{array.rows}x{array.cols}",
-               "fault": spec.fault, "spec": {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                                             for k, v in spec.__dict__.items()},
-               "map_seeds": seeds, "rows": rows, "summary": sweep_summary(rows, spec),
+               "fault": spec.fault, "requant": spec.requant,
+               "spec": {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in spec.__dict__.items()},
+               "map_seeds": seeds, "rows": rows, "summary": summary, "findings": sweep_findings(summary, spec),
                "seconds": time.perf_counter() - t0}
     if fapt is not None:
         results["fapt"] = {"models": sorted({r["ft_model"] for r in rows if r.get("ft_model")}),
@@ -444,6 +470,7 @@ def plot_sweep(results: dict, path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("faulty PEs (0 plotted at 0.5)" if key == "faulty_pes" else "timing error rate per MAC (0 plotted left)")
     ax.set_ylabel("full-scene mAP@[.5:.95]")
-    ax.set_title(f"{results['detector']} on {results['array']}: median, min–max over maps")
+    ax.set_title(f"{results['detector']} on {results['array']} (requant {results.get('requant', 'saturate')}): "
+                 "median, min–max over maps", fontsize=9)
     ax.legend()
     return save_png(fig, path)
