@@ -7,7 +7,12 @@ STAMP := $(VENV)/.installed
 export PYOPENGL_PLATFORM ?= egl
 export YOLO_OFFLINE := 1
 
-.PHONY: setup test demo bench clean sysdeps testdeps
+CYCLES_VENV := .venv-cycles
+CYCLES_STAMP := $(CYCLES_VENV)/.installed
+CYCLES_PYTHON ?= python3.11
+BPY := bpy==5.0.1
+
+.PHONY: setup test demo bench clean sysdeps testdeps cycles-venv
 
 # System GL libraries for offscreen EGL rendering (Mesa llvmpipe on the CPU).
 sysdeps:
@@ -34,10 +39,21 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: setup testdeps
+# The Cycles engine: Blender as a Python module (bpy, ~820 MB) in a venv of its own, because
+# bpy 5.0 is built for Python 3.11 and NumPy 1.x while oddsuite runs on NumPy 2. oddsuite
+# starts it as a worker process (ODDSUITE_CYCLES_PYTHON overrides where it is found).
+$(CYCLES_STAMP):
+	$(CYCLES_PYTHON) -m venv $(CYCLES_VENV)
+	$(CYCLES_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CYCLES_VENV)/bin/python -m pip install -q '$(BPY)'
+	touch $(CYCLES_STAMP)
+
+cycles-venv: $(CYCLES_STAMP)
+
+test: setup testdeps cycles-venv
 	$(PY) -m pytest -q
 
-demo: setup
+demo: setup cycles-venv
 	$(VENV)/bin/oddsuite demo --out demo
 
 bench: setup

@@ -38,6 +38,16 @@ variants:
 """
 
 
+def stable_manifest(suite: Path) -> dict:
+    """A suite's manifest without ``render.seconds_per_frame``, the one field measured anew
+    by every run (docs/FORMAT.md); everything else must be byte-for-byte reproducible."""
+    import json
+
+    man = json.loads((Path(suite) / "manifest.json").read_text())
+    man.get("render", {}).pop("seconds_per_frame", None)
+    return man
+
+
 @pytest.fixture
 def tiny_spec(tmp_path: Path) -> Path:
     p = tmp_path / "tiny.yaml"

@@ -6,6 +6,7 @@ import pytest
 from oddsuite.errors import SuiteError
 from oddsuite.run import LocalExecutor, TaskFailure
 from oddsuite.suite import generate_suite, verify_suite
+from conftest import stable_manifest
 
 ray = pytest.importorskip("ray", reason="ray is a dev dependency (pip install -e '.[dev]')")
 
@@ -42,7 +43,7 @@ def test_ray_suite_is_byte_identical_to_the_local_pool(ray_ex, tiny_spec, tiny_s
     out = tmp_path / "ray"
     generate_suite(tiny_spec, out, scenes=3, seed=11, executor=ray_ex)
     assert verify_suite(out).ok
-    assert (out / "manifest.json").read_bytes() == (tiny_suite / "manifest.json").read_bytes()
+    assert stable_manifest(out) == stable_manifest(tiny_suite)
 
 
 def test_a_failing_scene_on_ray_is_named_and_finished_scenes_are_kept(ray_ex, tmp_path):

@@ -15,3 +15,7 @@ class SuiteError(OddsuiteError):
 
 class ModelError(OddsuiteError):
     """A model file is missing, fails its SHA-256 pin, or needs an explicit trust flag."""
+
+
+class RenderError(OddsuiteError):
+    """A render engine is not installed, or its worker failed."""

@@ -11,6 +11,12 @@ Where it differs from exact ``remove`` re-rendering (benchmarks/permute.py measu
 - where two ROIs' shadows overlap, multiplying ratios darkens more than one shadow does;
 - anti-aliased ROI edges keep the scenery behind them from their own render, even where
   another ROI stands behind them in the composite (a one-pixel fringe).
+
+It is an approximation of a local-lighting rasterizer only. Under global illumination
+(the Cycles engine) an object also bounces light onto its surroundings, shows in
+reflections (wet road, car paint, glass) and shades indirect light, none of which a
+per-object layer can remove; engines whose ``supports_composite`` is false (Cycles) are
+refused, and their ``remove`` subsets are always re-rendered exactly.
 """
 from __future__ import annotations
 
@@ -27,6 +33,9 @@ class CompositeRenderer:
     """Per (scene, environment) layers; ``frame(subset)`` composites them."""
 
     def __init__(self, renderer: Renderer, scene: Scene, env: dict[str, Any]):
+        if not getattr(renderer, "supports_composite", True):
+            raise ValueError(f"layer compositing approximates the rasterizer only, not the {renderer.name} engine "
+                             f"(global illumination); render remove subsets exactly")
         self.r, self.scene, self.env = renderer, scene, env
         bg = renderer.render(scene, env, rois=[], scenery=True, apply_weather=False)
         self.bg_rgb = bg.rgb.astype(np.float32)

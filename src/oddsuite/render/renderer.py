@@ -30,6 +30,7 @@ except Exception:  # noqa: BLE001 - absent or broken triton: nothing to protect
 import pyrender  # noqa: E402
 
 from oddsuite.render import weather  # noqa: E402
+from oddsuite.scenes.assets import SNOW_COVERED  # noqa: E402
 from oddsuite.scenes.scene import Scene  # noqa: E402
 
 NEUTRAL = (0.5, 0.5, 0.5)  # background of isolate / fill of cutout
@@ -40,6 +41,22 @@ SURFACES = {  # base colour, metallic, roughness of the road under each surface 
     "icy": ((0.42, 0.46, 0.52), 0.1, 0.06),
     "snow": ((0.88, 0.89, 0.92), 0.0, 0.95),
 }
+
+
+#: headlamp spot lights: inner and outer cone half-angles (rad) and intensity (candela)
+HEADLAMP_CONE = (0.25, 0.6)
+HEADLAMP_CANDELA = 120.0
+
+
+def headlamp_poses(camera_pose: np.ndarray) -> list[np.ndarray]:
+    """The two headlamps' poses: at (0.5, ±0.7, 0.7) m, aimed where the camera looks."""
+    out = []
+    for dy in (-0.7, 0.7):
+        T = np.eye(4)
+        T[:3, :3] = camera_pose[:3, :3]
+        T[:3, 3] = [0.5, dy, 0.7]
+        out.append(T)
+    return out
 
 
 @dataclass(frozen=True)
@@ -122,7 +139,7 @@ class Renderer:
         self._scenery_nodes: list[pyrender.Node] = []
         self._object_nodes: dict[int, pyrender.Node] = {}
         for item in scene.scenery:
-            node = ps.add(self._mesh(item.asset, kind=item.asset.name), pose=item.pose)
+            node = ps.add(self._mesh(item.asset), pose=item.pose)
             self._scenery_nodes.append(node)
         for obj in scene.objects:
             self._object_nodes[obj.roi_id] = ps.add(self._mesh(obj.asset), pose=obj.pose)
@@ -133,11 +150,9 @@ class Renderer:
         self._sun = pyrender.DirectionalLight(color=[1, 1, 1], intensity=3.0)
         self._sun_node = ps.add(self._sun, pose=np.eye(4))
         self._heads = []
-        for dy in (-0.7, 0.7):
-            T = np.eye(4)
-            T[:3, :3] = cam.pose[:3, :3]
-            T[:3, 3] = [0.5, dy, 0.7]
-            light = pyrender.SpotLight(color=[1.0, 0.97, 0.9], intensity=0.0, innerConeAngle=0.25, outerConeAngle=0.6)
+        for T in headlamp_poses(cam.pose):
+            light = pyrender.SpotLight(color=[1.0, 0.97, 0.9], intensity=0.0, innerConeAngle=HEADLAMP_CONE[0],
+                                       outerConeAngle=HEADLAMP_CONE[1])
             self._heads.append(light)
             ps.add(light, pose=T)
         far = max([o.distance_m for o in scene.objects] + [20.0])
@@ -149,16 +164,16 @@ class Renderer:
             self._seg_map[n] = [(rid + 1) % 256, (rid + 1) // 256, 0]
         self._ps, self._scene_key, self._unocc = ps, key, {}
 
-    def _mesh(self, asset, kind: str = "") -> pyrender.Mesh:
+    def _mesh(self, asset) -> pyrender.Mesh:
         prims = []
-        for part in asset.parts:
+        for part in asset.parts:  # the road roles follow the surface state (see _apply_env)
             mat = pyrender.MetallicRoughnessMaterial(baseColorFactor=list(part.color), metallicFactor=part.metallic,
                                                      roughnessFactor=part.roughness)
-            if kind == "ground/road":
+            if part.material == "asphalt":
                 self._road_mats.append(mat)
-            elif kind == "ground/marking":
+            elif part.material == "lane_paint":
                 self._marking_mats.append((mat, part.color))
-            elif kind in ("ground/terrain", "ground/sidewalk", "ground/kerb"):
+            elif part.material in SNOW_COVERED:
                 self._terrain_mats.append((mat, part.color))
             m = part.mesh  # flat shading: one normal per face
             prims.append(pyrender.Primitive(positions=m.vertices[m.faces].reshape(-1, 3).astype(np.float32),
@@ -185,7 +200,7 @@ class Renderer:
         amb = 0.04 + 0.5 * day * (0.6 + 0.4 * cloud)
         self._ps.ambient_light = np.array([amb, amb, amb * (1.05 + 0.1 * (1 - day))])
         for h in self._heads:
-            h.intensity = 120.0 if env["headlights"] else 0.0
+            h.intensity = HEADLAMP_CANDELA if env["headlights"] else 0.0
         sky_day = np.array([0.55, 0.7, 0.92]) * (1 - cloud) + np.array([0.72, 0.74, 0.76]) * cloud
         sky_dusk = np.array([0.85, 0.55, 0.35])
         sky_night = np.array([0.02, 0.03, 0.07])
@@ -222,23 +237,66 @@ class Renderer:
             self._unocc[rid] = int(seg[..., :2].any(-1).sum())
         return self._unocc[rid]
 
-    # -- the main entry
-    def render(self, scene: Scene, env: dict[str, Any], rois: Optional[Iterable[int]] = None,
-               scenery: bool = True, rng: Optional[np.random.Generator] = None, apply_weather: bool = True) -> Frame:
-        """Render ``scene`` with only ``rois`` present (all when None); without scenery for isolate.
-        ``apply_weather=False`` returns the clean render (fog, rain and snow not yet applied)."""
+    def _colour(self, flags: int, k: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """The colour pass (4x MSAA in pyrender); with ``k`` > 1 rendered at k·W × k·H with
+        the intrinsics scaled by k and box-filtered back in linear light (sRGB decoded with
+        gamma 2.2, pyrender's own encoding). The depth of a supersampled pass is not returned."""
+        if k == 1:
+            return self._r.render(self._ps, flags=flags)
+        cam = self._cam_node.camera
+        saved = (cam.fx, cam.fy, cam.cx, cam.cy)
+        cam.fx, cam.fy, cam.cx, cam.cy = (v * k for v in saved)
+        self._r.viewport_width, self._r.viewport_height = self.width * k, self.height * k
+        try:
+            color, _ = self._r.render(self._ps, flags=flags)
+        finally:
+            cam.fx, cam.fy, cam.cx, cam.cy = saved
+            self._r.viewport_width, self._r.viewport_height = self.width, self.height
+        lin = (color[..., :3].astype(np.float64) / 255.0) ** 2.2
+        lin = lin.reshape(self.height, k, self.width, k, 3).mean(axis=(1, 3))
+        return np.round(255.0 * lin ** (1 / 2.2)).astype(np.uint8), None
+
+    def _ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """The instance-id pass (no multisampling): ids (roi id, -1 elsewhere) and its depth."""
+        seg, depth = self._r.render(self._ps, flags=pyrender.RenderFlags.SEG, seg_node_map=self._seg_map)
+        return seg[..., 0].astype(np.int32) + 256 * seg[..., 1].astype(np.int32) - 1, depth
+
+    def _check(self, scene: Scene) -> None:
         if (scene.camera.width, scene.camera.height) != (self.width, self.height):
             raise ValueError(f"renderer is {self.width}x{self.height}, scene camera is "
                              f"{scene.camera.width}x{scene.camera.height}")
+
+    def labels(self, scene: Scene, rois: Optional[Iterable[int]] = None,
+               scenery: bool = True) -> tuple[np.ndarray, np.ndarray, dict[int, ObjectStats]]:
+        """The labels of an image without its colour: depth (HxW float32 m), ids (HxW int32)
+        and per-ROI stats, from the ID pass. Every engine's labels come from here (or from
+        ``render``, whose ids and stats are the same pass), so they agree by construction."""
+        self._check(scene)
+        self._upload(scene)
+        show = self._visible(rois, scenery)
+        ids, depth = self._ids()
+        stats = self.stats(scene, ids, show)
+        self._visible(None, True)
+        return depth.astype(np.float32), ids, stats
+
+    # -- the main entry
+    def render(self, scene: Scene, env: dict[str, Any], rois: Optional[Iterable[int]] = None,
+               scenery: bool = True, rng: Optional[np.random.Generator] = None, apply_weather: bool = True,
+               supersample: int = 1) -> Frame:
+        """Render ``scene`` with only ``rois`` present (all when None); without scenery for isolate.
+        ``apply_weather=False`` returns the clean render (fog, rain and snow not yet applied).
+        ``supersample`` k renders the colour at k×k the resolution and averages (labels and
+        depth stay at the native resolution)."""
+        self._check(scene)
         self._upload(scene)
         show = self._visible(rois, scenery)
         self._apply_env(env, isolate=not scenery)
         flags = pyrender.RenderFlags.NONE
         if env.get("shadows", True) and env["sun_elevation_deg"] > 1 and scenery:
             flags |= pyrender.RenderFlags.SHADOWS_DIRECTIONAL
-        color, depth = self._r.render(self._ps, flags=flags)
-        seg, _ = self._r.render(self._ps, flags=pyrender.RenderFlags.SEG, seg_node_map=self._seg_map)
-        ids = seg[..., 0].astype(np.int32) + 256 * seg[..., 1].astype(np.int32) - 1
+        color, depth = self._colour(flags, int(supersample))
+        ids, id_depth = self._ids()
+        depth = id_depth if depth is None else depth
         rgb = np.ascontiguousarray(color[..., :3])
         if apply_weather:
             rgb = weather.apply(rgb, depth, env, scene.camera, rng if rng is not None else np.random.default_rng(0),

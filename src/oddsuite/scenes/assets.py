@@ -17,12 +17,53 @@ import trimesh
 import pybullet_data
 
 
+#: material roles a Part may carry, and what each engine makes of it. The rasterizer shades
+#: every role as a metallic-roughness material from the part's own parameters (the road
+#: roles also follow the road surface state); Cycles builds a procedural node tree per role
+#: (render/cycles/blender/shading.py) seeded by the same parameters.
+MATERIALS = {
+    "generic": "plain surface from the part's colour, metallic and roughness",
+    "car_paint": "car paint: base coat under a clear coat (metallic flakes when metallic > 0.3)",
+    "paint": "painted metal without a clear coat (bicycle frames, truck cabs)",
+    "glass": "dark reflective glazing (car windows)",
+    "tyre": "rubber tyre",
+    "rim": "metal wheel rim",
+    "trim": "black plastic (bumpers, grilles, mirrors)",
+    "lamp_front": "headlamp lens (emits at night when headlights are on)",
+    "lamp_rear": "tail-lamp lens (emits at night when headlights are on)",
+    "plate": "number plate",
+    "skin": "human skin (subsurface scattering)",
+    "cloth": "fabric (sheen)",
+    "hair": "hair",
+    "leather": "shoes, bags, saddles",
+    "metal": "bare or galvanised metal (poles, rails, spokes)",
+    "sign_face": "retroreflective sign sheeting",
+    "asphalt": "road asphalt with wear; wet roads become a rough mirror with puddles",
+    "lane_paint": "worn road marking paint",
+    "ground": "terrain beside the road (grass or gravel by its colour)",
+    "pavement": "concrete slabs of sidewalks",
+    "kerb": "concrete kerb stones",
+    "facade": "building wall (plaster or brick by its colour)",
+    "window": "building window glass (some lit at night)",
+    "bark": "tree bark",
+    "foliage": "tree crown",
+}
+
+#: roles that snow covers (rasterizer and Cycles alike)
+SNOW_COVERED = ("ground", "pavement", "kerb")
+
+
 @dataclass(frozen=True)
 class Part:
+    """One coloured mesh of an asset. ``material`` is its role (one of ``MATERIALS``): what
+    the surface is made of, read by every render engine (Kubric's material-on-asset); the
+    colour, metallic and roughness are its base parameters in both engines."""
+
     mesh: trimesh.Trimesh
     color: tuple[float, float, float, float]
     metallic: float = 0.0
     roughness: float = 0.8
+    material: str = "generic"
 
 
 @dataclass(frozen=True)
@@ -39,8 +80,8 @@ class Asset:
         return np.asarray(trimesh.util.concatenate([p.mesh for p in self.parts]).convex_hull.vertices)
 
     def scaled(self, s: float) -> "Asset":
-        return Asset(self.name, tuple(Part(p.mesh.copy().apply_scale(s), p.color, p.metallic, p.roughness)
-                                      for p in self.parts))
+        return Asset(self.name, tuple(Part(p.mesh.copy().apply_scale(s), p.color, p.metallic, p.roughness,
+                                           p.material) for p in self.parts))
 
 
 def _box(ext, center) -> trimesh.Trimesh:

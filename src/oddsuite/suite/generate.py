@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from oddsuite import __version__
-from oddsuite.errors import SpecError, SuiteError
+from oddsuite.errors import RenderError, SpecError, SuiteError
 from oddsuite.odd import OddSpec, SceneParams, parse_spec, sample_scene
 from oddsuite.permute.plans import plan_size, subset_code, subsets
 from oddsuite.suite.io import atomic_write_bytes, atomic_write_json, dumps_json, parquet_bytes, png_bytes, sha256_file
@@ -53,6 +53,10 @@ class PlanOptions:
             raise SpecError(f"unknown masking mode(s) {bad}; expected remove, isolate or cutout")
         if renderer not in (None, "exact", "composite"):
             raise SpecError(f"unknown renderer {renderer!r}; expected exact or composite")
+        if (renderer or p.renderer) == "composite" and spec.render.engine != "raster":
+            raise SpecError(f"{spec.source_path}: permutations.renderer: composite is refused with render.engine "
+                            f"{spec.render.engine} (under global illumination an object also lights and reflects in "
+                            f"its surroundings, which layers cannot remove); use exact")
         return PlanOptions(plan or p.plan, tuple(modes) if modes is not None else tuple(p.modes), p.k, p.n,
                            p.max_subsets, renderer or p.renderer)
 
@@ -119,7 +123,7 @@ def _annotations(frame, subset: tuple[int, ...], scene, min_visible: float) -> l
 def render_scene(job: SceneJob) -> dict[str, Any]:
     """Render every image of one scene and write them; returns (and saves) the scene record."""
     from oddsuite.permute import CompositeRenderer, cutout, environment_of
-    from oddsuite.render import get_renderer
+    from oddsuite.render import get_engine
     from oddsuite.scenes import build_scene
 
     spec = parse_spec(job.spec_text, source=job.spec_path)
@@ -128,7 +132,8 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
     out = Path(job.out_dir)
     sub_list = job.plan.subsets_of(params)
     n = len(scene.objects)
-    r = get_renderer(spec.camera.width, spec.camera.height)
+    r = get_engine(spec.render, spec.camera.width, spec.camera.height)
+    frames0, seconds0 = r.frames, r.seconds
     images: list[dict[str, Any]] = []
     files: dict[str, str] = {}
     folder = f"images/{job.scene_id:06d}"
@@ -178,7 +183,7 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
              "heading_deg": o.heading_deg, "scale": o.scale, "x_m": float(o.pose[0, 3]), "y_m": float(o.pose[1, 3]),
              "placement_tries": o.tries} for o in scene.objects]
     record = {"scene_id": job.scene_id, "params": _jsonable(params.flat()), "rois": rois, "images": images,
-              "files": files}
+              "files": files, "render": {**r.describe(), "frames": r.frames - frames0, "seconds": r.seconds - seconds0}}
     atomic_write_json(out / STATE / f"scene_{job.scene_id:06d}.json", record)
     return record
 
@@ -229,6 +234,12 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
     if scenes < 1:
         raise SpecError(f"--scenes must be at least 1, got {scenes}")
     opts = PlanOptions.from_spec(spec, plan, modes, renderer)
+    if spec.render.engine == "cycles":  # fail before any work, not once per scene
+        from oddsuite.render.cycles import cycles_unavailable
+
+        why = cycles_unavailable()
+        if why:
+            raise RenderError(f"{spec_path}: render.engine cycles: {why}")
     out = Path(out_dir)
     _check_out_dir(out, spec, seed, opts)
     n_images = plan_suite(spec, seed, scenes, opts)
@@ -336,9 +347,25 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
         "variants": [v.name for v in spec.variants],
         "categories": [c["name"] for c in cats],
         "packages": package_versions(),
+        "render": render_summary(records),
         "files": dict(sorted(files.items())),
     }
     atomic_write_json(out / "manifest.json", manifest)
+
+
+def render_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's ``render`` block: engine, version, device(s) and settings, and the
+    measured ``seconds_per_frame`` (the one field that varies from run to run)."""
+    runs = [r["render"] for r in records if "render" in r]
+    if not runs:
+        return {}
+    frames = sum(r["frames"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    out = {k: runs[0][k] for k in ("engine", "version", "settings")}
+    out["device"] = "; ".join(sorted({r["device"] for r in runs}))
+    out["frames"] = frames
+    out["seconds_per_frame"] = round(seconds / frames, 4) if frames else None
+    return out
 
 
 def package_versions() -> dict[str, str]:
