@@ -168,13 +168,12 @@ class Material:
         self._in("Specular IOR Level", 0.6)
 
     def _window(self) -> None:
-        t = self.t
         self._glass()
-        cell = t.node("ShaderNodeTexVoronoi", {"Scale": 0.45})
-        t.put(cell.inputs["Vector"], t.coords())
-        lit = t.ramp(t.node("ShaderNodeSeparateColor", {"Color": cell.outputs["Color"]}).outputs[0], 0.62, 0.64)
+
+    def _window_lit(self) -> None:
+        self._glass()
         self._in("Emission Color", (1.0, 0.78, 0.5, 1.0))
-        self._in("Emission Strength", t.op("MULTIPLY", lit, t.op("MULTIPLY", self.value("night"), 4.0)))
+        self._in("Emission Strength", self.t.op("MULTIPLY", self.value("night"), 1.5))
 
     def _tyre(self) -> None:
         t = self.t

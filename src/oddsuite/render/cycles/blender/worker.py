@@ -29,7 +29,7 @@ PROTOCOL = "oddsuite-cycles/1"
 #: an object 10 m ahead at night to a similar brightness
 CANDELA_TO_WATT = 14.0
 #: sun strength (W/m²) at the rasterizer's directional intensity 1
-SUN_SCALE = 3.0
+SUN_SCALE = 2.4
 #: strength of the sky texture (multiple scattering is in physical units: scaled to the sun)
 SKY_STRENGTH = 0.03
 #: the film: Blender's AgX view transform (a camera-like highlight roll-off)
