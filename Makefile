@@ -56,8 +56,10 @@ test: setup testdeps cycles-venv
 demo: setup cycles-venv
 	$(VENV)/bin/oddsuite demo --out demo
 
-bench: setup
-	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+# benchmarks/engine_gap.py (two suites and two evaluations, about half an hour on 2 CPU
+# cores) is run by hand: see the README
+bench: setup cycles-venv
+	for b in $$(ls benchmarks/*.py | grep -v engine_gap); do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf demo suites results .pytest_cache

@@ -103,6 +103,32 @@ def test_supersampling_approaches_the_reference_and_keeps_the_labels():
 
 # ----------------------------------------------------------------------------- Cycles
 
+def test_the_scene_file_carries_every_part_with_its_role_pose_and_the_camera(tmp_path):
+    from oddsuite.render.cycles.protocol import PROTOCOL, write_scene
+
+    spec = parse_spec(SPEC, source="s.yaml")
+    sc = build_scene(spec, sample_scene(spec, 5, 0))
+    write_scene(sc, tmp_path / "scene.npz")
+    with np.load(tmp_path / "scene.npz", allow_pickle=False) as z:
+        header = json.loads(bytes(z["header"]).decode())
+        assert header["protocol"] == PROTOCOL
+        items = list(sc.scenery) + list(sc.objects)
+        assert len(header["objects"]) == len(items)
+        roles = {m["role"] for m in header["materials"]}
+        assert {"asphalt", "lane_paint", "facade", "car_paint", "glass", "tyre", "skin", "cloth"} <= roles
+        for i, item in enumerate(items):
+            v, f, m = z[f"v{i}"], z[f"f{i}"], z[f"m{i}"]
+            assert len(v) == sum(len(p.mesh.vertices) for p in item.asset.parts)
+            assert f.min() >= 0 and f.max() < len(v) and len(m) == len(f) and m.max() < len(header["materials"])
+            assert np.allclose(np.reshape(header["objects"][i]["pose"], (4, 4)), item.pose)
+        rois = [o["roi_id"] for o in header["objects"] if o["roi_id"] is not None]
+        assert rois == [o.roi_id for o in sc.objects]
+        cam = header["camera"]
+        assert (cam["width"], cam["height"]) == (64, 48) and np.isclose(cam["yfov"], sc.camera.yfov)
+        assert np.allclose(np.reshape(cam["pose"], (4, 4)), sc.camera.pose)
+        assert len(header["lights"]) == 2 and all(lt["type"] == "spot" for lt in header["lights"])
+
+
 def test_a_missing_blender_python_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ODDSUITE_CYCLES_PYTHON", str(tmp_path / "nope" / "python"))
     spec = _spec(tmp_path, SPEC + CYCLES)
@@ -124,6 +150,7 @@ def both_suites(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @needs_cycles
 def test_labels_are_identical_across_engines(both_suites):
     r, c = both_suites["raster"], both_suites["cycles"]
@@ -134,6 +161,7 @@ def test_labels_are_identical_across_engines(both_suites):
     assert len(anns["annotations"]) >= 4  # both ROIs labelled in several images
 
 
+@pytest.mark.slow
 @needs_cycles
 def test_cycles_suite_is_the_same_bytes_twice_and_verifies(both_suites):
     a, b = both_suites["cycles"], both_suites["cycles_again"]
@@ -145,6 +173,7 @@ def test_cycles_suite_is_the_same_bytes_twice_and_verifies(both_suites):
     assert pngs and all(ma["files"][k] != raster["files"][k] for k in pngs)  # a different engine drew them
 
 
+@pytest.mark.slow
 @needs_cycles
 def test_cycles_bytes_do_not_depend_on_the_thread_count():
     spec = parse_spec(SPEC + CYCLES, source="s.yaml")
@@ -155,6 +184,7 @@ def test_cycles_bytes_do_not_depend_on_the_thread_count():
     assert one.render(sc, env).rgb.tobytes() == two.render(sc, env).rgb.tobytes()
 
 
+@pytest.mark.slow
 @needs_cycles
 def test_the_manifest_records_engine_device_settings_and_time(both_suites):
     man = json.loads((both_suites["cycles"] / "manifest.json").read_text())
@@ -167,6 +197,7 @@ def test_the_manifest_records_engine_device_settings_and_time(both_suites):
     assert raster["engine"] == "raster" and raster["settings"]["supersample"] == 1
 
 
+@pytest.mark.slow
 @needs_cycles
 def test_cycles_remove_and_isolate_rerender_exactly():
     spec = parse_spec(SPEC + CYCLES, source="s.yaml")
