@@ -175,6 +175,29 @@ def test_cycles_suite_is_the_same_bytes_twice_and_verifies(both_suites):
 
 @pytest.mark.slow
 @needs_cycles
+def test_both_engines_see_the_same_geometry_through_the_same_camera(tmp_path):
+    """Cycles' coverage (alpha of an isolate render) matches the rasterizer's instance mask."""
+    from PIL import Image
+
+    from oddsuite.render.cycles.protocol import sun_direction
+
+    spec = parse_spec(SPEC + CYCLES, source="s.yaml")
+    sc = build_scene(spec, sample_scene(spec, 5, 0))
+    env = environment_of(sc)
+    eng = get_engine(spec.render, 64, 48)
+    eng.render(sc, env, scenery=False)  # loads the scene into the worker
+    out = tmp_path / "iso.png"
+    eng.worker.call({"op": "render", "env": {**env, "sun_direction": sun_direction(env["sun_elevation_deg"],
+                                                                                   env["sun_azimuth_deg"])},
+                     "rois": None, "scenery": False, "samples": 4, "denoise": False, "seed": 1, "out": str(out)})
+    alpha = np.asarray(Image.open(out))[..., 3] > 127
+    mask = eng.labels.labels(sc, None, False)[1] >= 0
+    iou = (alpha & mask).sum() / (alpha | mask).sum()
+    assert mask.sum() > 20 and iou > 0.85, iou
+
+
+@pytest.mark.slow
+@needs_cycles
 def test_cycles_bytes_do_not_depend_on_the_thread_count():
     spec = parse_spec(SPEC + CYCLES, source="s.yaml")
     sc = build_scene(spec, sample_scene(spec, 5, 0))
