@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from oddsuite.models import export_onnx, load_detector, save_model_dir
     from oddsuite.models.common import preprocess
-    from oddsuite.models.toy import lively_random_model, make_toy_suite
+    from oddsuite.training.toy import lively_random_model, make_toy_suite
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

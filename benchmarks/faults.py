@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from oddsuite.models.accelerator import FaultMap, SystolicArray, accelerate, accelerator_of
-    from oddsuite.models.accelerator.mlp_experiment import make_mlp, run_mlp_experiment
+    from oddsuite.accelerator import FaultMap, SystolicArray, accelerate, accelerator_of
+    from oddsuite.studies.mlp_experiment import make_mlp, run_mlp_experiment
 
     if args.mlp_experiment:
         res = run_mlp_experiment(args.mlp_experiment, progress=True)

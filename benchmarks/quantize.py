@@ -3,7 +3,7 @@
 The default detector (``models/default``, a model directory ``load_detector`` reads) when it
 exists, otherwise a small stand-in: a random-weight yolov8n made input-dependent
 (``lively_random_model``), whose mAP means nothing (it is said so in the output). The model is
-exported to fp32 ONNX if it is not ONNX already, quantized with ``oddsuite.models.quantize``
+exported to fp32 ONNX if it is not ONNX already, quantized with ``oddsuite.quant.quantize``
 (static, QDQ, per-channel int8 weights, uint8 activations, min-max calibration on a seeded
 sample of the suite, detection head kept float unless ``--keep-float none``), and then:
 
@@ -11,7 +11,7 @@ sample of the suite, detection head kept float unless ``--keep-float none``), an
   optimisation), batch 1, real pre-processed suite images, measured side by side in one run,
   calls interleaved (fp32, int8, int8, fp32, ...), median and 10th/90th percentiles of the
   calls, and the ratio fp32 / int8 of the medians (> 1: int8 is faster);
-- behaviour: ``oddsuite.compare.compare_models`` on the suite: mAP of each and the delta,
+- behaviour: ``oddsuite.studies.compare.compare_models`` on the suite: mAP of each and the delta,
   detection agreement, flips, score drift, and where the layer-level SQNR says error enters.
 
     .venv/bin/python benchmarks/quantize.py [--suite SUITE] [--model M] [--threads 1] [--calls 30]
@@ -92,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="keep the models and comparison here (default: temp)")
     args = ap.parse_args(argv)
 
-    from oddsuite.compare import compare_models
+    from oddsuite.studies.compare import compare_models
     from oddsuite.models import load_detector
     from oddsuite.models.common import preprocess
-    from oddsuite.models.quantize import calibration_sample, float_onnx, load_rgb, quantize_model
+    from oddsuite.quant.quantize import calibration_sample, float_onnx, quantize_model
+    from oddsuite.suite import read_image as load_rgb
 
     with tempfile.TemporaryDirectory(prefix="oddsuite-bench-q.") as tmp:
         work = args.out or Path(tmp)
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             what = f"model: {model}" + (" (the default detector)" if model == DEFAULT_MODEL else "")
         else:
             from oddsuite.models import save_model_dir
-            from oddsuite.models.toy import lively_random_model
+            from oddsuite.training.toy import lively_random_model
 
             names = {i: str(c["name"]) for i, c in enumerate(gt["categories"])}
             imgs = [load_rgb(suite / s["file_name"]) for s in calibration_sample(suite, 8, seed=99)]

@@ -39,7 +39,7 @@ def main(n_scenes: int = 4, reps: int = 3, cycles: bool = True) -> None:
     engines = {name: get_engine(r, 640, 480) for name, r in settings.items()}
     for sc in scenes:  # upload + warm caches
         for e in engines.values():
-            e.render(sc, environment_of(sc))
+            e.render(sc, environment_of(sc), rng=sc.params.rng("weather:base"))
     t = {(name, sh): 0.0 for name in engines for sh in (True, False)}
     for _ in range(reps):
         for sc in scenes:
@@ -47,7 +47,7 @@ def main(n_scenes: int = 4, reps: int = 3, cycles: bool = True) -> None:
                 for shadows in ((True, False) if name == "k=1" else (True,)):
                     env = environment_of(sc) | {"shadows": shadows}
                     t0 = time.perf_counter()
-                    e.render(sc, env)
+                    e.render(sc, env, rng=sc.params.rng("weather:base"))
                     t[(name, shadows)] += time.perf_counter() - t0
     n = reps * n_scenes
     fps = {k: n / v for k, v in t.items() if v > 0}
@@ -63,9 +63,9 @@ def main(n_scenes: int = 4, reps: int = 3, cycles: bool = True) -> None:
     gains = {k: [] for k in engines}
     for sc in scenes:
         env = environment_of(sc) | {"fog_visibility_m": 10000.0, "rain_mm_h": 0.0}
-        ref = ref_engine.render(sc, env).rgb
+        ref = ref_engine.render(sc, env, rng=sc.params.rng("weather:base")).rgb
         for name, e in engines.items():
-            gains[name].append(psnr(e.render(sc, env).rgb, ref))
+            gains[name].append(psnr(e.render(sc, env, rng=sc.params.rng("weather:base")).rgb, ref))
     print("anti-aliasing: PSNR against a 4x4 supersampled reference (mean over scenes, clean renders):")
     for name in engines:
         print(f"  {name}: {np.mean(gains[name]):6.2f} dB")
@@ -84,10 +84,10 @@ def main(n_scenes: int = 4, reps: int = 3, cycles: bool = True) -> None:
         for sc in scenes[:2]:
             env = environment_of(sc)
             t0 = time.perf_counter()
-            cy.render(sc, env)
+            cy.render(sc, env, rng=sc.params.rng("weather:base"))
             first.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            cy.render(sc, env, rois=[o.roi_id for o in sc.objects][:1])
+            cy.render(sc, env, rois=[o.roi_id for o in sc.objects][:1], rng=sc.params.rng("weather:base"))
             again.append(time.perf_counter() - t0)
         d = cy.describe()
         f1, f2 = 1 / np.mean(first), 1 / np.mean(again)

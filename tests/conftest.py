@@ -38,16 +38,6 @@ variants:
 """
 
 
-def stable_manifest(suite: Path) -> dict:
-    """A suite's manifest without ``render.seconds_per_frame``, the one field measured anew
-    by every run (docs/FORMAT.md); everything else must be byte-for-byte reproducible."""
-    import json
-
-    man = json.loads((Path(suite) / "manifest.json").read_text())
-    man.get("render", {}).pop("seconds_per_frame", None)
-    return man
-
-
 @pytest.fixture
 def tiny_spec(tmp_path: Path) -> Path:
     p = tmp_path / "tiny.yaml"
@@ -76,7 +66,7 @@ def lively_model(tiny_suite, tmp_path_factory) -> Path:
     from PIL import Image
 
     from oddsuite.models import save_model_dir
-    from oddsuite.models.toy import lively_random_model
+    from oddsuite.training.toy import lively_random_model
 
     coco = json.loads((tiny_suite / "annotations.json").read_text())
     images = [np.asarray(Image.open(tiny_suite / im["file_name"]).convert("RGB")) for im in coco["images"][:8]]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from oddsuite.models.accelerator import (Fault, FaultMap, FaultMapError, SystolicArray, TimingErrors, TimingEvents,
+from oddsuite.accelerator import (Fault, FaultMap, FaultMapError, SystolicArray, TimingErrors, TimingEvents,
                                          sample_timing_events)
-from oddsuite.models.accelerator.faults import flip_bits_int8
+from oddsuite.accelerator.faults import flip_bits_int8
 
 
 def wrap32(v: int) -> int:
@@ -211,7 +211,7 @@ def test_stuck_at_fast_path_equals_slow_reference(case):
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
 def test_replay_in_both_integer_widths(monkeypatch, dtype):
     """The replay runs in int32 where torch's int32 arithmetic wraps (checked at import), else int64."""
-    from oddsuite.models.accelerator import systolic
+    from oddsuite.accelerator import systolic
 
     monkeypatch.setattr(systolic, "_REPLAY_DTYPE", dtype)
     rng = np.random.default_rng(5)

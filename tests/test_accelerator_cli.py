@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from oddsuite.models.accelerator import FaultMap, SystolicArray
-from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
+from oddsuite.accelerator import FaultMap, SystolicArray
+from oddsuite.studies.fault_sweep import SweepSpec, run_detector_sweep
 
 from test_accelerator_wrap import _FakeDetector
 
@@ -92,7 +92,7 @@ def test_cli_faults_parses_and_rejects_bad_input(tmp_path, capsys):
 def test_cli_faults_end_to_end_on_a_real_suite(tiny_suite, tmp_path, capsys):
     """`oddsuite faults` on a rendered suite with a saved (random-weight) yolov8n: the thin integration."""
     from oddsuite.cli import main
-    from oddsuite.evaluate import load_suite
+    from oddsuite.suite import load_suite
     from oddsuite.models import save_model_dir
     from oddsuite.models.yolo import random_model
 
@@ -124,7 +124,7 @@ def test_cli_faults_end_to_end_on_a_real_suite(tiny_suite, tmp_path, capsys):
 def test_faults_sweep_on_a_worker_pool_equals_the_serial_sweep(tiny_suite, tmp_path):
     """Sweep points run on workers (each re-creates the calibrated detector) give the same rows."""
     from oddsuite.cli import main
-    from oddsuite.evaluate import load_suite
+    from oddsuite.suite import load_suite
     from oddsuite.models import save_model_dir
     from oddsuite.models.yolo import random_model
 

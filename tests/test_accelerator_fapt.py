@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from oddsuite.models.accelerator import AcceleratorDetector, FaultMap, SystolicArray, fap_masks
-from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
+from oddsuite.accelerator import AcceleratorDetector, FaultMap, SystolicArray, fap_masks
+from oddsuite.studies.fault_sweep import SweepSpec, run_detector_sweep
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_network")
 
@@ -28,8 +28,8 @@ def data(tmp_path_factory):
     """A toy suite, its YOLO export and a few of its images (calibration / fake evaluation)."""
     from PIL import Image
 
-    from oddsuite.models import export_yolo
-    from oddsuite.models.toy import make_toy_suite
+    from oddsuite.training import export_yolo
+    from oddsuite.training.toy import make_toy_suite
 
     root = tmp_path_factory.mktemp("fapt")
     suite = make_toy_suite(root / "suite", scenes=4, size=(64, 64), seed=1)
@@ -49,7 +49,7 @@ def _detector(name="rnd"):
 @pytest.fixture(scope="module")
 def tuned(data):
     """One FAP+T fine-tuning (1 epoch) of the random yolov8n for one fault map."""
-    from oddsuite.models.accelerator.fapt import fine_tune_detector_with_masks
+    from oddsuite.studies.fapt import fine_tune_detector_with_masks
 
     det = _detector()
     base = {k: v.clone() for k, v in det.torch_model.state_dict().items()}
@@ -105,7 +105,7 @@ def _with_model(det, model):
 
 def test_fine_tuning_refuses_mismatched_masks_and_classes(tuned, data, tmp_path):
     from oddsuite.errors import ModelError
-    from oddsuite.models.accelerator.fapt import fine_tune_detector_with_masks
+    from oddsuite.studies.fapt import fine_tune_detector_with_masks
     from oddsuite.models.yolo import UltralyticsDetector, random_model
 
     det = tuned["det"]
@@ -148,7 +148,7 @@ def _recording_evaluate(images, store):
 
 def test_sweep_fapt_rows_consistency_and_cached_models(data, tmp_path, monkeypatch):
     from oddsuite.models import load_detector
-    from oddsuite.models.accelerator import fapt as fapt_mod
+    from oddsuite.studies import fapt as fapt_mod
     from oddsuite.models.yolo import read_safetensors
 
     det = _detector()
@@ -204,7 +204,7 @@ def test_sweep_fapt_rows_consistency_and_cached_models(data, tmp_path, monkeypat
     from oddsuite.run.local import LocalExecutor
 
     save_model_dir(det.torch_model, tmp_path / "base", CLASSES, 64, name="rnd")
-    from oddsuite.evaluate.loop import DetectorRecipe
+    from oddsuite.models import DetectorRecipe
 
     calib_files = []
     for i, im in enumerate(calib):
@@ -221,17 +221,28 @@ def test_sweep_fapt_rows_consistency_and_cached_models(data, tmp_path, monkeypat
         np.testing.assert_array_equal(x.scores, y.scores)
 
 
-def test_sweep_fapt_refusals():
+def test_sweep_fapt_refusals(tmp_path):
+    data_yaml = tmp_path / "d.yaml"
     with pytest.raises(ValueError, match="--train-data"):
         SweepSpec(mitigations=("none", "fap+t")).validate(ARRAY)
+    with pytest.raises(ValueError, match=r"--train-data .*d\.yaml: no such data set yaml"):
+        SweepSpec(mitigations=("fap+t",), train_data=str(data_yaml)).validate(ARRAY)
+    data_yaml.write_text("names: {0: a}\n")
     with pytest.raises(ValueError, match="does not apply to timing"):
-        SweepSpec(fault="timing", mitigations=("fap+t",), train_data="d.yaml").validate(ARRAY)
-    SweepSpec(mitigations=("fap+t",), train_data="d.yaml").validate(ARRAY)
+        SweepSpec(fault="timing", mitigations=("fap+t",), train_data=str(data_yaml)).validate(ARRAY)
+    SweepSpec(mitigations=("fap+t",), train_data=str(data_yaml)).validate(ARRAY)
+    # the command's defaults, and train data kept only where a FAP+T point uses it
+    spec = SweepSpec.for_fault("stuck-at", train_data=data_yaml)
+    assert (spec.faulty_pes, spec.mitigations, spec.train_data, spec.fine_tunes) == ([0, 1, 4, 16], ["none", "fap"],
+                                                                                   None, False)
+    spec = SweepSpec.for_fault("stuck-at", mitigations=["none", "fap+t"], train_data=data_yaml)
+    assert spec.train_data == str(data_yaml) and spec.fine_tunes
+    assert SweepSpec.for_fault("timing").mitigations == ["none", "te-drop"]
 
 
 def test_cli_fapt_needs_train_data_and_warns_on_the_evaluated_suite(data, tmp_path, capsys):
     from oddsuite.cli import main
-    from oddsuite.commands.faults import _same_suite
+    from oddsuite.training import exported_from
 
     base = ["faults", str(data["suite"]), "--model", str(tmp_path / "m"), "--array", "16x16",
             "--mitigation", "none,fap,fap+t", "--out", str(tmp_path / "out")]
@@ -241,9 +252,9 @@ def test_cli_fapt_needs_train_data_and_warns_on_the_evaluated_suite(data, tmp_pa
     assert main(base + ["--train-data", str(tmp_path / "missing.yaml")]) == 2
     assert "no such data set" in capsys.readouterr().err
     # the data set was exported from the suite that would be scored: a warning names it
-    why = _same_suite(Path(data["data_yaml"]), Path(data["suite"]))
+    why = exported_from(Path(data["data_yaml"]), Path(data["suite"]))
     assert why and "exported from" in why[0]
-    assert _same_suite(Path(data["data_yaml"]), tmp_path) == []
+    assert exported_from(Path(data["data_yaml"]), tmp_path) == []
     (tmp_path / "m").mkdir()
     main(base + ["--train-data", str(data["data_yaml"])])  # fails later (no model there), after the warning
     assert "warning: --train-data" in capsys.readouterr().err
@@ -254,8 +265,9 @@ def test_cli_faults_fapt_end_to_end_on_a_real_suite(tiny_suite, tmp_path, capsys
     """`oddsuite faults --mitigation none,fap,fap+t --train-data` on a rendered suite; the data set is
     exported from that same suite here (so the command warns), and a re-run reuses the FAP+T model."""
     from oddsuite.cli import main
-    from oddsuite.evaluate import load_suite
-    from oddsuite.models import export_yolo, save_model_dir
+    from oddsuite.suite import load_suite
+    from oddsuite.models import save_model_dir
+    from oddsuite.training import export_yolo
     from oddsuite.models.yolo import random_model
 
     cats = load_suite(tiny_suite).categories

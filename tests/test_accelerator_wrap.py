@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from oddsuite.models.accelerator import (AccelConv2d, AccelLinear, AcceleratorDetector, FaultMap, SystolicArray,
+from oddsuite.accelerator import (AccelConv2d, AccelLinear, AcceleratorDetector, FaultMap, SystolicArray,
                                          TimingErrors, TransientFlips, accelerate, accelerator_of, fap_masks,
                                          fine_tune_with_masks)
-from oddsuite.models.accelerator.quant import quantize_activation
+from oddsuite.accelerator.quant import quantize_activation
 from oddsuite.models.base import Detections
 
 
@@ -231,7 +231,7 @@ def test_accelerator_detector_wraps_a_torch_detector():
 
 
 def test_mlp_experiment_small(tmp_path):
-    from oddsuite.models.accelerator.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
+    from oddsuite.studies.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
 
     cfg = MLPExperimentConfig(rows=32, cols=32, faulty_pes=(0, 4, 512), maps=2, timing_rates=(1e-3,),
                               epochs=4, ft_epochs=1, hidden=(32, 32, 32))

@@ -1,4 +1,4 @@
-"""oddsuite.compare and the layer-level SQNR, on hand-made cases (no torch, no renderer).
+"""oddsuite.studies.compare and the layer-level SQNR, on hand-made cases (no torch, no renderer).
 
 The full comparison of real detectors (fp32 vs int8 vs a damaged copy) is in
 test_quantize.py, which builds a YOLO model once for all of those tests.
@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from oddsuite.compare import consistency_table, per_class, slice_columns
-from oddsuite.compare.draw import draw_pair
+from oddsuite.studies.compare import consistency_table, per_class, slice_columns
+from oddsuite.studies.compare_draw import draw_pair
 from oddsuite.metrics.consistency import consistency
-from oddsuite.models.quant_debug import DQ_SUFFIX, layer_divergence, plot_layers, sqnr_db
+from oddsuite.quant.debug import DQ_SUFFIX, layer_divergence, plot_layers, sqnr_db
 
 CAR, PED = 1, 2
 

@@ -10,7 +10,8 @@ from PIL import Image
 from scipy import ndimage
 
 from oddsuite.errors import ModelError, OddsuiteError, SuiteError
-from oddsuite.evaluate import evaluate_suite, load_suite, score
+from oddsuite.evaluate import evaluate_suite, score
+from oddsuite.suite import load_suite
 from oddsuite.metrics.stats import json_clean
 from oddsuite.models.base import Detections
 
@@ -229,8 +230,15 @@ def test_cli_evaluate(suite_dir, tmp_path, monkeypatch, capsys):
     seen = {}
 
     def load_detector(path, sha256=None, trust_pickle=False):
+        """What the real loader does for the command: the detector with its ModelInfo (the pin)."""
+        import hashlib
+
+        from oddsuite.models import ModelInfo
+
         seen.update(path=path, sha256=sha256, trust_pickle=trust_pickle)
-        return PixelDetector()
+        det = PixelDetector()
+        det.info = ModelInfo(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), source=str(path))
+        return det
 
     monkeypatch.setattr(oddsuite.models, "load_detector", load_detector)
     out = tmp_path / "res"

@@ -5,7 +5,7 @@ import pytest
 
 from oddsuite.errors import OddsuiteError
 from oddsuite.evaluate import evaluate_suite
-from oddsuite.evaluate.loop import DetectorRecipe
+from oddsuite.models import DetectorRecipe
 from oddsuite.models import load_detector
 from oddsuite.run import LocalExecutor
 
@@ -66,7 +66,7 @@ def test_resume_refuses_another_model_file_of_the_same_name(tiny_suite, lively_m
 
     other = save_model_dir(random_model(nc=2, seed=5), tmp_path / "other", {0: "car", 1: "person"}, 160, name="lively")
     a, b = load_detector(lively_model), load_detector(other)
-    assert a.name == b.name and a.sha256 != b.sha256
+    assert a.name == b.name and a.info.sha256 != b.info.sha256
     out = tmp_path / "res"
     evaluate_suite(tiny_suite, a, out, progress=False)
     shutil.rmtree(out / ".state" / "predictions")  # as if interrupted before any batch of a second run

@@ -5,7 +5,7 @@ import pytest
 
 from oddsuite.metrics.coco import SliceEvaluator
 from oddsuite.metrics.context import context_accuracy, roi_influence
-from oddsuite.metrics.stats import wilson_interval
+from oddsuite.metrics.stats import bootstrap_mean
 from oddsuite.metrics.summary import score_predictions
 
 CAR, PED = 1, 2
@@ -50,11 +50,17 @@ def predictions(ids):
         det(ids[(0, (0,), "remove")], CAR, BOX[0]),
         det(ids[(0, (0,), "remove")], CAR, [70, 70, 10, 10], 0.3),   # fp, also seen alone
         det(ids[(0, (1,), "remove")], PED, BOX[1]),
+        det(ids[(0, (0,), "remove")], CAR, [30, 30, 10, 10], 0.2),  # below conf: explains nothing
         # context: the car (a hit alone) becomes a miss; one fp explained by the isolated image,
         # one fp that no single-ROI image has: context-induced
         det(ids[(0, (0, 1), "remove")], PED, BOX[1]),
         det(ids[(0, (0, 1), "remove")], CAR, [70, 70, 10, 10], 0.3),
         det(ids[(0, (0, 1), "remove")], CAR, [50, 50, 10, 10], 0.6),
+        # a car box on the pedestrian (already found by the .9 box): a wrong-class box on a ROI,
+        # which is a mislabel matter, not a context FP, though no single-ROI image has a car there
+        det(ids[(0, (0, 1), "remove")], CAR, BOX[1], 0.7),
+        # a car box where the isolated car image has one only below conf: context-induced
+        det(ids[(0, (0, 1), "remove")], CAR, [30, 30, 10, 10], 0.4),
         # full scene: its mode has no single-ROI image, so its fp cannot be judged (unscored)
         det(ids[(0, (0, 1), "full")], CAR, BOX[0]),
         det(ids[(0, (0, 1), "full")], PED, BOX[1]),
@@ -86,7 +92,9 @@ def test_context_accuracy_per_roi_then_averaged(scored):
     # units (scene, roi): s0r0 0/1, s0r1 1/1, s1r0 2/3, s1r1 1/3, s1r2 0/3 -> mean 2/5 (pooled would be 4/11)
     assert ca["overall"]["value"] == pytest.approx(0.4)
     assert ca["overall"]["n"] == 5 and ca["overall"]["n_pairs"] == 11
-    assert ca["overall"]["ci95"] == pytest.approx(list(wilson_interval(2.0, 5)))
+    assert ca["overall"]["n_occluded_in_context"] == 0
+    # the interval is the seeded bootstrap over the 5 units' fractions (not a Wilson interval)
+    assert ca["overall"]["ci95"] == bootstrap_mean([0.0, 1.0, 2 / 3, 1 / 3, 0.0])["ci95"]
     assert ca["by_class"]["car"]["value"] == pytest.approx(0.25)   # (0 + 2/3 + 1/3 + 0) / 4
     assert (ca["by_class"]["car"]["n"], ca["by_class"]["car"]["n_pairs"]) == (4, 10)
     assert ca["by_class"]["pedestrian"]["value"] == 1.0
@@ -107,15 +115,25 @@ def test_context_accuracy_undefined_without_isolated_hits(scored):
 def test_context_induced_false_positives(scored):
     _, ids, s = scored
     fp = s.metrics["context_fp"]
-    assert fp["n_context_fp"] == 1
-    assert fp["by_image"] == [{"image_id": ids[(0, (0, 1), "remove")], "n_context_fp": 1}]
-    assert fp["n_images"] == 5 and fp["n_images_unscored"] == 1  # the full-mode image
-    assert fp["per_image"] == {"value": pytest.approx(0.2), "n": 5}
+    # image {0,1} remove: background boxes (score >= .25, IoU < .5 with every annotated box) at
+    # (70,70) .3, (50,50) .6, (30,30) .4 -> 3; the car box on the pedestrian overlaps a ROI: not one.
+    # (70,70) matches the .3 car of image {0}; (30,30) matches only a .2 car there, below conf:
+    # context-induced are (50,50) and (30,30) -> 2
+    assert fp["n_context_fp"] == 2
+    assert fp["by_image"] == [{"image_id": ids[(0, (0, 1), "remove")], "n_context_fp": 2}]
+    # scored: the 5 images with |S| >= 2 of a (scene, variant, mode) with single-ROI images
+    # (scene 0 {0,1}; scene 1 {0,1} {0,2} {1,2} {0,1,2}); the full-mode image has none to compare with
+    assert fp["n_images"] == 5 and fp["n_images_unscored"] == 1
+    assert fp["per_image"] == {"value": pytest.approx(2 / 5), "n": 5}
     assert fp["images_with_context_fp"]["k"] == 1 and fp["images_with_context_fp"]["n"] == 5
     scene0 = [x for x in fp["by_scene"] if x["scene_id"] == 0][0]
-    assert scene0 == {"scene_id": 0, "n_context_fp": 1, "n_images": 1, "per_image": 1.0}
+    assert scene0 == {"scene_id": 0, "n_context_fp": 2, "n_images": 1, "per_image": 2.0}
     row = s.images.set_index("image_id").loc[ids[(0, (0, 1), "remove")]]
-    assert row["n_fp"] == 2 and row["n_context_fp"] == 1
+    assert row["n_fp"] == 3 and row["n_context_fp"] == 2
+    status = s.detections.set_index("det_index")
+    wrong_class = [i for i, d in enumerate(predictions(ids)) if d["image_id"] == ids[(0, (0, 1), "remove")]
+                   and d["category_id"] == CAR and d["bbox"] == list(map(float, BOX[1]))][0]
+    assert status.loc[wrong_class, "status"] == "fp" and not status.loc[wrong_class, "background"]
 
 
 def test_roi_influence(scored):
@@ -154,3 +172,46 @@ def test_map_groups_and_rpc(scored):
     assert m["rpc"]["value"] == pytest.approx(m["map"]["permutation"]["map"] / m["map"]["isolated"]["map"])
     assert m["counts"]["full_images"] == 1 and m["counts"]["permutation_images"] == 10
     assert m["outcomes"]["isolated"]["hit"]["value"] == 1.0 and m["outcomes"]["isolated"]["hit"]["n"] == 5
+
+
+def occlusion_case():
+    """One scene, three cars (ROIs 0, 1, 2), variant clear, mode remove: each alone (all hits)
+    and all three together, where car 0 is missed, car 1 is an ignore region (visible 5% <
+    min_visible) that a car box still covers, and car 2 has no visible pixel (no annotation)."""
+    boxes = {0: [0, 0, 10, 10], 1: [20, 0, 10, 10], 2: [40, 0, 10, 10]}
+    images, anns = [], []
+    for i, subset in enumerate(([0], [1], [2], [0, 1, 2]), start=1):
+        images.append({"id": i, "file_name": f"{i}.png", "width": 100, "height": 100, "scene_id": 0,
+                       "subset": subset, "n_rois": 3, "variant": "clear", "mode": "remove",
+                       "is_full": len(subset) == 3})
+        for r in subset:
+            if i == 4 and r == 2:
+                continue  # not visible in the context image
+            crowd = int(i == 4 and r == 1)
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": CAR, "bbox": list(map(float, boxes[r])),
+                         "area": 5.0 if crowd else 100.0, "iscrowd": crowd, "roi_id": r,
+                         "visible_fraction": 0.05 if crowd else 1.0})
+    gt = {"images": images, "annotations": anns, "categories": [{"id": CAR, "name": "car"}],
+          "info": {"min_visible": 0.1}}
+    preds = [det(i, CAR, boxes[i - 1]) for i in (1, 2, 3)] + [det(4, CAR, boxes[1])]
+    return gt, preds
+
+
+def test_context_accuracy_leaves_out_rois_occluded_in_context():
+    gt, preds = occlusion_case()
+    s = score_predictions(gt, preds)
+    ca = s.metrics["context_accuracy"]["overall"]
+    # pairs (ROI, {0,1,2}) of the three cars, each a hit alone: car 0 scored (a miss); car 1 is an
+    # ignore region there and car 2 not visible: both left out, "occluded in context".
+    # Counting them as before would give (0 + 1 (the box on the ignore region) + 0) / 3 = 1/3.
+    assert ca["value"] == 0.0 and ca["n"] == 1 and ca["n_pairs"] == 1 and ca["n_occluded_in_context"] == 2
+    assert ca["ci95"] is None  # one ROI: a bootstrap has no spread to show
+    # n_ignore and n_not_visible: one meaning each, disjoint, in the outcome table and in metrics.json
+    o = s.outcomes.set_index(["image_id", "roi_id"])
+    assert (bool(o.loc[(4, 1), "ignore"]), bool(o.loc[(4, 1), "not_visible"])) == (True, False)
+    assert (bool(o.loc[(4, 2), "ignore"]), bool(o.loc[(4, 2), "not_visible"])) == (False, True)
+    perm = s.metrics["outcomes"]["permutation"]
+    # scored ROI rows: 3 alone (hits) + car 0 in context (miss) = 4; apart: 1 ignore, 1 not visible
+    assert (perm["n"], perm["n_ignore"], perm["n_not_visible"]) == (4, 1, 1)
+    assert perm["hit"]["k"] == 3 and perm["miss"]["k"] == 1
+    assert s.metrics["map"]["permutation"]["n_ignore"] == 1  # the crowd box, the same ignore region

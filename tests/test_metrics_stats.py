@@ -1,10 +1,13 @@
-"""Wilson intervals and undefined rates (metrics.md, Rules)."""
+"""Wilson intervals, bootstrap intervals of a mean, and undefined rates (metrics.md, Rules)."""
 import json
 import math
 
 import pytest
 
-from oddsuite.metrics.stats import json_clean, mean_rate, rate, wilson_interval
+import numpy as np
+from scipy.stats import bootstrap
+
+from oddsuite.metrics.stats import bootstrap_mean, json_clean, rate, wilson_interval
 
 
 def test_wilson_interval_by_hand():
@@ -29,14 +32,28 @@ def test_wilson_extremes_stay_in_unit_interval():
 def test_rate_with_n_zero_is_undefined_not_zero():
     r = rate(0, 0)
     assert r == {"value": None, "k": 0, "n": 0, "ci95": None}
-    m = mean_rate([], n_pairs=0)
+    m = bootstrap_mean([], n_pairs=0)
     assert m["value"] is None and m["n"] == 0 and m["ci95"] is None
     # and it is written as null in strict JSON
     assert json.loads(json.dumps(json_clean({"x": float("nan"), "r": r}), allow_nan=False)) == {"x": None, "r": r}
 
 
-def test_mean_rate_averages_units():
-    m = mean_rate([1.0, 0.0, 0.5], n_pairs=7)
+def test_bootstrap_mean_averages_units_with_a_seeded_interval():
+    m = bootstrap_mean([1.0, 0.0, 0.5], n_pairs=7)
     assert m["value"] == pytest.approx(0.5)
     assert m["n"] == 3 and m["n_pairs"] == 7
-    assert m["ci95"] == pytest.approx(list(wilson_interval(1.5, 3)))
+    # scipy's percentile bootstrap over the 3 units, seed 0: reproduced here, and every resampled
+    # mean is a multiple of 1/6 (3 draws of 0, 1/2 or 1), so the bounds are such multiples
+    want = bootstrap((np.array([1.0, 0.0, 0.5]),), np.mean, n_resamples=9999, method="percentile",
+                     rng=np.random.default_rng(0)).confidence_interval
+    assert m["ci95"] == [want.low, want.high]
+    assert all(abs(6 * b - round(6 * b)) < 1e-9 for b in m["ci95"])
+    assert 0.0 <= m["ci95"][0] < 0.5 < m["ci95"][1] <= 1.0
+    assert bootstrap_mean([1.0, 0.0, 0.5], n_pairs=7) == m  # seeded: the same bytes every time
+
+
+def test_bootstrap_mean_degenerate_samples():
+    one = bootstrap_mean([0.75])
+    assert one == {"value": 0.75, "n": 1, "ci95": None}  # one unit shows no spread
+    same = bootstrap_mean([1.0, 1.0, 1.0])
+    assert same["value"] == 1.0 and same["ci95"] == [1.0, 1.0]

@@ -1,7 +1,7 @@
 """Detectors: safe loading, the ultralytics and ONNX Runtime adapters, class mapping.
 
 Real models throughout (random-weight yolov8n whose outputs vary with the input, see
-``oddsuite.models.toy.lively_random_model``), small inputs (imgsz 160), and no network:
+``oddsuite.training.toy.lively_random_model``), small inputs (imgsz 160), and no network:
 every test runs with sockets and DNS blocked and fails if anything tried to connect.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ IMGSZ = 160
 def toy(tmp_path_factory):
     from PIL import Image
 
-    from oddsuite.models.toy import make_toy_suite
+    from oddsuite.training.toy import make_toy_suite
 
     suite = make_toy_suite(tmp_path_factory.mktemp("toy") / "suite", scenes=4, size=(96, 128), seed=3)
     coco = json.loads((suite / "annotations.json").read_text())
@@ -44,7 +44,7 @@ def toy(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, toy):
     from oddsuite.models import save_model_dir
-    from oddsuite.models.toy import lively_random_model
+    from oddsuite.training.toy import lively_random_model
 
     _, images = toy
     model = lively_random_model(nc=2, images=images, imgsz=IMGSZ, seed=0)
@@ -103,7 +103,7 @@ def test_model_dir_loads_and_predicts_batches(model_dir, toy):
     det = load_detector(model_dir)
     assert isinstance(det, Detector)
     assert det.classes == {0: "box", 1: "disc"} and det.imgsz == IMGSZ and det.name == "lively"
-    assert det.sha256 == json.loads((model_dir / "model.json").read_text())["sha256"]
+    assert det.info.sha256 == json.loads((model_dir / "model.json").read_text())["sha256"]
     import torch
 
     assert isinstance(det.torch_model, torch.nn.Module)
@@ -205,8 +205,8 @@ def test_export_onnx_metadata(onnx_path):
 
 def test_sha256_pins(tmp_path, model_dir, onnx_path):
     good = json.loads((model_dir / "model.json").read_text())["sha256"]
-    assert load_detector(model_dir, sha256=good).sha256 == good
-    assert load_detector(model_dir / "model.safetensors", sha256="SHA256:" + good.upper()).sha256 == good
+    assert load_detector(model_dir, sha256=good).info.sha256 == good
+    assert load_detector(model_dir / "model.safetensors", sha256="SHA256:" + good.upper()).info.sha256 == good
     wrong = "0" * 64
     for target in (model_dir, model_dir / "model.safetensors", onnx_path):
         with pytest.raises(ModelError) as e:
@@ -373,7 +373,7 @@ def test_map_classes_by_name_explicit_and_unmatched(caplog):
 
 def test_load_detector_checks_class_map(model_dir):
     det = load_detector(model_dir, class_map="disc=wheel")
-    assert det.class_map == {"disc": "wheel"}
-    assert map_classes(det.classes, {1: "box", 2: "wheel"}, det.class_map) == ({0: 1, 1: 2}, [])
+    assert det.info.class_map == {"disc": "wheel"}
+    assert map_classes(det.classes, {1: "box", 2: "wheel"}, det.info.class_map) == ({0: 1, 1: 2}, [])
     with pytest.raises(ModelError, match="not classes of the detector"):
         load_detector(model_dir, class_map={"circle": "wheel"})

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from oddsuite.errors import ModelError, SuiteError
-from oddsuite.models import Detections, export_yolo, load_detector, train_detector
+from oddsuite.models import Detections, load_detector
+from oddsuite.training import export_yolo, train_detector
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_network")
 
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
-    from oddsuite.models.toy import make_toy_suite
+    from oddsuite.training.toy import make_toy_suite
 
     s = make_toy_suite(tmp_path_factory.mktemp("toy") / "suite", scenes=6, size=(64, 96), seed=1)
     coco = json.loads((s / "annotations.json").read_text())
@@ -138,7 +139,7 @@ def test_train_refuses_pickles_and_bad_data(tmp_path):
 
 
 def test_training_seeds_are_disjoint_from_validation_seeds():
-    from oddsuite.models.train import is_training_seed, training_suite_seed
+    from oddsuite.training.train import is_training_seed, training_suite_seed
 
     seeds = [training_suite_seed(s) for s in (0, 1, 2 ** 32 - 1)]
     assert all(is_training_seed(s) for s in seeds) and not any(is_training_seed(s) for s in (0, 1, 2 ** 31))

@@ -45,7 +45,7 @@ def test_out_of_range_value(tmp_path):
 
 def test_unknown_class_needs_mesh_and_mesh_stays_inside(tmp_path):
     assert "give it a 'mesh:' path" in _err("name: x\nobjects:\n  horse: {count: 1}\n", tmp_path)
-    msg = _err("name: x\nobjects:\n  horse: {count: 1, mesh: ../../etc/passwd.obj}\n", tmp_path)
+    msg = _err("name: x\nobjects:\n  horse: {count: 1, mesh: ../../etc/passwd.obj, size_m: 2}\n", tmp_path)
     assert "outside the spec's folder" in msg and "objects.horse.mesh" in msg
 
 

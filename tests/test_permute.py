@@ -10,7 +10,7 @@ from oddsuite.errors import SpecError
 from oddsuite.odd import parse_spec, sample_scene
 from oddsuite.permute import CompositeRenderer, environment_of, plan_size, subsets
 from oddsuite.render import get_renderer
-from oddsuite.render.weather import fog, koschmieder_transmission, range_from_depth
+from oddsuite.render.effects.fog import fog, koschmieder_transmission, range_from_depth
 from oddsuite.scenes import build_scene
 
 
@@ -131,3 +131,52 @@ def test_composite_agrees_with_exact_remove_rendering():
         assert {k: v.visible_box for k, v in exact.objects.items()} == {k: v.visible_box for k, v in fast.objects.items()}
         overlap = sum(comp.shadow_mask(i).astype(int) for i in sub) >= 2
         assert _psnr(exact.rgb, fast.rgb, ~overlap) >= 35.0
+
+
+def test_masking_modes_are_dispatched_in_permute():
+    from oddsuite.permute import MODES, VariantFrames, cutout
+
+    spec = parse_spec(TWO)
+    sc = build_scene(spec, sample_scene(spec, 0, 0))
+    r = get_renderer(160, 120)
+    env = environment_of(sc)
+    v = VariantFrames(r, sc, env, lambda: sc.params.rng("weather:base"))
+    ids = v.all_ids
+    assert set(MODES) == {"remove", "isolate", "cutout"}
+    assert v.frame("remove", ids) is v.full
+    assert np.array_equal(v.frame("isolate", ids[:1]).rgb, r.render(sc, env, ids[:1], False).rgb)
+    assert np.array_equal(v.frame("cutout", ids[1:]).rgb, cutout(v.full, ids[1:]).rgb)
+    with pytest.raises(SpecError, match="unknown masking mode 'blur'; expected one of: remove, isolate, cutout"):
+        v.frame("blur", ids)
+
+
+def test_no_silent_fixed_seed_fallbacks():
+    # the sampled plan and every drawing effect need the scene's own Generator
+    with pytest.raises(ValueError, match="rng=params.rng"):
+        subsets("sampled", list(range(5)), n_sampled=3)
+    text = TWO.replace("environment: {sun_elevation_deg: 50, cloud_cover: 0}",
+                       "environment: {sun_elevation_deg: 50, cloud_cover: 0, rain_mm_h: 20}")
+    spec = parse_spec(text)
+    sc = build_scene(spec, sample_scene(spec, 0, 0))
+    r = get_renderer(160, 120)
+    with pytest.raises(ValueError, match="weather Generator"):
+        r.render(sc, environment_of(sc))
+    with pytest.raises(ValueError, match="weather Generator"):
+        CompositeRenderer(r, sc, environment_of(sc)).frame([0])
+
+
+def test_variants_read_the_effect_declarations():
+    from oddsuite.odd import effects
+    from oddsuite.odd.spec import overrides_model
+
+    assert list(overrides_model().model_fields) == effects.overridable() == [
+        "sun_elevation_deg", "sun_azimuth_deg", "cloud_cover", "fog_visibility_m", "rain_mm_h", "snow_mm_h",
+        "road_surface", "shadows", "headlights"]
+    spec = parse_spec(TWO + "variants:\n  - name: base\n  - {name: night, sun_elevation_deg: -20}\n"
+                            "  - {name: dark_no_lights, sun_elevation_deg: -20, headlights: false}\n")
+    sc = build_scene(spec, sample_scene(spec, 0, 0))
+    base, night, dark = (environment_of(sc, v) for v in spec.variants)
+    assert base["headlights"] is False and night["headlights"] is True and dark["headlights"] is False
+    assert base["road_surface"] == "dry" and base["shadows"] is True
+    with pytest.raises(SpecError, match=r"variants\.1\.fog: unknown key \(expected one of: name, sun_elevation_deg"):
+        parse_spec(TWO + "variants:\n  - name: base\n  - {name: x, fog: 3}\n")

@@ -1,6 +1,6 @@
 """int8 quantization (oddsuite quantize) and pre/post comparison (oddsuite compare) of a real
 YOLO detector: a random-weight yolov8n whose outputs vary with the input
-(``oddsuite.models.toy.lively_random_model``, imgsz 160), built once for the module, on the
+(``oddsuite.training.toy.lively_random_model``, imgsz 160), built once for the module, on the
 toy shapes suite completed with its scenes/rois tables. Everything runs on the CPU, offline.
 
 The random model seldom *hits* an object at the default operating point (IoU 0.5, score
@@ -52,7 +52,7 @@ def _complete_toy_suite(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
-    from oddsuite.models.toy import make_toy_suite
+    from oddsuite.training.toy import make_toy_suite
 
     return _complete_toy_suite(make_toy_suite(tmp_path_factory.mktemp("toy") / "suite", scenes=8,
                                               size=(96, 128), seed=3))
@@ -60,7 +60,7 @@ def suite(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def images(suite):
-    from oddsuite.models.quantize import load_rgb
+    from oddsuite.suite import read_image as load_rgb
 
     gt = json.loads((suite / "annotations.json").read_text())
     return [load_rgb(suite / im["file_name"]) for im in gt["images"]]
@@ -69,7 +69,7 @@ def images(suite):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, images):
     from oddsuite.models import save_model_dir
-    from oddsuite.models.toy import lively_random_model
+    from oddsuite.training.toy import lively_random_model
 
     model = lively_random_model(nc=2, images=images[:8], imgsz=IMGSZ, seed=0)
     return save_model_dir(model, tmp_path_factory.mktemp("m") / "lively", {0: "box", 1: "disc"}, IMGSZ, name="lively")
@@ -84,7 +84,7 @@ def fp32(tmp_path_factory, model_dir):
 
 @pytest.fixture(scope="module")
 def int8(tmp_path_factory, model_dir, suite):
-    from oddsuite.models.quantize import quantize_model
+    from oddsuite.quant.quantize import quantize_model
 
     return quantize_model(model_dir, suite, tmp_path_factory.mktemp("q") / "lively-int8.onnx", calib_images=6, seed=0)
 
@@ -137,6 +137,10 @@ def test_int8_model_loads_runs_and_is_int8(int8, images):
     det = load_detector(int8.path)
     assert isinstance(det, OnnxDetector) and det.classes == {0: "box", 1: "disc"} and det.input_hw == (IMGSZ, IMGSZ)
     assert json.loads(det.metadata["quantization"])["calibration_images"] == 6
+    info = det.info  # the int8 adapter fills its ModelInfo: pin, file, format, precision, recipe
+    assert (info.format, info.precision, info.input_hw) == ("onnx", "int8", (IMGSZ, IMGSZ))
+    assert info.files == {int8.path.name: int8.record["output"]["sha256"]} == {int8.path.name: info.sha256}
+    assert info.recipe.load().info.sha256 == info.sha256
     dets = det.predict(images[:3])
     assert len(dets) == 3 and all(len(d) > 0 for d in dets)
     m = onnx.load(str(int8.path))
@@ -155,7 +159,7 @@ def test_int8_model_loads_runs_and_is_int8(int8, images):
 
 
 def test_quantize_is_reproducible_and_options(tmp_path, fp32, suite, int8):
-    from oddsuite.models.quantize import calibration_sample, nodes_to_keep_float, quantize_model
+    from oddsuite.quant.quantize import calibration_sample, nodes_to_keep_float, quantize_model
 
     a = calibration_sample(suite, 5, seed=1)
     assert a == calibration_sample(suite, 5, seed=1) and a != calibration_sample(suite, 5, seed=2)
@@ -197,7 +201,7 @@ def test_quantize_is_reproducible_and_options(tmp_path, fp32, suite, int8):
 
 
 def test_compare_with_itself_is_full_agreement_and_zero_flips(tmp_path, suite, fp32):
-    from oddsuite.compare import compare_models
+    from oddsuite.studies.compare import compare_models
 
     r = compare_models(suite, fp32, fp32, tmp_path / "cmp", progress=False)
     o = r["overall"]
@@ -223,7 +227,7 @@ def test_compare_with_itself_is_full_agreement_and_zero_flips(tmp_path, suite, f
 
 
 def test_damaged_copy_flips_and_loses_sqnr_from_that_layer_on(tmp_path, suite, fp32, damaged):
-    from oddsuite.compare import compare_models
+    from oddsuite.studies.compare import compare_models
 
     out = tmp_path / "cmp"
     r = compare_models(suite, fp32, damaged, out, top=5, progress=False, **LOW)
@@ -264,7 +268,7 @@ def test_damaged_copy_flips_and_loses_sqnr_from_that_layer_on(tmp_path, suite, f
 
 
 def test_fp32_vs_int8_reports_map_of_each_and_quantized_layers(tmp_path, suite, fp32, int8):
-    from oddsuite.compare import compare_models
+    from oddsuite.studies.compare import compare_models
 
     r = compare_models(suite, fp32, int8.path, tmp_path / "cmp", progress=False, layer_images=2, **LOW)
     mp = r["overall"]["map"]
@@ -285,15 +289,15 @@ def test_fp32_vs_int8_reports_map_of_each_and_quantized_layers(tmp_path, suite, 
 
 
 def test_a_torch_model_is_exported_for_the_layer_comparison(tmp_path, model_dir, fp32):
-    from oddsuite.compare.core import onnx_file_of
-    from oddsuite.models.onnx_rt import OnnxDetector
+    from oddsuite.models.onnx_rt import OnnxDetector, onnx_file_of
 
-    path = onnx_file_of(load_detector(model_dir), tmp_path, "a")
-    assert path == tmp_path / "a-fp32.onnx"
+    path, kind = onnx_file_of(load_detector(model_dir), tmp_path / "a-fp32.onnx")
+    assert (path, kind) == (tmp_path / "a-fp32.onnx", "exported")
     names = [n.name for n in onnx.load(str(path)).graph.node]
     assert names == [n.name for n in onnx.load(str(fp32)).graph.node]  # the same tensor names as the fp32 export
-    assert onnx_file_of(OnnxDetector(fp32), tmp_path, "b") == fp32
-    assert onnx_file_of(object(), tmp_path, "c") is None
+    assert onnx_file_of(OnnxDetector(fp32), tmp_path / "b-fp32.onnx") == (fp32, "onnx")
+    assert not (tmp_path / "b-fp32.onnx").exists()
+    assert onnx_file_of(object(), tmp_path / "c-fp32.onnx") is None
 
 
 def test_cli_quantize_and_compare(tmp_path, suite, fp32, capsys):

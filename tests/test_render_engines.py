@@ -1,6 +1,8 @@
 """Render engines: the spec's render block, raster supersampling, and the Cycles engine at
 tiny resolution and few samples: identical labels across engines, the same bytes twice,
-exact remove and isolate re-renders, the manifest's record of engine, device and time.
+exact remove and isolate re-renders, the manifest's record of engine, device and
+settings (and the measured time per frame beside it), and the Cycles worker drawing the
+scene state of the declared effects (``render.effects``), not rules of its own.
 
 The Cycles tests need the Blender Python (``make cycles-venv``; ``make test`` creates it);
 without it they skip and say why."""
@@ -78,6 +80,47 @@ def test_composite_permutations_are_refused_for_cycles():
     with pytest.raises(SpecError, match="composite is refused with render.engine cycles"):
         PlanOptions.from_spec(spec, renderer="composite")
     assert PlanOptions.from_spec(spec).renderer == "exact"
+    # asked for in the spec itself: refused when the spec loads, with the line
+    text = SPEC.replace("modes: [remove, isolate]}", "modes: [remove, isolate], renderer: composite}") + CYCLES
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "renderer: composite" in ln)
+    with pytest.raises(SpecError, match=rf"s.yaml:{line}: permutations.renderer: composite is refused with "
+                                        rf"render.engine: cycles"):
+        parse_spec(text, source="s.yaml")
+    assert parse_spec(text.replace(CYCLES, ""), source="s.yaml").permutations.renderer == "composite"
+
+
+# ----------------------------------------------------------------------------- one set of effects
+
+def test_the_cycles_request_is_the_scene_state_of_the_declared_effects():
+    """What the worker is asked to draw comes from ``render.effects.scene_pass``, the state
+    the rasterizer draws too: a change to an effect (or a new scene effect) reaches both."""
+    from oddsuite.odd import effects
+    from oddsuite.odd.effects import Dimension, Effect
+    from oddsuite.render.cycles.protocol import environment
+    from oddsuite.render.effects import headlights, implement, scene_pass, withdraw
+    from oddsuite.render.effects.daylight import day_factor
+
+    spec = parse_spec(SPEC, source="s.yaml")
+    sc = build_scene(spec, sample_scene(spec, 5, 0))
+    base = environment_of(sc)
+    env = environment(scene_pass(base))
+    assert json.loads(json.dumps(env)) == env  # plain JSON, as the protocol sends it
+    assert np.isclose(env["sun_elevation_deg"], 35) and np.isclose(env["sun_azimuth_deg"], 200)
+    assert env["road_state"] == "wet" and not env["markings_snow"] and not env["terrain_snow"]
+    assert env["shadows"] and env["headlights"] == 0 and env["day"] == day_factor(35)
+
+    night = environment(scene_pass(base | {"sun_elevation_deg": -20.0, "headlights": True, "road_surface": "snow"}))
+    assert night["headlights"] == headlights.BEAM and night["day"] == 0 and night["sun_intensity"] == 0
+    assert night["road_state"] == "snow" and night["markings_snow"] and night["terrain_snow"]
+    assert environment(scene_pass(base | {"snow_mm_h": 3.0}))["terrain_snow"]  # snowfall covers the terrain
+    assert not environment(scene_pass(base | {"shadows": False}))["shadows"]
+
+    glare = effects.declare(Effect("glare", "toy: a brighter sun", dims=(Dimension("glare", "environment", 0.0),)))
+    implement(glare, scene=lambda state, e: setattr(state, "sun_intensity", state.sun_intensity * 2), order=5)
+    try:
+        assert np.isclose(environment(scene_pass(base))["sun_intensity"], 2 * env["sun_intensity"])
+    finally:
+        withdraw("glare")
 
 
 # ----------------------------------------------------------------------------- raster supersampling
@@ -142,10 +185,10 @@ def both_suites(tmp_path_factory):
     if WHY is not None:
         pytest.skip(f"Cycles engine not installed here: {WHY}")
     d = tmp_path_factory.mktemp("engines")
-    out = {}
+    out: dict = {"render": {}}
     for name, text in (("raster", SPEC), ("cycles", SPEC + CYCLES), ("cycles_again", SPEC + CYCLES)):
         spec = _spec(d, text, f"{name}.yaml")
-        generate_suite(spec, d / name, scenes=1, seed=5, workers=1)
+        out["render"][name] = generate_suite(spec, d / name, scenes=1, seed=5, workers=1).render
         out[name] = d / name
     return out
 
@@ -179,7 +222,8 @@ def test_both_engines_see_the_same_geometry_through_the_same_camera(tmp_path):
     """Cycles' coverage (alpha of an isolate render) matches the rasterizer's instance mask."""
     from PIL import Image
 
-    from oddsuite.render.cycles.protocol import sun_direction
+    from oddsuite.render.cycles.protocol import environment
+    from oddsuite.render.effects import scene_pass
 
     spec = parse_spec(SPEC + CYCLES, source="s.yaml")
     sc = build_scene(spec, sample_scene(spec, 5, 0))
@@ -187,9 +231,7 @@ def test_both_engines_see_the_same_geometry_through_the_same_camera(tmp_path):
     eng = get_engine(spec.render, 64, 48)
     eng.render(sc, env, scenery=False)  # loads the scene into the worker
     out = tmp_path / "iso.png"
-    eng.worker.call({"op": "render", "env": {**env, "sun_direction": sun_direction(env["sun_elevation_deg"],
-                                                                                   env["sun_azimuth_deg"])},
-                     "rois": None, "scenery": False, "samples": 4, "denoise": False, "seed": 1, "out": str(out)})
+    eng.worker.call({"op": "render", "env": environment(scene_pass(env)), "rois": None, "scenery": False, "samples": 4, "denoise": False, "seed": 1, "out": str(out)})
     alpha = np.asarray(Image.open(out))[..., 3] > 127
     mask = eng.labels.labels(sc, None, False)[1] >= 0
     iou = (alpha & mask).sum() / (alpha | mask).sum()
@@ -209,13 +251,16 @@ def test_cycles_bytes_do_not_depend_on_the_thread_count():
 
 @pytest.mark.slow
 @needs_cycles
-def test_the_manifest_records_engine_device_settings_and_time(both_suites):
+def test_the_manifest_records_engine_device_settings_and_the_run_its_time(both_suites):
     man = json.loads((both_suites["cycles"] / "manifest.json").read_text())
     r = man["render"]
     assert r["engine"] == "cycles" and r["version"].startswith("5.0")
     assert r["device"] == "CPU" or r["device"].split(":")[0] in ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
     assert r["settings"]["samples"] == 4 and r["settings"]["denoise"] is True and r["settings"]["threads"] == 2
-    assert r["frames"] == 6 and r["seconds_per_frame"] > 0  # full, 2 removes, 3 isolates
+    assert r["frames"] == 6  # full, 2 removes, 3 isolates
+    # the time is measured anew by every run: reported by the run, kept out of the manifest (its identity)
+    assert "seconds_per_frame" not in r and both_suites["render"]["cycles"]["seconds_per_frame"] > 0
+    assert {k: v for k, v in both_suites["render"]["cycles"].items() if k != "seconds_per_frame"} == r
     raster = json.loads((both_suites["raster"] / "manifest.json").read_text())["render"]
     assert raster["engine"] == "raster" and raster["settings"]["supersample"] == 1
 

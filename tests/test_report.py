@@ -29,11 +29,12 @@ def real_results(request, tmp_path_factory):
     run's predictions against a perturbed copy, computed by oddsuite.metrics) and a faults
     folder in the layout of `oddsuite faults` (results.json, results.csv, no plot)."""
     # the torch stack is imported before the tiny suite may be rendered in this process (see above)
-    from oddsuite.models.toy import lively_random_model
+    from oddsuite.training.toy import lively_random_model
     from oddsuite.models.yolo import UltralyticsDetector
     import torchvision  # noqa: F401
 
-    from oddsuite.evaluate import evaluate_suite, load_predictions, load_suite
+    from oddsuite.evaluate import evaluate_suite, load_predictions
+    from oddsuite.suite import load_suite
     from oddsuite.metrics import consistency
     from oddsuite.metrics.stats import json_clean
 
@@ -144,6 +145,10 @@ def test_report_without_suite_or_scores_says_what_is_missing(tmp_path):
 
     assert cli.main(["report", str(res), "--out", str(tmp_path / "x.html"), "--compare", str(tmp_path / "no")]) == 2
     assert not (tmp_path / "x.html").exists()
+    from oddsuite.errors import OddsuiteError
+
+    with pytest.raises(OddsuiteError, match="no: not a folder"):  # checked by the library, before any work
+        build_report(res, tmp_path / "x.html", faults=[tmp_path / "no"])
     # a saved trace older than the outcome table is not trusted
     assert cli.main(["trace", str(res), "--min-support", "10"]) == 0
     assert "Trace: trace/trace.json" in build_report(res, tmp_path / "y.html").read_text(encoding="utf-8")

@@ -120,6 +120,14 @@ def test_conjunction_rule_fog_and_class():
     c = cells[("dense fog (< 50 m)", "person")]
     assert (c["n"], c["failures"]) == (40, 40)
     assert cells[("no fog (≥ 10 km)", "person")]["failures"] == 0
+    # the heatmap's cells are slices too: the two failing cells come first, each explaining
+    # its own failures (the second on the 320 rows outside the first, 20 failures there)
+    first, second = data["slices"][:2]
+    assert (first["kind"], first["condition"], first["n"], first["failures"]) == (
+        "conjunction", "fog_visibility_m < 50 m and class = person", 40, 40)
+    assert (second["condition"], second["conditional"]["n"], second["conditional"]["base_rate"]) == (
+        "50 ≤ fog_visibility_m < 200 m and class = person", 20, 20 / 320)
+    assert all((s["conditional"]["score"] or 0) <= 0 for s in data["slices"][2:])
 
 
 def test_image_sets_and_ignore_rows():
@@ -136,15 +144,22 @@ def test_image_sets_and_ignore_rows():
         failure_rows(out, "some")
 
 
-def test_min_support_hides_small_slices():
+def test_small_slices_are_listed_and_marked_not_hidden():
     out = outcome_table(fog_misses, n_scenes=6, with_permutations=False)  # 54 rows
     data = trace_outcomes(out, min_support=20)
-    assert all(s["n"] >= 20 for s in data["slices"])
-    assert data["n_slices_below_support"] > 0
     every = [lv for d in data["dimensions"] for lv in d["table"]]
-    assert any(not lv["supported"] for lv in every)  # still listed per dimension, flagged
-    fewer = trace_outcomes(out, min_support=1)
-    assert len(fewer["slices"]) > len(data["slices"])
+    # every level of every dimension is a slice (or folded into one with the same rows), whatever its n
+    shown = {s["condition"] for s in data["slices"]} | {c for s in data["slices"] for c in s["same_rows"]}
+    assert {lv["condition"] for lv in every} <= shown
+    assert sum(s["kind"] == "level" for s in data["slices"]) + sum(
+        c in {lv["condition"] for lv in every} for s in data["slices"] for c in s["same_rows"]) == len(every)
+    small = [s for s in data["slices"] if s["n"] < 20]
+    assert small and all(s["small_n"] for s in small) and not any(s["small_n"] for s in data["slices"] if s["n"] >= 20)
+    assert data["n_small_slices"] == sum(1 for lv in every if lv["n"] < 20)
+    # the planted fog (< 50 m: 2 fog variants x 3 of 6 scenes x 3 ROIs = 18 rows, all misses) is
+    # small and still first: its lower bound 0.82 beats every larger slice
+    top = data["slices"][0]
+    assert (top["condition"], top["n"], top["failures"], top["small_n"]) == ("fog_visibility_m < 50 m", 18, 18, True)
 
 
 def test_default_bins_and_condition_texts():
@@ -270,3 +285,20 @@ def test_a_variant_that_fixes_the_fog_is_stated_as_the_fog():
     assert top["condition"] == "fog_visibility_m < 50 m" and top["same_rows"] == ["variant = fog"]
     assert not any(s["condition"] == "variant = fog" for s in data["slices"])
     assert data["rules"][0]["text"] == "fog_visibility_m < 50 m"
+
+
+def test_conjunctions_state_a_level_by_its_plainest_equivalent():
+    from oddsuite.trace.slices import equivalent_levels
+
+    t = pd.DataFrame({"category": ["car", "car", "person", "person"],
+                      "roi.asset": ["car/sedan", "car/suv", "person/walking", "person/walking"],
+                      "environment.fog_visibility_m": [30.0, 30.0, 30.0, 10000.0],
+                      "variant": ["fog", "fog", "fog", "base"]})
+    dims, _ = build_dimensions(t)
+    plain = equivalent_levels(dims)
+    d, i = plain[("roi.asset", 2)]  # person/walking holds the same rows as class = person (fewer levels)
+    assert d.level_text(i) == "class = person"
+    d, i = plain[("variant", 1)]  # variant = fog: the same rows as the fog taxonomy's level, which wins
+    assert d.level_text(i) == "fog_visibility_m < 50 m"
+    d, i = plain[("roi.asset", 0)]  # car/sedan has no equivalent
+    assert d.level_text(i) == "asset = car/sedan"

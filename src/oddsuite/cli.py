@@ -11,11 +11,16 @@ import importlib
 import logging
 import sys
 
+from oddsuite.errors import OddsuiteError, UserError  # noqa: F401 - UserError kept importable from here
+
 #: sub-command modules under oddsuite.commands, in the order `--help` lists them
 COMMANDS = [
     "generate",
     "verify",
+    "sign",
+    "keygen",
     "evaluate",
+    "score",
     "export",
     "train",
     "faults",
@@ -25,10 +30,6 @@ COMMANDS = [
     "compare",
     "demo",
 ]
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one clear message, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,11 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from oddsuite.errors import OddsuiteError
-
     try:
         return int(args.func(args) or 0)
-    except (OddsuiteError, UserError) as e:
+    except OddsuiteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

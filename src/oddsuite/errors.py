@@ -19,3 +19,8 @@ class ModelError(OddsuiteError):
 
 class RenderError(OddsuiteError):
     """A render engine is not installed, or its worker failed."""
+
+
+class UserError(OddsuiteError):
+    """A problem with the user's command-line input (options that do not fit together): printed
+    as one clear message, exit code 2."""

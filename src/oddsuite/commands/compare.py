@@ -79,8 +79,8 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from oddsuite.cli import UserError
-    from oddsuite.compare import compare_models
+    from oddsuite.errors import UserError
+    from oddsuite.studies.compare import compare_models
 
     if len(args.model) != 2:
         raise UserError(f"--model: give exactly two models (A then B), got {len(args.model)}")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,7 @@ def _ci(fig: dict[str, Any]) -> str:
 
 
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
-    """A short table of the headline figures, each with its count."""
+    """A short table of the headline figures, each with its count, and what the FP figures count."""
     m = metrics["map"]
     ca = metrics["context_accuracy"]["overall"]
     fp = metrics["context_fp"]
@@ -64,42 +63,41 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         ("permutation mAP", _fmt(m["permutation"]["map"]), f"{m['permutation']['n_images']} images"),
         ("isolated mAP", _fmt(m["isolated"]["map"]), f"{m['isolated']['n_images']} images"),
         ("rPC (perm / isolated)", _fmt(rpc["value"]), ""),
-        ("context accuracy", _fmt(ca["value"]) + _ci(ca), f"{ca['n']} ROIs, {ca['n_pairs']} pairs"),
+        ("context accuracy", _fmt(ca["value"]) + _ci(ca),
+         f"{ca['n']} ROIs, {ca['n_pairs']} pairs, {ca.get('n_occluded_in_context', 0)} occluded in context"),
         ("context-induced FP / image", _fmt(fp["per_image"]["value"]), f"{fp['n_images']} images"),
     ]
+    ffp = metrics.get("full_scene_fp")
+    if ffp:
+        share = ffp["images_with_fp"]
+        rows.append(("full-scene FP / image", _fmt(ffp["per_image"]["value"]),
+                     f"{ffp['n_images']} images, {share['k']} with a FP ({_fmt(share['value'])}{_ci(share)})"))
     dropped = metrics.get("dropped_classes")
     if dropped:
         rows.append(("dropped detections", str(dropped["n"]), f"{len(dropped['by_class'])} classes"))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
-    return [f"  {a:<{w0}}  {b:>{w1}}  {c}".rstrip() for a, b, c in rows]
-
-
-def _sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    lines = [f"  {a:<{w0}}  {b:>{w1}}  {c}".rstrip() for a, b, c in rows]
+    tide = (metrics.get("tide") or {}).get("full") or {}
+    if tide.get("ap_base") is not None:
+        parts = " ".join(f"{k} {v:.3f}" for k, v in tide["delta_ap"].items() if k not in ("FP", "FN"))
+        lines.append(f"  TIDE dAP50, full scenes ({tide['n_images']} images): {parts}")
+    lines.append("  FP: score >= conf, overlapping no ground truth or ignore region (IoU >= iou); a wrong-class "
+                 "box on a ROI is a mislabel, not a FP. Context-induced: absent from the single-ROI images "
+                 "(their detections also from conf).")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
     from oddsuite.evaluate import evaluate_suite
     from oddsuite.models import load_detector
-
-    from oddsuite.commands.generate import make_executor
-    from oddsuite.evaluate.loop import DetectorRecipe
+    from oddsuite.run import make_executor
 
     detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
     sharded = args.executor == "ray" or args.workers > 1
-    recipe = DetectorRecipe(str(Path(args.model).resolve()), args.sha256, args.trust_pickle, args.class_map)
     metrics = evaluate_suite(args.suite, detector, args.out, iou=args.iou, conf=args.conf, batch=args.batch,
-                             class_map=args.class_map,
-                             model_sha256=args.sha256 or getattr(detector, "sha256", None) or _sha256(args.model),
-                             progress=not args.no_progress,
-                             executor=make_executor(args) if sharded else None, recipe=recipe if sharded else None)
+                             class_map=args.class_map, progress=not args.no_progress,
+                             executor=make_executor(args.executor, args.workers, args.address) if sharded else None)
     print(f"{detector.name} on {args.suite}  (iou {args.iou}, conf {args.conf})")
     for line in summary_lines(metrics):
         print(line)

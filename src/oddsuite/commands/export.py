@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
 def run(args) -> int:
     import json
 
-    from oddsuite.models.yolo_dataset import EXPORT_CARD, export_yolo
+    from oddsuite.training.yolo_dataset import EXPORT_CARD, export_yolo
 
     data_yaml = export_yolo(args.suite, args.out, images=args.images, link=not args.copy,
                             val_fraction=args.val_fraction, seed=args.seed)

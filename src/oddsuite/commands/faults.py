@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from oddsuite.commands._args import positive_int as _positive_int
+from oddsuite.errors import UserError
 
 MLP_SUITE = "mlp-digits"
 
@@ -75,7 +76,7 @@ def _bits(text: str) -> list[int]:
 
 
 def _array(text: str):
-    from oddsuite.models.accelerator import SystolicArray
+    from oddsuite.accelerator import SystolicArray
 
     try:
         return SystolicArray.parse(text)
@@ -128,111 +129,35 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _calibration_files(suite_dir: Path, n: int) -> list[Path]:
-    """The first ``n`` full-scene images of the suite (all images if it has no full ones)."""
-    from oddsuite.evaluate import load_suite
-
-    suite = load_suite(suite_dir)
-    images = [im for im in suite.gt["images"] if im.get("is_full")] or list(suite.gt["images"])
-    return [suite.image_path(im).resolve() for im in images[:n]]
-
-
-def _calibration_images(suite_dir: Path, n: int):
-    import numpy as np
-    from PIL import Image
-
-    out = []
-    for p in _calibration_files(suite_dir, n):
-        with Image.open(p) as f:
-            out.append(np.asarray(f.convert("RGB"), dtype=np.uint8))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    from oddsuite.cli import UserError
-
-    fault = args.fault
-    default_mit = ["none", "fap"] if fault == "stuck-at" else ["none", "te-drop"]
-    mitigations = args.mitigation or default_mit
-    faulty = args.faulty_pes if args.faulty_pes is not None else [0, 1, 4, 16]
-    rates = args.error_rate if args.error_rate is not None else [1e-6, 1e-5]
-    array = args.array
-
     if args.suite == MLP_SUITE:
-        from oddsuite.models.accelerator.mlp_experiment import MLPExperimentConfig, run_mlp_experiment
-
-        if fault == "stuck-at":
-            bad = [m for m in mitigations if m not in ("none", "fap", "fap+t")]
-            if bad:
-                raise UserError(f"--mitigation {bad[0]!r} does not apply to stuck-at faults (none, fap, fap+t)")
-            if any(n > array.rows * array.cols for n in faulty):
-                raise UserError(f"--faulty-pes exceeds the {array.rows}x{array.cols} array")
-            timing_modes: list[str] = []
-        else:
-            bad = [m for m in mitigations if m not in ("none", "te-drop")]
-            if bad:
-                raise UserError(f"--mitigation {bad[0]!r} does not apply to timing faults (none, te-drop)")
-            timing_modes = ["propagate" if m == "none" else "te-drop" for m in mitigations]
-        cfg = MLPExperimentConfig(rows=array.rows, cols=array.cols, maps=args.maps, seed=args.seed,
-                                  faulty_pes=tuple(faulty) if fault == "stuck-at" else (),
-                                  mitigations=tuple(mitigations) if fault == "stuck-at" else (),
-                                  timing_rates=tuple(rates) if fault == "timing" else (),
-                                  timing_modes=tuple(timing_modes), keep_bits=args.keep_bits, bits=args.bits)
-        res = run_mlp_experiment(args.out, cfg, progress=not args.no_progress)
-        print(f"MLP on digits: float {res['model']['float_accuracy']:.4f}, int8 {res['model']['int8_accuracy']:.4f} "
-              f"on {res['array']}")
-        for r in res["stuck_at_summary"]:
-            print(f"  {r['faulty_pes']:>6} faulty PEs  {r['mitigation']:<6} accuracy median {r['median']:.4f} "
-                  f"[{r['min']:.4f}, {r['max']:.4f}] over {r['n']} maps")
-        for r in res["timing_summary"]:
-            print(f"  rate {r['rate']:<8g} {r['mode']:<9} accuracy median {r['median']:.4f} [{r['min']:.4f}, {r['max']:.4f}]")
-        print(f"findings: {res['findings']}")
-        print(f"wrote {args.out}/results.json, stuck_at.csv, timing.csv, mlp_faults.png")
-        return 0
+        return _run_mlp(args)
+    from oddsuite.run import make_executor
+    from oddsuite.studies.fault_sweep import SweepSpec, sweep_model
+    from oddsuite.training.yolo_dataset import exported_from
 
     if args.model is None:
         raise UserError("--model is required (or use SUITE = mlp-digits for the built-in MLP experiment)")
-    from oddsuite.models import load_detector
-    from oddsuite.models.accelerator.sweep import SweepSpec, run_detector_sweep
-
-    fapt = fault == "stuck-at" and "fap+t" in mitigations
-    train_data = None
-    if args.train_data is not None:
-        if not fapt:
-            print("note: --train-data is used only by --mitigation fap+t (stuck-at); ignored", file=sys.stderr)
-        else:
-            train_data = args.train_data.expanduser().resolve()
-            if not train_data.is_file():
-                raise UserError(f"--train-data {args.train_data}: no such data set yaml")
-    spec = SweepSpec(fault=fault, faulty_pes=faulty, error_rates=rates, mitigations=mitigations, maps=args.maps,
-                     seed=args.seed, bits=args.bits, keep_bits=args.keep_bits, batch=args.batch,
-                     train_data=str(train_data) if train_data else None, ft_epochs=args.ft_epochs,
-                     ft_imgsz=args.ft_imgsz, ft_batch=args.ft_batch)
+    spec = SweepSpec.for_fault(args.fault, faulty_pes=args.faulty_pes, error_rates=args.error_rate,
+                               mitigations=args.mitigation, train_data=args.train_data, maps=args.maps,
+                               seed=args.seed, bits=args.bits, keep_bits=args.keep_bits, batch=args.batch,
+                               ft_epochs=args.ft_epochs, ft_imgsz=args.ft_imgsz, ft_batch=args.ft_batch)
+    if args.train_data is not None and not spec.fine_tunes:
+        print("note: --train-data is used only by --mitigation fap+t (stuck-at); ignored", file=sys.stderr)
     try:
-        spec.validate(array)
+        spec.validate(args.array)
     except ValueError as e:
         raise UserError(str(e)) from None
-    if train_data is not None:
-        for why in _same_suite(train_data, Path(args.suite)):
+    if spec.train_data is not None:
+        for why in exported_from(spec.train_data, args.suite):
             print(f"warning: --train-data {args.train_data} {why}: FAP+T would be fine-tuned on the suite it is "
                   "scored on; export a separate training suite", file=sys.stderr)
-    detector = load_detector(args.model, sha256=args.sha256, trust_pickle=args.trust_pickle)
-    if getattr(detector, "torch_model", None) is None:
-        raise UserError(f"{args.model}: fault injection needs a torch-backed detector (ultralytics yaml + "
-                        f"safetensors, or a trusted .pt); {type(detector).__name__} has no torch model")
-    calib = _calibration_images(Path(args.suite), args.calib)
-    executor = recipe = None
-    if args.executor == "ray" or args.workers > 1:
-        from oddsuite.commands.generate import make_executor
-        from oddsuite.evaluate.loop import DetectorRecipe
-
-        executor = make_executor(args)
-        recipe = DetectorRecipe(str(Path(args.model).resolve()), args.sha256, args.trust_pickle)
-    res = run_detector_sweep(Path(args.suite), detector, args.out, array, spec, calib, progress=not args.no_progress,
-                             executor=executor, recipe=recipe,
-                             calib_files=[str(p) for p in _calibration_files(Path(args.suite), args.calib)])
-    key = "faulty_pes" if fault == "stuck-at" else "rate"
-    print(f"{res['detector']} on {res['array']} ({fault}): full-scene mAP@[.5:.95]")
+    sharded = args.executor == "ray" or args.workers > 1
+    res = sweep_model(Path(args.suite), args.model, args.out, args.array, spec, sha256=args.sha256,
+                      trust_pickle=args.trust_pickle, calib=args.calib, progress=not args.no_progress,
+                      executor=make_executor(args.executor, args.workers, args.address) if sharded else None)
+    key = "faulty_pes" if spec.fault == "stuck-at" else "rate"
+    print(f"{res['detector']} on {res['array']} ({spec.fault}): full-scene mAP@[.5:.95]")
     for r in res["summary"]:
         print(f"  {key} {r[key]:<8g} {r['mitigation']:<8} median {r['median']:.4f} [{r['min']:.4f}, {r['max']:.4f}] "
               f"over {r['n']} run(s)")
@@ -244,35 +169,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _same_suite(data_yaml: Path, suite_dir: Path) -> list[str]:
-    """Why the data set looks exported from ``suite_dir`` (empty when it does not): its export
-    card(s) (``export.json`` next to the data yaml or in its sub-folders, as ``oddsuite train``
-    writes them) name the same suite folder, or a suite with the same manifest or annotations."""
-    import hashlib
-    import json
+def _run_mlp(args: argparse.Namespace) -> int:
+    from oddsuite.studies.mlp_experiment import mlp_config, run_mlp_experiment
 
-    def digest(p: Path) -> str | None:
-        try:
-            return hashlib.sha256(p.read_bytes()).hexdigest()
-        except OSError:
-            return None
-
-    suite = suite_dir.resolve()
-    ours = {"manifest.json": digest(suite / "manifest.json"), "annotations.json": digest(suite / "annotations.json")}
-    cards = [data_yaml.parent / "export.json"] + sorted(data_yaml.parent.glob("*/export.json"))
-    out = []
-    for card_path in cards:
-        try:
-            card = json.loads(card_path.read_text())
-        except (OSError, ValueError):
-            continue
-        src = Path(str(card.get("suite", "")))
-        if not str(card.get("suite", "")):
-            continue
-        if src.resolve() == suite:
-            out.append(f"was exported from {suite}")
-        elif ours["manifest.json"] and digest(src / "manifest.json") == ours["manifest.json"]:
-            out.append(f"was exported from {src}, whose manifest.json equals the evaluated suite's")
-        elif ours["annotations.json"] and card.get("annotations_sha256") == ours["annotations.json"]:
-            out.append(f"was exported from {src}, whose annotations.json equals the evaluated suite's")
-    return out
+    default_mit = ["none", "fap"] if args.fault == "stuck-at" else ["none", "te-drop"]
+    try:
+        cfg = mlp_config(args.fault, args.array.rows, args.array.cols,
+                         faulty_pes=args.faulty_pes if args.faulty_pes is not None else [0, 1, 4, 16],
+                         mitigations=args.mitigation or default_mit,
+                         rates=args.error_rate if args.error_rate is not None else [1e-6, 1e-5],
+                         maps=args.maps, seed=args.seed, keep_bits=args.keep_bits, bits=args.bits)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    res = run_mlp_experiment(args.out, cfg, progress=not args.no_progress)
+    print(f"MLP on digits: float {res['model']['float_accuracy']:.4f}, int8 {res['model']['int8_accuracy']:.4f} "
+          f"on {res['array']}")
+    for r in res["stuck_at_summary"]:
+        print(f"  {r['faulty_pes']:>6} faulty PEs  {r['mitigation']:<6} accuracy median {r['median']:.4f} "
+              f"[{r['min']:.4f}, {r['max']:.4f}] over {r['n']} maps")
+    for r in res["timing_summary"]:
+        print(f"  rate {r['rate']:<8g} {r['mode']:<9} accuracy median {r['median']:.4f} [{r['min']:.4f}, {r['max']:.4f}]")
+    print(f"findings: {res['findings']}")
+    print(f"wrote {args.out}/results.json, stuck_at.csv, timing.csv, mlp_faults.png")
+    return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -25,36 +26,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def make_executor(args):
-    if getattr(args, "executor", "local") == "ray":
-        from oddsuite.run.ray_executor import RayExecutor
+class SceneProgress:
+    """The progress of a generate run on the terminal: a header line once the run is planned,
+    then a bar of scenes done (with the images written so far). Use as a context manager and
+    pass ``on_start`` and ``on_scene`` to ``generate_suite``."""
 
-        return RayExecutor(workers=args.workers, address=args.address)
-    from oddsuite.run import LocalExecutor
+    def __init__(self, header: Callable[[int], str]):
+        self.header = header  # n_scenes -> the line printed when the run starts
+        self.bar = None
+        self.images = 0
 
-    return LocalExecutor(args.workers)
+    def on_start(self, plan) -> None:
+        print(self.header(plan.scenes), flush=True)
+        self.bar = tqdm(total=plan.scenes, unit="scene", desc="rendering")
+
+    def on_scene(self, n_images: int) -> None:
+        self.images += n_images
+        self.bar.set_postfix(images=self.images, refresh=False)
+        self.bar.update(1)
+
+    def __enter__(self) -> "SceneProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run(args) -> int:
+    from oddsuite.run import make_executor
     from oddsuite.suite import generate_suite
 
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes is not None else None
-    bar: dict = {}
-
-    def on_start(n_scenes: int, n_images: int) -> None:
-        print(f"{args.spec}: {n_scenes} scenes, {n_images} images -> {args.out}")
-        bar["b"] = tqdm(total=n_images, unit="img", desc="rendering")
-
-    def on_scene(n: int) -> None:
-        bar["b"].update(n)
-
-    try:
+    with SceneProgress(lambda n: f"{args.spec}: {n} scenes -> {args.out}") as progress:
         res = generate_suite(args.spec, args.out, scenes=args.scenes, seed=args.seed, workers=args.workers,
-                             plan=args.plan, modes=modes, renderer=args.renderer, executor=make_executor(args),
-                             on_start=on_start, on_scene=on_scene)
-    finally:
-        if "b" in bar:
-            bar["b"].close()
-    extra = f" ({res.resumed} scenes kept from an earlier run)" if res.resumed else ""
+                             plan=args.plan, modes=modes, renderer=args.renderer,
+                             executor=make_executor(args.executor, args.workers, args.address),
+                             on_start=progress.on_start, on_scene=progress.on_scene)
+    if res.status == "unchanged":
+        print(f"{res.out_dir}: already a finished suite of {res.scenes} scenes ({res.images} images); nothing to do")
+        return 0
+    extra = {"extended": f" (extended; {res.resumed} scenes kept)",
+             "resumed": f" ({res.resumed} scenes kept from an earlier run)"}.get(res.status, "")
     print(f"suite written: {res.out_dir} ({res.scenes} scenes, {res.images} images){extra}")
+    r = res.render
+    if r.get("frames"):
+        print(f"render: {r['engine']} {r['version']} on {r['device']}, {r['frames']} frames, "
+              f"{r['seconds_per_frame']:.3g} s per frame")
     return 0

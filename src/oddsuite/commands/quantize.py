@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from oddsuite.models.quantize import quantize_model
+    from oddsuite.quant.quantize import quantize_model
 
     res = quantize_model(args.model, args.calib, args.out, calib_images=args.calib_images, seed=args.seed,
                          method=args.method, keep_float=args.keep_float, activations=args.activations,

@@ -44,11 +44,6 @@ def run(args: argparse.Namespace) -> int:
         trace_options["image_set"] = args.images
     if args.min_support is not None:
         trace_options["min_support"] = args.min_support
-    for d in (args.compare or []) + (args.faults or []):
-        if not d.is_dir():
-            from oddsuite.cli import UserError
-
-            raise UserError(f"{d}: not a folder")
     path = build_report(args.results, args.out, suite_dir=args.suite, compare=args.compare, faults=args.faults,
                         trace_options=trace_options or None, n_examples=args.examples)
     size = path.stat().st_size

@@ -34,12 +34,17 @@ def register(subparsers: Any) -> None:
                     "is a ROI that is missed or mislabelled; ignore regions are left out. Slices (one level of "
                     "one condition) are ranked by the lower end of their failure rate's 95% Wilson interval minus "
                     "the overall failure rate: positive only when the slice fails more often than overall even "
-                    "at the pessimistic end of its interval.")
+                    "at the pessimistic end of its interval; after the first, each slice is ranked on the rows the "
+                    "slices above it do not cover. Prints the top class-presence influences (any ROI of a class "
+                    "present vs none) and ROI influences, and names what the suite's permutation plan cannot "
+                    "separate.")
     p.add_argument("results", metavar="RESULTS_DIR", type=Path, help="results folder (from `oddsuite evaluate`)")
     p.add_argument("--images", choices=("full", "permutation", "all"), default="full",
                    help="which images to trace: full scenes (default), permutation images, or all")
     p.add_argument("--min-support", type=_positive_int, default=20, metavar="N",
-                   help="fewest ROI rows for a slice, heatmap cell or rule to be ranked (default 20)")
+                   help="slices, heatmap cells and presence rows with fewer ROI rows are marked 'small n' (all are "
+                        "shown, ranked by their interval's lower bound); also the rule tree's fewest rows per leaf "
+                        "(default 20)")
     p.add_argument("--max-depth", type=_depth, default=3, metavar="D", help="depth of the rule tree, 1..3 (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the rule tree (default 0)")
     p.add_argument("--top-pairs", type=int, default=4, metavar="K", help="heatmaps of the K best pairs (default 4)")
@@ -52,33 +57,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _ci(r: dict[str, Any]) -> str:
-    if r.get("value") is None:
-        return "undefined (n = 0)"
-    lo, hi = r["ci95"]
-    return f"{r['value']:.2f} [{lo:.2f}, {hi:.2f}]"
-
-
-def summary_lines(data: dict[str, Any], top: int = 5) -> list[str]:
-    ov = data["overall"]
-    lines = [f"traced {ov['n']} ROI rows of {data['settings']['image_set_text']}: "
-             f"failure rate {_ci(ov['rate'])}, {ov['failures']} failures"]
-    if data["slices"]:
-        lines.append(f"most clearly failing conditions (n >= {data['settings']['min_support']}):")
-        for s in data["slices"][:top]:
-            lines.append(f"  {s['summary']}")
-    else:
-        lines.append(f"no condition has n >= {data['settings']['min_support']} ROI rows (lower --min-support)")
-    rules = [r for r in data["rules"] if r["above_overall"]]
-    if rules:
-        lines.append("rules:")
-        for r in rules[:top]:
-            lines.append(f"  {r['summary']}")
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
     from oddsuite.trace import trace_results
+    from oddsuite.trace.summary import summary_lines
 
     bins = dict(args.bins) if args.bins else None
     t = trace_results(args.results, suite_dir=args.suite, out_dir=args.out, image_set=args.images,

@@ -2,7 +2,7 @@
 
 Generates a training suite from SPEC (full scenes under the spec's environment variants) with
 a suite seed from the training range (disjoint from validation seeds, see
-``oddsuite.models.train.training_suite_seed``), exports it as a YOLO data set and trains
+``oddsuite.training.train.training_suite_seed``), exports it as a YOLO data set and trains
 yolov8n from its yaml on CPU, offline. DIR ends up loadable by ``load_detector`` /
 ``oddsuite evaluate --model DIR``::
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from oddsuite.commands._args import positive_int as _positive_int
+from oddsuite.errors import UserError
 
 
 def _scenes(text: str) -> tuple[int, ...]:
@@ -22,7 +23,7 @@ def _scenes(text: str) -> tuple[int, ...]:
 
 
 def _seed(text: str) -> int:
-    from oddsuite.models.train import MAX_TRAIN_SEED
+    from oddsuite.training import MAX_TRAIN_SEED
 
     try:
         v = int(text)
@@ -77,68 +78,30 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from oddsuite.models.train import train_detector, training_suite_seed
-    from oddsuite.models.yolo_dataset import export_yolo
-    from oddsuite.suite import generate_suite
+    from oddsuite.commands.generate import SceneProgress
+    from oddsuite.training.suite_data import build_training_data, train_on
 
-    from oddsuite.odd import load_spec
-    from oddsuite.odd.spec import BUILTIN_CLASSES
-
-    out: Path = args.out
     specs = list(args.spec)
     if len(args.scenes) not in (1, len(specs)):
-        from oddsuite.cli import UserError
-
         raise UserError(f"--scenes has {len(args.scenes)} numbers for {len(specs)} specs; give one, or one per spec")
-    scenes = list(args.scenes) * len(specs) if len(args.scenes) == 1 else list(args.scenes)
-    suite_seed = training_suite_seed(args.seed)
-    # one class list for all specs: built-in classes in their fixed order, then others as they come
-    names: list[str] = []
-    for sp in specs:
-        names += [n for n in load_spec(sp).class_names if n not in names]
-    first = list(names)
-    names.sort(key=lambda n: (BUILTIN_CLASSES.index(n) if n in BUILTIN_CLASSES else len(BUILTIN_CLASSES),
-                              first.index(n)))
-    multi = len(specs) > 1
-    train_dirs, val_dirs, suites = [], [], []
-    for sp, n_scenes in zip(specs, scenes):
-        stem = load_spec(sp).name
-        suite_dir = out / "train_suite" / stem if multi else out / "train_suite"
-        data_dir = out / "train_data" / stem if multi else out / "train_data"
-        bar: dict = {}
+    shown: dict[str, SceneProgress] = {}
 
-        def on_start(n_sc: int, n_images: int) -> None:
-            print(f"{sp}: training suite of {n_sc} scenes, {n_images} images (suite seed {suite_seed}) "
-                  f"-> {suite_dir}")
-            bar["b"] = tqdm(total=n_images, unit="img", desc="rendering")
+    def on_start(spec: Path, suite_dir: Path, suite_seed: int, plan) -> None:
+        shown["p"] = SceneProgress(lambda n: f"{spec}: training suite of {n} scenes (suite seed {suite_seed}) -> "
+                                             f"{suite_dir}")
+        shown["p"].on_start(plan)
 
-        def on_scene(n: int) -> None:
-            bar["b"].update(n)
+    def on_done(spec: Path) -> None:
+        if "p" in shown:
+            shown.pop("p").__exit__(None, None, None)
 
-        try:
-            res = generate_suite(sp, suite_dir, scenes=n_scenes, seed=suite_seed, workers=args.workers,
-                                 plan=args.plan, on_start=on_start, on_scene=on_scene)
-        finally:
-            if "b" in bar:
-                bar["b"].close()
-        if getattr(res, "failures", None):
-            print(f"warning: {len(res.failures)} scenes failed to render and are left out", file=sys.stderr)
-        dy = export_yolo(suite_dir, data_dir, images=args.images, link=True, val_fraction=args.val_fraction,
-                         seed=args.seed, classes=names if multi else None)
-        train_dirs.append(str((data_dir / "images" / "train").resolve()))
-        val = data_dir / "images" / "val"
-        val_dirs.append(str((val if val.is_dir() else data_dir / "images" / "train").resolve()))
-        suites.append({"spec": str(sp), "dir": str(suite_dir), "scenes": n_scenes})
-    if multi:
-        import yaml
-
-        data_yaml = out / "train_data" / "data.yaml"
-        data_yaml.write_text(yaml.safe_dump({"path": str((out / "train_data").resolve()), "train": train_dirs,
-                                             "val": val_dirs, "nc": len(names),
-                                             "names": dict(enumerate(names))}, sort_keys=False))
-    else:
-        data_yaml = dy
-    print(f"data set: {data_yaml}; training {args.arch} for {args.epochs} epochs at imgsz {args.imgsz} (CPU)")
+    data = build_training_data(specs, args.out, scenes=list(args.scenes) * len(specs) if len(args.scenes) == 1
+                               else list(args.scenes), seed=args.seed, plan=args.plan, images=args.images,
+                               val_fraction=args.val_fraction, workers=args.workers, on_start=on_start,
+                               on_scene=lambda n: shown["p"].on_scene(n), on_done=on_done)
+    for n in data.failures.values():
+        print(f"warning: {n} scenes failed to render and are left out", file=sys.stderr)
+    print(f"data set: {data.data_yaml}; training {args.arch} for {args.epochs} epochs at imgsz {args.imgsz} (CPU)")
     ebar = tqdm(total=args.epochs, unit="epoch", desc="training")
 
     def on_epoch(epoch: int, epochs: int, metrics: dict) -> None:
@@ -148,11 +111,9 @@ def run(args) -> int:
         ebar.update(1)
 
     try:
-        train_detector(data_yaml, out, arch=args.arch, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                       seed=args.seed, workers=0, name=out.name, command=command_of(args), on_epoch=on_epoch,
-                       extra={"training_suite": {"seed": suite_seed, "suites": suites, "plan": args.plan,
-                                                 "images": args.images}})
+        train_on(data, args.out, arch=args.arch, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                 seed=args.seed, plan=args.plan, images=args.images, command=command_of(args), on_epoch=on_epoch)
     finally:
         ebar.close()
-    print(f"model written: {out} (evaluate with: oddsuite evaluate SUITE --model {out} --out RESULTS)")
+    print(f"model written: {args.out} (evaluate with: oddsuite evaluate SUITE --model {args.out} --out RESULTS)")
     return 0

@@ -13,31 +13,28 @@ metrics.json, run.json, plus ``.state/`` (resume bookkeeping, like a suite's):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import platform
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from oddsuite.errors import ModelError, OddsuiteError, SuiteError
 from oddsuite.evaluate.classes import ClassMapping, map_classes, parse_class_map
-from oddsuite.evaluate.io import write_json_atomic, write_parquet_atomic, write_text_atomic
-from oddsuite.evaluate.suite import Suite, load_suite
-from oddsuite.metrics.coco import MAP_SCORE_FLOOR
+from oddsuite.fileio import atomic_write_text, sha256_file, write_json, write_parquet
+from oddsuite.metrics.coco import MAP_SCORE_FLOOR, engine_info
 from oddsuite.metrics.consistency import consistency
 from oddsuite.metrics.stats import json_clean
 from oddsuite.metrics.matching import DEFAULT_CONF, DEFAULT_IOU, OUTCOME_COLUMNS
 from oddsuite.metrics.summary import score_predictions
 from oddsuite.metrics.tables import with_parameters
-from oddsuite.models.base import Detections, Detector
+from oddsuite.models.base import Detections, Detector, model_info
+from oddsuite.suite.reader import Suite, load_suite, read_image
 
 log = logging.getLogger(__name__)
 
@@ -64,68 +61,53 @@ class PredictionRun:
 
 
 @dataclass(frozen=True)
-class DetectorRecipe:
-    """How to re-create a detector in another process (Ray or pool workers): a picklable
-    ``load_detector`` call. Workers cache the loaded detector per recipe."""
-
-    path: str
-    sha256: str | None = None
-    trust_pickle: bool = False
-    class_map: Any = None  # a mapping is kept as sorted items, so recipes hash
-
-    def __post_init__(self) -> None:
-        if isinstance(self.class_map, Mapping):
-            object.__setattr__(self, "class_map", tuple(sorted(self.class_map.items())))
-
-    def load(self) -> Detector:
-        from oddsuite.models import load_detector
-
-        cm = dict(self.class_map) if isinstance(self.class_map, tuple) else self.class_map
-        return load_detector(self.path, sha256=self.sha256, trust_pickle=self.trust_pickle, class_map=cm)
-
-
-@dataclass(frozen=True)
 class _SceneTask:
-    recipe: Any  # anything with .load() -> Detector, picklable
+    recipe: Any  # the detector's info.recipe: picklable, hashable, .load() -> Detector
     suite_dir: str
     scene_id: int
-    images: tuple[tuple[int, str], ...]  # (image id, file name)
+    images: tuple[tuple[int, str, int, int], ...]  # (image id, file name, width, height)
     batch: int
 
 
 _WORKER_DETECTORS: dict[Any, Detector] = {}
 
 
-def _predict_scene(task: _SceneTask) -> list[tuple[int, Detections]]:
-    """Worker side: predict one scene's images (the detector is loaded once per process)."""
-    if task.recipe not in _WORKER_DETECTORS:
-        _WORKER_DETECTORS.clear()
-        _WORKER_DETECTORS[task.recipe] = task.recipe.load()
-    det = _WORKER_DETECTORS[task.recipe]
-    out: list[tuple[int, Detections]] = []
-    for start in range(0, len(task.images), task.batch):
-        part = task.images[start:start + task.batch]
-        arrays = [np.asarray(Image.open(Path(task.suite_dir) / name).convert("RGB")) for _, name in part]
-        res = det.predict(arrays, conf=MAP_SCORE_FLOOR)
-        if not isinstance(res, (list, tuple)) or len(res) != len(part):
-            raise ModelError(f"detector {det.name!r}: predict() on {len(part)} images returned a wrong count")
-        out.extend((iid, d) for (iid, _), d in zip(part, res))
-    return out
+# ----------------------------------------------------------------------------- per-batch steps
+# (ultralytics' validator pattern: the in-process loop and the executor's workers run the same
+# steps; only the scheduling differs)
 
 
-def _load_image(suite: Suite, image: Mapping[str, Any]) -> np.ndarray:
-    path = suite.image_path(dict(image))
-    if not path.is_file():
-        raise SuiteError(f"{path}: image file missing (annotations.json images id {image['id']})")
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except OSError as e:
-        raise SuiteError(f"{path}: not a readable image ({e})") from e
-    if arr.shape[0] != image["height"] or arr.shape[1] != image["width"]:
-        raise SuiteError(f"{path}: is {arr.shape[1]}x{arr.shape[0]} but annotations.json images id {image['id']} "
-                         f"says width {image['width']}, height {image['height']}")
-    return arr
+def scene_batches(images: Sequence[Mapping[str, Any]], batch: int) -> list[list[Mapping[str, Any]]]:
+    """Consecutive images in batches of at most ``batch`` that never span scenes: the same
+    batches whether a scene runs here or on a worker, so a scene's predictions do not depend on
+    where it runs (CPU kernels are not bit-stable across batch compositions)."""
+    batches: list[list[Mapping[str, Any]]] = []
+    for im in images:
+        if batches and len(batches[-1]) < batch and batches[-1][0].get("scene_id") == im.get("scene_id"):
+            batches[-1].append(im)
+        else:
+            batches.append([im])
+    return batches
+
+
+def load_images(root: Path, images: Sequence[Mapping[str, Any]]) -> list[np.ndarray]:
+    """Step 1: the batch's images as HxWx3 uint8 RGB, each checked against its record (exists,
+    readable, width and height as annotations.json says); SuiteError naming the file otherwise."""
+    return [read_image(Path(root) / str(image["file_name"]), size=(int(image["width"]), int(image["height"])),
+                       what=f"annotations.json images id {image['id']}") for image in images]
+
+
+def predict_batch(detector: Detector, arrays: Sequence[np.ndarray]) -> list[Detections]:
+    """Steps 2 and 3: predict at the mAP score floor and check that one Detections came back
+    per image (ModelError naming the detector otherwise)."""
+    result = detector.predict(arrays, conf=MAP_SCORE_FLOOR)
+    if not isinstance(result, (list, tuple)) or len(result) != len(arrays):
+        raise ModelError(f"detector {detector.name!r}: predict() on {len(arrays)} images returned "
+                         f"{len(result) if isinstance(result, (list, tuple)) else type(result).__name__}")
+    for det in result:
+        if not isinstance(det, Detections):
+            raise ModelError(f"detector {detector.name!r}: predict() returned {type(det).__name__}, not Detections")
+    return list(result)
 
 
 def _convert(image_id: int, det: Detections, mapping: ClassMapping, detector_classes: Mapping[int, str],
@@ -150,10 +132,32 @@ def _convert(image_id: int, det: Detections, mapping: ClassMapping, detector_cla
     return out, dropped, invalid
 
 
+def _worker_detector(recipe: Any) -> Detector:
+    """The detector of ``recipe``, loaded once per worker process (the last one kept)."""
+    if recipe not in _WORKER_DETECTORS:
+        _WORKER_DETECTORS.clear()
+        _WORKER_DETECTORS[recipe] = recipe.load()
+    return _WORKER_DETECTORS[recipe]
+
+
+def _predict_scene(task: _SceneTask) -> list[tuple[int, Detections]]:
+    """Worker side: steps 1-3 for one scene's images, in the same batches as in-process."""
+    det = _worker_detector(task.recipe)
+    images = [{"id": i, "file_name": f, "width": w, "height": h, "scene_id": task.scene_id}
+              for i, f, w, h in task.images]
+    out: list[tuple[int, Detections]] = []
+    for part in scene_batches(images, task.batch):
+        out.extend(zip((int(im["id"]) for im in part), predict_batch(det, load_images(Path(task.suite_dir), part))))
+    return out
+
+
+# ----------------------------------------------------------------------------- resume state
+
+
 def _state_key(suite: Suite, detector: Detector, mapping: ClassMapping) -> dict[str, Any]:
     return {
         "detector": str(detector.name),
-        "model_sha256": getattr(detector, "sha256", None),  # two files of one name must not mix
+        "model_sha256": model_info(detector).sha256,  # two files of one name must not mix
         "detector_classes": {str(k): str(v) for k, v in sorted(detector.classes.items())},
         "class_mapping": dict(sorted(mapping.names.items())),
         "suite_manifest_sha256": suite.manifest_sha256,
@@ -178,27 +182,10 @@ def _read_chunks(chunk_dir: Path, known: set[int]) -> dict[int, dict[str, Any]]:
     return done
 
 
-def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batch: int = 8,
-                  class_map: Mapping[str, str] | str | None = None, conf: float = DEFAULT_CONF,
-                  progress: bool = True, executor: Any = None, recipe: Any = None) -> PredictionRun:
-    """Predict every image of ``suite`` not yet predicted in ``out_dir`` (see module doc).
-
-    With an ``executor`` (oddsuite.run: local pool or Ray) and a ``recipe`` (a picklable
-    object whose ``load()`` re-creates ``detector`` in a worker), the images are sharded
-    by scene; each finished scene is written as one chunk, so a crash of the driver loses
-    no finished scene. A scene whose task keeps failing is reported by its scene id after
-    the others are done."""
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    out = Path(out_dir)
-    if class_map is None:
-        class_map = getattr(detector, "class_map", None) or None  # set by models.load_detector(class_map=...)
-    mapping = map_classes(detector.classes, suite.categories, class_map)
-    if mapping.dropped:
-        log.info("detector classes the suite lacks, dropped: %s", sorted(mapping.dropped.values()))
+def _open_state(out: Path, key: dict[str, Any], conf: float) -> Path:
+    """Check ``.state/key.json`` against this run (refusing another run's partial predictions),
+    write it, clear half-written chunks; returns the chunk folder."""
     state = out / STATE_DIR
-    chunk_dir = state / CHUNK_DIR
-    key = _state_key(suite, detector, mapping)
     key_path = state / "key.json"
     if key_path.is_file():
         try:
@@ -212,135 +199,151 @@ def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batc
                                 f"use another --out folder or delete {state}")
         if old_conf != conf:
             log.warning("%s: earlier batches counted dropped detections at conf %s, now %s", out, old_conf, conf)
-    write_json_atomic(key_path, {**key, "conf": conf})
+    write_json(key_path, {**key, "conf": conf}, sort_keys=False, nan="null")
+    chunk_dir = state / CHUNK_DIR
     chunk_dir.mkdir(parents=True, exist_ok=True)
     for leftover in chunk_dir.glob(".chunk-*.tmp"):  # a batch cut off while being written
         leftover.unlink()
+    return chunk_dir
 
-    images = suite.gt["images"]
-    known = {int(im["id"]) for im in images}
-    done = _read_chunks(chunk_dir, known)
-    todo = [im for im in images if int(im["id"]) not in done]
-    n_resumed = len(done)
-    if n_resumed:
-        log.info("resuming: %d of %d images already predicted", n_resumed, len(images))
-    seq = max((int(p.stem.split("-")[1]) for p in chunk_dir.glob("chunk-*.jsonl")), default=0)
-    bar = tqdm(total=len(images), initial=n_resumed, unit="img", desc=f"evaluate {detector.name}",
-               disable=not progress, leave=False)
-    if executor is not None:
+
+# ----------------------------------------------------------------------------- the loop
+
+
+class PredictionLoop:
+    """Predict every image of a suite not yet predicted in ``out`` (see the module doc).
+
+    ``__call__`` runs the per-batch steps -- :func:`load_images`, :func:`predict_batch`
+    (predict, check the count), :meth:`records` (COCO results in suite categories) and
+    :meth:`write_chunk` -- either here, batch by batch, or on an executor's workers scene by
+    scene (steps 1-3 there, 4-5 here), then :meth:`collect` merges the chunks in image order.
+    """
+
+    def __init__(self, suite: Suite, detector: Detector, out_dir: str | Path, *, batch: int = 8,
+                 class_map: Mapping[str, str] | str | None = None, conf: float = DEFAULT_CONF,
+                 progress: bool = True):
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.suite, self.detector, self.out = suite, detector, Path(out_dir)
+        self.batch, self.conf, self.progress = batch, conf, progress
+        if class_map is None:
+            class_map = model_info(detector).class_map or None  # given to models.load_detector(class_map=...)
+        self.mapping = map_classes(detector.classes, suite.categories, class_map)
+        if self.mapping.dropped:
+            log.info("detector classes the suite lacks, dropped: %s", sorted(self.mapping.dropped.values()))
+        self.chunk_dir = _open_state(self.out, _state_key(suite, detector, self.mapping), conf)
+        self.images = suite.gt["images"]
+        self.done = _read_chunks(self.chunk_dir, {int(im["id"]) for im in self.images})
+        self.seq = max((int(p.stem.split("-")[1]) for p in self.chunk_dir.glob("chunk-*.jsonl")), default=0)
+
+    # steps 4 and 5 (steps 1-3 are the module functions, shared with the workers)
+    def records(self, pairs: Iterable[tuple[int, Detections]]) -> list[dict[str, Any]]:
+        """Step 4: each image's Detections as its prediction record (COCO results in suite
+        categories, dropped-class counts, malformed detections)."""
+        out = []
+        for image_id, det in pairs:
+            dets, dropped, invalid = _convert(image_id, det, self.mapping, self.detector.classes, self.conf)
+            out.append({"image_id": image_id, "detections": dets, "dropped": dropped, "invalid": invalid})
+        return out
+
+    def write_chunk(self, records: Sequence[dict[str, Any]]) -> None:
+        """Step 5: one chunk file, written atomically, so the partial predictions grow by whole batches."""
+        lines = []
+        for rec in records:
+            self.done[rec["image_id"]] = rec
+            lines.append(json.dumps(rec, allow_nan=False))
+        self.seq += 1
+        atomic_write_text(self.chunk_dir / f"chunk-{self.seq:06d}.jsonl", "\n".join(lines) + "\n")
+
+    def run_here(self, todo: Sequence[Mapping[str, Any]], bar) -> None:
+        for part in scene_batches(todo, self.batch):
+            arrays = load_images(self.suite.root, part)
+            result = predict_batch(self.detector, arrays)
+            self.write_chunk(self.records(zip((int(im["id"]) for im in part), result)))
+            bar.update(len(part))
+
+    def run_on(self, executor: Any, recipe: Any, todo: Sequence[Mapping[str, Any]], bar) -> None:
+        """Shard ``todo`` by scene over ``executor``; each finished scene is one chunk, so a crash
+        of the driver loses no finished scene. Failing scenes are reported after the others."""
         if recipe is None:
-            raise ValueError("predict_suite: an executor needs a recipe to re-create the detector in workers")
+            raise ValueError(f"predict_suite: detector {self.detector.name!r} has no recipe (info.recipe) to "
+                             "re-create it in the executor's workers; load it with load_detector or run it "
+                             "without an executor")
         by_scene: dict[int, list[Mapping[str, Any]]] = {}
         for im in todo:
             by_scene.setdefault(int(im.get("scene_id", -1)), []).append(im)
-        tasks = [_SceneTask(recipe, str(suite.root), sid, tuple((int(im["id"]), str(im["file_name"])) for im in ims),
-                            batch) for sid, ims in sorted(by_scene.items())]
+        tasks = [_SceneTask(recipe, str(self.suite.root), sid,
+                            tuple((int(im["id"]), str(im["file_name"]), int(im["width"]), int(im["height"]))
+                                  for im in ims), self.batch) for sid, ims in sorted(by_scene.items())]
         failures = []
-        try:
-            for task, res in executor.map(_predict_scene, tasks, key=lambda t: t.scene_id):
-                if not isinstance(res, list):  # a TaskFailure
-                    failures.append(res)
-                    continue
-                lines = []
-                for iid, det in res:
-                    dets, dropped, invalid = _convert(iid, det, mapping, detector.classes, conf)
-                    rec = {"image_id": iid, "detections": dets, "dropped": dropped, "invalid": invalid}
-                    done[iid] = rec
-                    lines.append(json.dumps(rec, allow_nan=False))
-                seq += 1
-                write_text_atomic(chunk_dir / f"chunk-{seq:06d}.jsonl", "\n".join(lines) + "\n")
-                bar.update(len(res))
-        finally:
-            bar.close()
+        for _task, res in executor.map(_predict_scene, tasks, key=lambda t: t.scene_id):
+            if not isinstance(res, list):  # a TaskFailure
+                failures.append(res)
+                continue
+            self.write_chunk(self.records(res))
+            bar.update(len(res))
         if failures:
             raise OddsuiteError(f"{len(failures)} scene(s) failed: " + "; ".join(
-                f"scene {f.key}: {f.error}" for f in failures[:5]) + f". Finished scenes are kept in {out}; "
+                f"scene {f.key}: {f.error}" for f in failures[:5]) + f". Finished scenes are kept in {self.out}; "
                 "run the same command again to predict only the rest.")
-        todo = []
-    # batches never span scenes: the same batches as scene-sharded runs, so a scene's
-    # predictions do not depend on where it runs (CPU kernels are not bit-stable across
-    # batch compositions)
-    batches: list[list[Mapping[str, Any]]] = []
-    for im in todo:
-        if batches and len(batches[-1]) < batch and batches[-1][0].get("scene_id") == im.get("scene_id"):
-            batches[-1].append(im)
-        else:
-            batches.append([im])
-    try:
-        for part in batches:
-            arrays = [_load_image(suite, im) for im in part]
-            result = detector.predict(arrays, conf=MAP_SCORE_FLOOR)
-            if not isinstance(result, (list, tuple)) or len(result) != len(part):
-                raise ModelError(f"detector {detector.name!r}: predict() on {len(part)} images returned "
-                                 f"{len(result) if isinstance(result, (list, tuple)) else type(result).__name__}")
-            lines = []
-            for im, det in zip(part, result):
-                if not isinstance(det, Detections):
-                    raise ModelError(f"detector {detector.name!r}: predict() returned {type(det).__name__}, "
-                                     f"not Detections")
-                dets, dropped, invalid = _convert(int(im["id"]), det, mapping, detector.classes, conf)
-                rec = {"image_id": int(im["id"]), "detections": dets, "dropped": dropped, "invalid": invalid}
-                done[int(im["id"])] = rec
-                lines.append(json.dumps(rec, allow_nan=False))
-            seq += 1
-            write_text_atomic(chunk_dir / f"chunk-{seq:06d}.jsonl", "\n".join(lines) + "\n")
-            bar.update(len(part))
-    finally:
-        bar.close()
 
-    predictions: list[dict[str, Any]] = []
-    dropped_total: dict[str, list[int]] = {}
-    invalid = 0
-    for im in images:
-        rec = done[int(im["id"])]
-        predictions.extend(rec["detections"])
-        invalid += int(rec["invalid"])
-        for name, (n, n_conf) in rec["dropped"].items():
-            d = dropped_total.setdefault(name, [0, 0])
-            d[0] += int(n)
-            d[1] += int(n_conf)
-    if invalid:
-        log.warning("detector %r returned %d malformed detections (non-finite, negative size or unknown class); "
-                    "they were discarded", detector.name, invalid)
-    return PredictionRun(predictions, dict(sorted(dropped_total.items())), invalid, len(todo), n_resumed, mapping)
+    def collect(self, n_predicted: int, n_resumed: int) -> PredictionRun:
+        """Every image's record, in suite image order, merged into one PredictionRun."""
+        predictions: list[dict[str, Any]] = []
+        dropped_total: dict[str, list[int]] = {}
+        invalid = 0
+        for im in self.images:
+            rec = self.done[int(im["id"])]
+            predictions.extend(rec["detections"])
+            invalid += int(rec["invalid"])
+            for name, (n, n_conf) in rec["dropped"].items():
+                d = dropped_total.setdefault(name, [0, 0])
+                d[0] += int(n)
+                d[1] += int(n_conf)
+        if invalid:
+            log.warning("detector %r returned %d malformed detections (non-finite, negative size or unknown class); "
+                        "they were discarded", self.detector.name, invalid)
+        return PredictionRun(predictions, dict(sorted(dropped_total.items())), invalid, n_predicted, n_resumed,
+                             self.mapping)
+
+    def __call__(self, executor: Any = None, recipe: Any = None) -> PredictionRun:
+        todo = [im for im in self.images if int(im["id"]) not in self.done]
+        n_resumed = len(self.done)
+        if n_resumed:
+            log.info("resuming: %d of %d images already predicted", n_resumed, len(self.images))
+        bar = tqdm(total=len(self.images), initial=n_resumed, unit="img", desc=f"evaluate {self.detector.name}",
+                   disable=not self.progress, leave=False)
+        try:
+            if executor is not None:
+                self.run_on(executor, recipe if recipe is not None else model_info(self.detector).recipe, todo, bar)
+                return self.collect(len(todo), n_resumed)
+            self.run_here(todo, bar)
+        finally:
+            bar.close()
+        return self.collect(len(todo), n_resumed)
+
+
+def predict_suite(suite: Suite, detector: Detector, out_dir: str | Path, *, batch: int = 8,
+                  class_map: Mapping[str, str] | str | None = None, conf: float = DEFAULT_CONF,
+                  progress: bool = True, executor: Any = None, recipe: Any = None) -> PredictionRun:
+    """Predict every image of ``suite`` not yet predicted in ``out_dir`` (see module doc and
+    :class:`PredictionLoop`).
+
+    With an ``executor`` (oddsuite.run: local pool or Ray) the images are sharded by scene and
+    each worker re-creates the detector from ``recipe`` (default: ``detector.info.recipe``, as
+    every loader in oddsuite sets it); each finished scene is written as one chunk, so a crash
+    of the driver loses no finished scene. A scene whose task keeps failing is reported by its
+    scene id after the others are done."""
+    loop = PredictionLoop(suite, detector, out_dir, batch=batch, class_map=class_map, conf=conf, progress=progress)
+    return loop(executor=executor, recipe=recipe)
 
 
 def load_predictions(predictions: str | Path | Sequence[Mapping[str, Any]], suite: Suite) -> list[dict[str, Any]]:
-    """Predictions (a COCO results list or the path of a predictions.json), checked against the suite."""
-    where = "predictions"
-    if isinstance(predictions, (str, Path)):
-        path = Path(predictions)
-        where = str(path)
-        if not path.is_file():
-            raise SuiteError(f"{path}: missing")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SuiteError(f"{path}: not valid JSON ({e})") from e
-    else:
-        data = predictions
-    if not isinstance(data, (list, tuple)):
-        raise SuiteError(f"{where}: expected a list of detections (COCO results format)")
-    ids = set(suite.image_ids)
-    cats = set(suite.categories)
-    out = []
-    for i, d in enumerate(data):
-        w = f"{where}: [{i}]"
-        if not isinstance(d, Mapping):
-            raise SuiteError(f"{w}: expected an object, got {type(d).__name__}")
-        img, cat, bb, s = d.get("image_id"), d.get("category_id"), d.get("bbox"), d.get("score")
-        if isinstance(img, bool) or not isinstance(img, (int, np.integer)) or int(img) not in ids:
-            raise SuiteError(f"{w}.image_id: expected the id of a suite image, got {img!r}")
-        if isinstance(cat, bool) or not isinstance(cat, (int, np.integer)) or int(cat) not in cats:
-            raise SuiteError(f"{w}.category_id: expected a suite category id {sorted(cats)}, got {cat!r}")
-        if not (isinstance(bb, (list, tuple)) and len(bb) == 4
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bb)
-                and bb[2] >= 0 and bb[3] >= 0):
-            raise SuiteError(f"{w}.bbox: expected [x, y, w, h], finite, w and h >= 0, got {bb!r}")
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
-            raise SuiteError(f"{w}.score: expected a finite number, got {s!r}")
-        out.append({"image_id": int(img), "category_id": int(cat), "bbox": [float(v) for v in bb], "score": float(s)})
-    return out
+    """Predictions (a COCO results list or the path of a predictions.json), checked against the
+    suite and in its ids: ``evaluate.score.load_external_predictions`` without a class map."""
+    from oddsuite.evaluate.score import load_external_predictions  # score.py imports this module
+
+    return load_external_predictions(predictions, suite).predictions
 
 
 def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int | None) -> dict[str, Any] | None:
@@ -356,33 +359,21 @@ def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int |
 
 def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None, *, iou: float, conf: float,
                  dropped: Mapping[str, Sequence[int]] | None, invalid: int | None,
-                 slices: Mapping[str, Iterable[int]] | None) -> dict[str, Any]:
-    scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, slices=slices)
+                 slices: Mapping[str, Iterable[int]] | None, model_sha256: str | None = None) -> dict[str, Any]:
+    scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, scenes=suite.scenes,
+                               slices=slices)
     metrics = dict(scores.metrics)
     metrics["dropped_classes"] = _dropped_section(dropped, invalid)
+    metrics["evidence"] = {"suite_identity": suite.identity, "model_sha256": model_sha256}  # what was scored
     metrics = json_clean(metrics)  # plain Python values; NaN -> None
     if out_dir is not None:
         outcomes = with_parameters(scores.outcomes, suite.scenes, suite.rois)
         front = OUTCOME_COLUMNS + ["not_visible"]
         outcomes = outcomes[[c for c in dict.fromkeys(front) if c in outcomes.columns]
                             + [c for c in outcomes.columns if c not in front]]
-        write_parquet_atomic(Path(out_dir) / OUTCOMES, outcomes)
-        write_json_atomic(Path(out_dir) / METRICS, metrics)
+        write_parquet(Path(out_dir) / OUTCOMES, outcomes)
+        write_json(Path(out_dir) / METRICS, metrics, sort_keys=False, nan="null")
     return metrics
-
-
-def score(suite_dir: str | Path, predictions: str | Path | Sequence[Mapping[str, Any]],
-          out_dir: str | Path | None = None, *, iou: float = DEFAULT_IOU, conf: float = DEFAULT_CONF,
-          dropped: Mapping[str, Sequence[int]] | None = None,
-          slices: Mapping[str, Iterable[int]] | None = None) -> dict[str, Any]:
-    """Score saved predictions (no detector needed). Returns the metrics.json dict; with
-    ``out_dir`` also writes outcomes.parquet and metrics.json there. ``dropped``: the
-    dropped-class counts of the run (name -> [n, n_above_conf]) when known; ``slices``:
-    extra named image-id sets whose mAP is reported under ``map.slices``."""
-    suite = load_suite(suite_dir)
-    preds = load_predictions(predictions, suite)
-    return _score_suite(suite, preds, Path(out_dir) if out_dir is not None else None, iou=iou, conf=conf,
-                        dropped=dropped, invalid=None, slices=slices)
 
 
 def compare_predictions(suite_dir: str | Path, preds_a: str | Path | Sequence[Mapping[str, Any]],
@@ -401,12 +392,37 @@ def _versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for pkg in ("oddsuite", "pycocotools", "numpy", "pandas", "scipy"):
+    for pkg in ("oddsuite", "hotcoco", "numpy", "pandas", "scipy"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = "unknown"
     return out
+
+
+def run_record(suite: Suite, suite_dir: str | Path, detector: Detector, run: PredictionRun, out: Path, *,
+               model_sha256: str | None, class_map: Mapping[str, str] | str | None, iou: float, conf: float,
+               batch: int) -> dict[str, Any]:
+    """run.json: the detector (name, classes, pin, every model file's SHA-256 from its
+    ModelInfo), the suite, the settings, the counts, the predictions' SHA-256, the versions."""
+    info = model_info(detector)
+    return {
+        "detector": {"name": str(detector.name),
+                     "classes": {str(k): str(v) for k, v in sorted(detector.classes.items())},
+                     "model_sha256": model_sha256 if model_sha256 is not None else info.sha256,
+                     "model": info.record()},
+        "suite": {"path": str(Path(suite_dir).resolve()), "identity": suite.identity,
+                  "manifest_sha256": suite.manifest_sha256,
+                  "n_images": len(suite.gt["images"])},
+        "settings": {"iou": iou, "conf": conf, "batch": batch, "map_score_floor": MAP_SCORE_FLOOR,
+                     "class_map": parse_class_map(class_map), "class_mapping": run.mapping.names,
+                     "dropped_classes": sorted(run.mapping.dropped.values())},
+        "images_predicted": run.n_predicted,
+        "images_resumed": run.n_resumed,
+        "predictions_sha256": sha256_file(out / PREDICTIONS),
+        "engine": engine_info(),
+        "versions": _versions(),
+    }
 
 
 def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Path, *, iou: float = DEFAULT_IOU,
@@ -415,33 +431,24 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
                    slices: Mapping[str, Iterable[int]] | None = None, executor: Any = None,
                    recipe: Any = None) -> dict[str, Any]:
     """Run ``detector`` on every image of the suite (resuming a partial run in ``out_dir``),
-    write predictions.json, outcomes.parquet, metrics.json and run.json, return the metrics."""
+    write predictions.json, outcomes.parquet, metrics.json and run.json, return the metrics.
+
+    ``class_map`` and ``model_sha256`` default to the detector's ``info`` (ModelInfo);
+    ``executor`` / ``recipe``: see :func:`predict_suite`."""
     if not isinstance(detector, Detector):
         raise ModelError(f"{detector!r} is not a Detector (needs name, classes, predict)")
     suite = load_suite(suite_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if class_map is None:
-        class_map = getattr(detector, "class_map", None) or None
-    if model_sha256 is None:
-        model_sha256 = getattr(detector, "sha256", None)  # models.load_detector sets it
+        class_map = model_info(detector).class_map or None
     run = predict_suite(suite, detector, out, batch=batch, class_map=class_map, conf=conf, progress=progress,
                         executor=executor, recipe=recipe)
-    write_json_atomic(out / PREDICTIONS, run.predictions, indent=None)
+    write_json(out / PREDICTIONS, run.predictions, sort_keys=False, indent=None, nan="null")
+    if model_sha256 is None:
+        model_sha256 = model_info(detector).sha256
     metrics = _score_suite(suite, run.predictions, out, iou=iou, conf=conf, dropped=run.dropped,
-                           invalid=run.invalid, slices=slices)
-    write_json_atomic(out / RUN, {
-        "detector": {"name": str(detector.name),
-                     "classes": {str(k): str(v) for k, v in sorted(detector.classes.items())},
-                     "model_sha256": model_sha256},
-        "suite": {"path": str(Path(suite_dir).resolve()), "manifest_sha256": suite.manifest_sha256,
-                  "n_images": len(suite.gt["images"])},
-        "settings": {"iou": iou, "conf": conf, "batch": batch, "map_score_floor": MAP_SCORE_FLOOR,
-                     "class_map": parse_class_map(class_map), "class_mapping": run.mapping.names,
-                     "dropped_classes": sorted(run.mapping.dropped.values())},
-        "images_predicted": run.n_predicted,
-        "images_resumed": run.n_resumed,
-        "predictions_sha256": hashlib.sha256((out / PREDICTIONS).read_bytes()).hexdigest(),
-        "versions": _versions(),
-    })
+                           invalid=run.invalid, slices=slices, model_sha256=model_sha256)
+    write_json(out / RUN, run_record(suite, suite_dir, detector, run, out, model_sha256=model_sha256,
+                                     class_map=class_map, iou=iou, conf=conf, batch=batch), sort_keys=False, nan="null")
     return metrics

@@ -7,12 +7,20 @@ same scene_id, variant and mode. Units and counts:
 - context accuracy: the unit is one ROI under one variant and mode, (scene_id, roi_id,
   variant, mode). For each unit that is a ``hit`` in its isolated image (subset = {o}),
   the fraction of its context images (|S| >= 2, o in S) where it is still a hit; the
-  figure is the mean of those fractions over units ("per ROI, then averaged"). ``n`` is
-  the number of units averaged, ``n_pairs`` the number of (ROI, context) pairs; the
-  Wilson interval treats the mean as a proportion over the ``n`` units.
-- context-induced false positives: scored in images with |S| >= 2 whose scene, variant
-  and mode have at least one single-ROI image (otherwise there is nothing to compare with
-  and the image is counted in ``n_images_unscored``, not scored as 0).
+  figure is the mean of those fractions over units ("per ROI, then averaged"). A context
+  image where o is an ignore region or has no visible pixel is left out and counted as
+  *occluded in context* (``n_occluded_in_context``): the context hides the object there,
+  it does not break its recognition. ``n`` is the number of units averaged, ``n_pairs``
+  the number of (ROI, context) pairs scored; the 95% interval is a seeded bootstrap over
+  the units (``stats.bootstrap_mean``).
+- context-induced false positives: the background false positives (``matching``: an
+  ``fp`` whose IoU with every annotated box of the image, ground truth or ignore region,
+  any class, is below ``iou``; a wrong-class box on a ROI is a mislabel, counted in the
+  outcomes, not here) of images with |S| >= 2 that match (same class, IoU >= ``iou``) no
+  detection of the single-ROI images of the same scene, variant and mode. Detections of
+  both count from the operating threshold ``conf``. An image whose scene, variant and
+  mode have no single-ROI image has nothing to compare with: it is counted in
+  ``n_images_unscored``, not scored as 0.
 - ROI influence: pairs (S, S ∪ {r}) inside one (scene, variant, mode), pooled over
   variants and modes per (scene, target o, other r).
 """
@@ -25,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from oddsuite.metrics.matching import DEFAULT_IOU, iou_xywh
-from oddsuite.metrics.stats import mean_or_none, mean_rate, rate
+from oddsuite.metrics.stats import bootstrap_mean, mean_or_none, rate
 
 GROUP = ["scene_id", "variant", "mode"]
 UNIT = ["scene_id", "roi_id", "variant", "mode"]
@@ -33,7 +41,9 @@ UNIT = ["scene_id", "roi_id", "variant", "mode"]
 
 def context_pairs(outcomes: pd.DataFrame) -> pd.DataFrame:
     """The (ROI, context) pairs of §3: rows of ``outcomes`` with |S| >= 2 whose ROI is a hit
-    in its isolated image of the same scene, variant and mode; adds a bool column ``hit``."""
+    in its isolated image of the same scene, variant and mode; adds bool columns ``hit``
+    and ``occluded`` (the ROI is an ignore region or not visible in the context image:
+    such a pair is left out of the accuracy and counted as occluded in context)."""
     iso = outcomes.loc[outcomes["subset_size"] == 1, UNIT + ["outcome"]]
     dup = iso.duplicated(UNIT)
     if dup.any():
@@ -42,22 +52,23 @@ def context_pairs(outcomes: pd.DataFrame) -> pd.DataFrame:
     iso_hits = iso.loc[iso["outcome"] == "hit", UNIT]
     ctx = outcomes.loc[outcomes["subset_size"] >= 2]
     pairs = ctx.merge(iso_hits, on=UNIT, how="inner")
-    pairs = pairs.assign(hit=pairs["outcome"] == "hit")
-    return pairs
+    occluded = pairs["ignore"].astype(bool) | pairs["not_visible"].astype(bool)
+    return pairs.assign(hit=(pairs["outcome"] == "hit") & ~occluded, occluded=occluded)
 
 
 def _accuracy_of(pairs: pd.DataFrame) -> dict[str, Any]:
-    if len(pairs) == 0:
-        return mean_rate([], n_pairs=0)
-    per_unit = pairs.groupby(UNIT, sort=True)["hit"].mean()
-    return mean_rate(per_unit.to_numpy(), n_pairs=len(pairs))
+    scored = pairs.loc[~pairs["occluded"]]
+    per_unit = scored.groupby(UNIT, sort=True)["hit"].mean().to_numpy() if len(scored) else []
+    return bootstrap_mean(per_unit, n_pairs=len(scored), n_occluded_in_context=int(pairs["occluded"].sum()))
 
 
 def context_accuracy(outcomes: pd.DataFrame, by: str | None = None) -> dict[str, Any]:
     """Context accuracy overall (``by=None``) or ``{value of column by: figure}``.
 
-    A figure: ``{"value", "n" (ROI units), "n_pairs", "ci95"}``; value None when n = 0.
-    ``by`` is any column of the outcome table (e.g. category, variant, subset_size).
+    A figure: ``{"value", "n" (ROI units), "n_pairs" (pairs scored), "n_occluded_in_context"
+    (pairs left out: the ROI hidden there), "ci95" (bootstrap over units)}``; value None
+    when n = 0. ``by`` is any column of the outcome table (e.g. category, variant,
+    subset_size).
     """
     pairs = context_pairs(outcomes)
     if by is None:
@@ -69,12 +80,13 @@ def context_accuracy(outcomes: pd.DataFrame, by: str | None = None) -> dict[str,
 
 def context_false_positives(detections: pd.DataFrame, images: pd.DataFrame, *,
                             iou: float = DEFAULT_IOU) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Context-induced false positives (§4).
+    """Context-induced false positives (§4; see the module doc).
 
-    detections: the detection table of ``matching.outcome_tables`` (status per detection;
-    statuses other than ``below_conf`` are the detections with score >= conf).
-    images: ``matching.image_table``. Returns (summary, per-image table with columns
-    image_id, scene_id, variant, mode, subset_size, n_fp, n_context_fp, scored).
+    detections: the detection table of ``matching.outcome_tables`` (statuses other than
+    ``below_conf`` are the detections with score >= conf; ``background`` marks the false
+    positives). images: ``matching.image_table``. Returns (summary, per-image table with
+    columns image_id, scene_id, variant, mode, subset_size, n_fp (background false
+    positives of a multi-ROI image), n_context_fp, scored).
     """
     kept = detections.loc[detections["status"] != "below_conf"]
     img = images.set_index("image_id")
@@ -84,7 +96,7 @@ def context_false_positives(detections: pd.DataFrame, images: pd.DataFrame, *,
     single_by_group: dict[tuple[Any, ...], pd.DataFrame] = {
         k: g for k, g in single.groupby(GROUP, sort=False)}
     groups_with_single = set(map(tuple, images.loc[images["subset_size"] == 1, GROUP].itertuples(index=False)))
-    fps_by_image = {k: g for k, g in kept.loc[kept["status"] == "fp"].groupby("image_id", sort=False)}
+    fps_by_image = {k: g for k, g in kept.loc[kept["background"].astype(bool)].groupby("image_id", sort=False)}
 
     rows = []
     multi = images.loc[images["subset_size"] >= 2]

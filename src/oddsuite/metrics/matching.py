@@ -11,10 +11,17 @@ COCO sorts), one detection per ROI:
 3. every other ROI is a *miss*; ROIs of the subset with no visible pixel (no annotation)
    are misses flagged ``not_visible``.
 
+Counts have one meaning each (metrics.md, Rules): ``ignore`` marks an ignore region (an
+annotated ROI with ``iscrowd``: visible, but less than ``min_visible``); ``not_visible``
+marks a ROI of the subset with no visible pixel. The two are disjoint; neither is scored.
+
 Detections get a status: ``tp`` (hit on a non-ignore ROI), ``ignored`` (hit on an ignore
 ROI, or a same-class detection covering an ignore ROI, i.e. intersection / detection
 area >= ``iou`` as COCO treats crowd regions: neither TP nor FP), ``mislabel``, ``fp``
-(matches no ground truth), ``below_conf``.
+(matched to no ROI), ``below_conf``. An ``fp`` is also ``background`` when its IoU with
+every annotated box of the image (ground truth or ignore region, any class) is below
+``iou``: the false positives of metrics.md §4 and §4b. A duplicate on a ROI already
+found, or a wrong-class box on it, is ``fp`` but not ``background``.
 """
 from __future__ import annotations
 
@@ -34,14 +41,15 @@ OUTCOME_COLUMNS = [
     "score", "iou", "pred_category",
 ]
 DETECTION_COLUMNS = [
-    "det_index", "image_id", "category_id", "score", "x", "y", "w", "h", "status", "roi_id",
+    "det_index", "image_id", "category_id", "score", "x", "y", "w", "h", "status", "roi_id", "background",
 ]
 IMAGE_COLUMNS = ["image_id", "file_name", "scene_id", "subset", "subset_size", "n_rois", "variant", "mode", "is_full"]
 
 
 @dataclass(frozen=True)
 class RoiTruth:
-    """One ROI of an image's subset: its visible box (xywh) or None when nothing is visible."""
+    """One ROI of an image's subset: its visible box (xywh) or None when nothing is visible;
+    ``ignore``: an ignore region (iscrowd: visible, below ``min_visible``)."""
 
     roi_id: int
     category_id: int
@@ -53,7 +61,8 @@ class RoiTruth:
 @dataclass(frozen=True)
 class ImageMatch:
     """Per ROI (same order as given): outcome, score, iou, predicted category id (mislabel),
-    matched detection index (-1 none). Per detection (input order): status, matched ROI index."""
+    matched detection index (-1 none). Per detection (input order): status, matched ROI
+    index, background (an ``fp`` overlapping no annotated box at IoU >= ``iou``)."""
 
     outcome: list[str]
     score: list[float]
@@ -62,6 +71,7 @@ class ImageMatch:
     roi_det: list[int]
     det_status: list[str]
     det_roi: list[int]
+    det_background: list[bool]
 
 
 def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -158,6 +168,10 @@ def match_image(rois: Sequence[RoiTruth], boxes: np.ndarray, scores: np.ndarray,
                     det_status[d] = "ignored"
                     break
 
+    boxed = [g for g, r in enumerate(rois) if r.box is not None]
+    overlaps = (ious[:, boxed] >= iou).any(axis=1) if boxed else np.zeros(n_det, dtype=bool)
+    background = [det_status[d] == "fp" and not bool(overlaps[d]) for d in range(n_det)]
+
     outcome, score, best, pred = [], [], [], []
     for g, r in enumerate(rois):
         d = roi_det[g]
@@ -172,7 +186,7 @@ def match_image(rois: Sequence[RoiTruth], boxes: np.ndarray, scores: np.ndarray,
             score.append(float("nan"))
             best.append(float(ious[kept, g].max()) if (len(kept) and r.box is not None) else float("nan"))
             pred.append(None)
-    return ImageMatch(outcome, score, best, pred, roi_det, det_status, det_roi)
+    return ImageMatch(outcome, score, best, pred, roi_det, det_status, det_roi, background)
 
 
 def subset_str(subset: Sequence[int]) -> str:
@@ -232,7 +246,7 @@ def outcome_tables(gt: Mapping[str, Any], dets: Sequence[Mapping[str, Any]], *, 
                 cat = -1
                 if roi_categories is not None:
                     cat = int(roi_categories.get((scene_id, roi_id), -1))
-                rois.append(RoiTruth(roi_id, cat, None, True, 0.0))
+                rois.append(RoiTruth(roi_id, cat, None, False, 0.0))
             else:
                 x, y, w, h = (float(v) for v in a["bbox"])
                 rois.append(RoiTruth(roi_id, int(a["category_id"]), (x, y, w, h), bool(a.get("iscrowd", 0)),
@@ -250,7 +264,7 @@ def outcome_tables(gt: Mapping[str, Any], dets: Sequence[Mapping[str, Any]], *, 
                 "subset_size": len(subset), "variant": str(im["variant"]), "mode": str(im["mode"]),
                 "is_full": bool(im["is_full"]), "category": cat_names.get(r.category_id),
                 "category_id": r.category_id, "visible_fraction": r.visible_fraction,
-                "ignore": r.ignore, "not_visible": r.box is None, "outcome": m.outcome[g],
+                "ignore": r.ignore and r.box is not None, "not_visible": r.box is None, "outcome": m.outcome[g],
                 "score": m.score[g], "iou": m.iou[g],
                 "pred_category": cat_names.get(pc) if pc is not None else None,
             })
@@ -260,7 +274,7 @@ def outcome_tables(gt: Mapping[str, Any], dets: Sequence[Mapping[str, Any]], *, 
             det_rows.append({
                 "det_index": i, "image_id": image_id, "category_id": int(cats[j]), "score": float(scores[j]),
                 "x": x, "y": y, "w": w, "h": h, "status": m.det_status[j],
-                "roi_id": rois[g].roi_id if g >= 0 else -1,
+                "roi_id": rois[g].roi_id if g >= 0 else -1, "background": m.det_background[j],
             })
     outcomes = pd.DataFrame(out_rows, columns=OUTCOME_COLUMNS)
     detections = pd.DataFrame(det_rows, columns=DETECTION_COLUMNS)

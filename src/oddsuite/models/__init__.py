@@ -1,7 +1,12 @@
-"""Detectors: the Detector protocol (``base``), adapters, safe loading, class mapping, and the
-YOLO data-set export / training used to make a detector for an ODD.
+"""Detectors: the Detector protocol and its optional ModelInfo (``base``), the adapters
+(ultralytics in torch: ``yolo``; ONNX Runtime, fp32 or int8: ``onnx_rt``), safe loading with
+pins (``loader``) and class-name mapping (``classmap``).
 
-Everything heavy (torch, ultralytics, onnxruntime) is imported lazily, on first use.
+This package may import only ``errors`` and ``fileio``: it sits beside ``evaluate`` and never
+imports it (nor ``suite``, ``studies``, ``trace`` or ``report``). Training, quantization and
+the simulated accelerator, which build on a Detector, live in ``oddsuite.training``,
+``oddsuite.quant`` and ``oddsuite.accelerator``. Everything heavy (torch, ultralytics,
+onnxruntime) is imported on first use.
 """
 from __future__ import annotations
 
@@ -9,41 +14,28 @@ from oddsuite.models._ultra import set_offline_env
 
 set_offline_env()  # before anything in the process imports ultralytics
 
-from oddsuite.models.base import MAP_CONF_FLOOR, Detections, Detector  # noqa: E402
+from oddsuite.models.base import (MAP_CONF_FLOOR, Detections, Detector, ModelInfo, TorchDetector,  # noqa: E402
+                                  is_torch_detector, model_info)
 from oddsuite.models.classmap import map_classes, parse_class_map  # noqa: E402
-from oddsuite.models.loader import load_detector  # noqa: E402
+from oddsuite.models.loader import DetectorRecipe, load_detector  # noqa: E402
+from oddsuite.models.onnx_rt import OnnxDetector, export_onnx  # noqa: E402
+from oddsuite.models.yolo import UltralyticsDetector, random_model, save_model_dir  # noqa: E402
 
 __all__ = [
     "MAP_CONF_FLOOR",
     "Detections",
     "Detector",
+    "DetectorRecipe",
+    "ModelInfo",
+    "TorchDetector",
+    "is_torch_detector",
     "load_detector",
+    "model_info",
     "map_classes",
     "parse_class_map",
     "export_onnx",
-    "export_yolo",
-    "train_detector",
     "UltralyticsDetector",
     "OnnxDetector",
     "random_model",
     "save_model_dir",
 ]
-
-
-def __getattr__(name: str):
-    if name == "export_onnx":
-        from oddsuite.models.onnx_rt import export_onnx
-        return export_onnx
-    if name == "OnnxDetector":
-        from oddsuite.models.onnx_rt import OnnxDetector
-        return OnnxDetector
-    if name == "export_yolo":
-        from oddsuite.models.yolo_dataset import export_yolo
-        return export_yolo
-    if name == "train_detector":
-        from oddsuite.models.train import train_detector
-        return train_detector
-    if name in ("UltralyticsDetector", "random_model", "save_model_dir"):
-        from oddsuite.models import yolo
-        return getattr(yolo, name)
-    raise AttributeError(f"module 'oddsuite.models' has no attribute {name!r}")

@@ -7,14 +7,15 @@ functions, so the only difference between them is the runtime that evaluates the
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from oddsuite.fileio import sha256_file  # noqa: F401 - re-exported
+from oddsuite.fileio import sha256_file
 from oddsuite.errors import ModelError
 from oddsuite.models.base import Detections
 
@@ -27,19 +28,52 @@ MAX_DET = 300
 #: most candidate boxes handed to NMS per image
 MAX_NMS = 30000
 
+def _normalise_pin(expected: str) -> str:
+    exp = expected.strip().lower()
+    return exp[len("sha256:"):] if exp.startswith("sha256:") else exp
+
+
 def check_sha256(path: Path, expected: str | None, what: str = "pin") -> str:
     """Hash ``path``; if ``expected`` is given and differs, raise ModelError. Returns the actual hash."""
     actual = sha256_file(path)
     if expected is not None:
-        exp = expected.strip().lower()
-        if exp.startswith("sha256:"):
-            exp = exp[len("sha256:"):]
+        exp = _normalise_pin(expected)
         if exp != actual:
             raise ModelError(
                 f"{path}: SHA-256 mismatch ({what}): expected {exp}, actual {actual}; "
                 "the file was not loaded"
             )
     return actual
+
+
+def files_pin(files: Mapping[str, str]) -> str:
+    """The pin of a model stored in ``files`` (path relative to the model's folder, POSIX
+    separators -> SHA-256 hex of the file).
+
+    One file: its own SHA-256. Several files (an ONNX model with external data): the SHA-256
+    of the canonical listing, one line ``"<sha256 hex>  <path>\n"`` per file (two spaces, the
+    ``sha256sum`` format), sorted by path in byte order, UTF-8. For ordinary file names,
+    ``LC_ALL=C sha256sum model.onnx model.onnx.data | sort -k2 | sha256sum`` in the model's
+    folder gives the same value.
+    """
+    if not files:
+        raise ValueError("files_pin: no files")
+    if len(files) == 1:
+        return next(iter(files.values()))
+    listing = "".join(f"{files[name]}  {name}\n" for name in sorted(files, key=lambda n: n.encode("utf-8")))
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
+def check_files_pin(files: Mapping[str, Path], expected: str | None, source: Path) -> tuple[str, dict[str, str]]:
+    """Hash every file of a model (name -> path), check the pin ``expected`` (see :func:`files_pin`)
+    and return ``(pin, {name: sha256})``; a mismatch raises ModelError naming each file's hash."""
+    hashes = {name: sha256_file(p) for name, p in sorted(files.items())}
+    actual = files_pin(hashes)
+    if expected is not None and _normalise_pin(expected) != actual:
+        listed = ", ".join(f"{n} {h}" for n, h in hashes.items())
+        raise ModelError(f"{source}: SHA-256 mismatch (pin over the model's {len(hashes)} files: {listed}): "
+                         f"expected {_normalise_pin(expected)}, actual {actual}; the model was not loaded")
+    return actual, hashes
 
 
 def normalize_imgsz(imgsz: int | Sequence[int]) -> tuple[int, int]:

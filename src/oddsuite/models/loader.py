@@ -11,21 +11,32 @@ directory with ``model.safetensors``   ultralytics model: yaml + safetensors (+ 
                                        ``trust_pickle=True`` (unpickling runs code)
 =====================================  =====================================================
 
-Integrity: ``sha256`` pins the file that holds the weights (the ``.safetensors``, ``.onnx``
-or ``.pt``); a card's own ``sha256`` / ``files`` hashes are checked as well. Every check
-happens before the file is parsed, so a file that fails one is never loaded.
+Integrity: ``sha256`` pins the model whole. For a ``.safetensors`` or ``.pt`` model it is
+the SHA-256 of the weights file. For an ONNX model it covers the ``.onnx`` file AND every
+external data file its tensors name (``onnx.save_model(..., save_as_external_data=True)``):
+with no external data the pin is the ``.onnx`` file's SHA-256; with external data it is the
+SHA-256 of the canonical listing, one line ``"<sha256 hex>  <path>\n"`` per file (path
+relative to the model's folder, POSIX separators; the ``sha256sum`` format), sorted by path
+in byte order, UTF-8 -- for ordinary names ``LC_ALL=C sha256sum model.onnx model.onnx.data |
+sort -k2 | sha256sum`` (:func:`oddsuite.models.common.files_pin`). External data outside the
+model's folder is refused. A card's own ``sha256`` / ``files`` hashes are checked as well.
+Every check happens before the weights are parsed (an ONNX graph is read without its
+external data only to list the files), so a model that fails one is never loaded. The
+loaded detector's ``info.files`` lists every file with its SHA-256 (run.json records them).
 """
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from oddsuite.errors import ModelError
-from oddsuite.models.base import Detector
+from oddsuite.fileio import sha256_file
+from oddsuite.models.base import Detector, model_info
 from oddsuite.models.classmap import check_class_map, parse_class_map
-from oddsuite.models.common import check_sha256, parse_names
+from oddsuite.models.common import check_files_pin, check_sha256, parse_names
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +130,20 @@ def _find_arch(w: Path, card: dict, card_path: Path | None) -> Path:
                      + (f"; found several: {[y.name for y in yamls]}" if yamls else ""))
 
 
-def _check_card_hashes(card: dict, card_path: Path | None, files: Mapping[str, Path], actual: Mapping[str, str]) -> None:
-    """The card's own claims: top-level sha256 (of the weights) and files{name: sha256}."""
+def _check_card_hashes(card: dict, card_path: Path | None, weights: Path, actual: Mapping[str, str],
+                       paths: Mapping[str, Path]) -> None:
+    """The card's own claims: top-level sha256 (of the weights) and files{name: sha256}.
+
+    actual: SHA-256 already computed, by file name relative to the model's folder; paths:
+    the model's other files by the same names (hashed here when the card names them)."""
     claims: dict[str, str] = {}
     if isinstance(card.get("files"), dict):
         claims.update({str(k): str(v) for k, v in card["files"].items()})
     if card.get("sha256"):
-        w = files.get("weights")
-        if w is not None:
-            claims.setdefault(w.name, str(card["sha256"]))
-            if claims[w.name] != str(card["sha256"]):
-                raise ModelError(f"{card_path}: fields 'sha256' and 'files.{w.name}' disagree")
-    by_name = {p.name: p for p in files.values()}
+        claims.setdefault(weights.name, str(card["sha256"]))
+        if claims[weights.name] != str(card["sha256"]):
+            raise ModelError(f"{card_path}: fields 'sha256' and 'files.{weights.name}' disagree")
+    by_name = {weights.name: weights, **paths}
     for name, exp in claims.items():
         p = by_name.get(name)
         if p is None:
@@ -141,12 +154,43 @@ def _check_card_hashes(card: dict, card_path: Path | None, files: Mapping[str, P
                              "the file was not loaded")
 
 
-def _load_pickle(path: Path, card: dict, card_path: Path | None, sha: str, **kw):
+@dataclass(frozen=True)
+class _Found:
+    """A model file located on disk, with its card (``{}`` and None when it has none)."""
+
+    weights: Path
+    card: dict
+    card_path: Path | None
+
+    def classes(self) -> dict[int, str] | None:
+        return _card_classes(self.card, self.card_path) if self.card_path else None
+
+    def imgsz(self) -> int | None:
+        return _card_imgsz(self.card, self.card_path) if self.card_path else None
+
+
+def _locate(p: Path) -> _Found:
+    if not p.exists():
+        raise ModelError(f"{p}: no such model file or directory")
+    if p.is_dir():
+        return _Found(*_resolve_dir(p))
+    return _Found(p, *_sidecar_card(p))
+
+
+def _load_pickle(found: _Found, pin: str | None, trust_pickle: bool, **kw) -> tuple[Detector, dict[str, str]]:
     import torch
 
     from oddsuite.models._ultra import ultralytics_offline
     from oddsuite.models.yolo import UltralyticsDetector
 
+    path, card = found.weights, found.card
+    if not trust_pickle:
+        raise ModelError(
+            f"{path}: is a pickled checkpoint; unpickling runs arbitrary code from the file, so it is refused by "
+            "default. Convert it to yaml + safetensors or ONNX, or, for a file you trust, pass "
+            "trust_pickle=True (CLI: --trust-pickle), ideally with its sha256 pinned.")
+    sha = check_sha256(path, pin)
+    _check_card_hashes(card, found.card_path, path, {path.name: sha}, {})
     ultralytics_offline()  # the pickle references ultralytics classes
     log.warning(PICKLE_WARNING, path)
     try:
@@ -162,79 +206,113 @@ def _load_pickle(path: Path, card: dict, card_path: Path | None, sha: str, **kw)
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "model"):
         raise ModelError(f"{path}: not an ultralytics detection checkpoint (no 'model' / 'ema' DetectionModel)")
     model = model.float().eval()
-    classes = _card_classes(card, card_path) if card_path else None
+    classes = found.classes()
     if classes is None:
         names = getattr(model, "names", None)
         classes = parse_names(names) if names else {i: f"class{i}" for i in range(int(model.model[-1].nc))}
-    imgsz = _card_imgsz(card, card_path) if card_path else None
+    imgsz = found.imgsz()
     if imgsz is None and isinstance(ckpt, dict):
         ta = ckpt.get("train_args") or {}
         v = ta.get("imgsz") if isinstance(ta, dict) else None
         imgsz = int(v) if isinstance(v, int) else None
-    return UltralyticsDetector(model, classes, imgsz or 640, name=card.get("name") or path.stem,
-                               sha256=sha, source=path, **kw)
+    det = UltralyticsDetector(model, classes, imgsz or 640, name=card.get("name") or path.stem,
+                              sha256=sha, source=path, **kw)
+    return det, {path.name: sha}
+
+
+def _load_safetensors(found: _Found, pin: str | None, trust_pickle: bool, **kw) -> tuple[Detector, dict[str, str]]:
+    from oddsuite.models.yolo import load_ultralytics
+
+    w, card = found.weights, found.card
+    arch = _find_arch(w, card, found.card_path)
+    sha = check_sha256(w, pin)
+    _check_card_hashes(card, found.card_path, w, {w.name: sha}, {arch.name: arch})
+    det = load_ultralytics(w, arch, classes=found.classes(), imgsz=found.imgsz(),
+                           name=str(card.get("name") or (w.parent.name if w.name == "model.safetensors" else w.stem)),
+                           sha256=sha, **kw)
+    return det, {w.name: sha, arch.name: sha256_file(arch)}
+
+
+def _load_onnx(found: _Found, pin: str | None, trust_pickle: bool, **kw) -> tuple[Detector, dict[str, str]]:
+    from oddsuite.models.onnx_rt import OnnxDetector, model_files
+
+    w, card = found.weights, found.card
+    paths = model_files(w)
+    sha, hashes = check_files_pin(paths, pin, w)
+    _check_card_hashes(card, found.card_path, w, hashes, paths)
+    det = OnnxDetector(w, classes=found.classes(), imgsz=found.imgsz(), name=str(card.get("name") or w.stem),
+                       sha256=sha, files=hashes, **kw)
+    return det, hashes
+
+
+#: weights-file suffix -> (format recorded in ModelInfo, loader). A new backend is one adapter
+#: module plus one line here; a loader checks every pin before the file is parsed.
+LOADERS: dict[str, tuple[str, Callable[..., tuple[Detector, dict[str, str]]]]] = {
+    ".safetensors": ("safetensors", _load_safetensors),
+    ".onnx": ("onnx", _load_onnx),
+    ".pt": ("pickle", _load_pickle),
+    ".pth": ("pickle", _load_pickle),
+}
+
+
+@dataclass(frozen=True)
+class DetectorRecipe:
+    """How to re-create a detector in another process (pool or Ray workers): a picklable,
+    hashable :func:`load_detector` call (``sha256`` pins the same files). Workers cache the
+    loaded detector per recipe."""
+
+    path: str
+    sha256: str | None = None
+    trust_pickle: bool = False
+    class_map: Any = None  # a mapping is kept as sorted items, so recipes hash
+    options: tuple = ()  # adapter options (batch_size, iou, ...) as sorted items
+
+    def __post_init__(self) -> None:
+        if isinstance(self.class_map, Mapping):
+            object.__setattr__(self, "class_map", tuple(sorted(self.class_map.items())))
+        if isinstance(self.options, Mapping):
+            object.__setattr__(self, "options", tuple(sorted(self.options.items())))
+
+    def load(self) -> Detector:
+        cm = dict(self.class_map) if isinstance(self.class_map, tuple) else self.class_map
+        return load_detector(self.path, sha256=self.sha256, trust_pickle=self.trust_pickle, class_map=cm,
+                             **dict(self.options))
 
 
 def load_detector(path: str | Path, sha256: str | None = None, trust_pickle: bool = False,
                   class_map: Mapping[str, str] | str | None = None, **options) -> Detector:
     """Load a detector from a local model file or directory (see the module doc for what is accepted).
 
-    sha256: pin of the weights file; a mismatch raises ModelError naming file, expected and
-    actual hash, and nothing is loaded. trust_pickle: allow pickled ``.pt`` checkpoints
-    (arbitrary code execution on load; a warning is logged). class_map: explicit
-    ``detector class -> suite category`` names (dict or ``"a=b,c=d"``); checked against the
-    detector's classes and kept as ``detector.class_map`` for :func:`map_classes`.
-    options: passed to the adapter (batch_size, iou, max_det; threads/providers for ONNX).
+    sha256: the model's pin; a mismatch raises ModelError naming the files, expected and
+    actual hash, and nothing is loaded. The pin of a safetensors or pickled model is the
+    SHA-256 of its weights file; of an ONNX model, of the ``.onnx`` file when it is the only
+    file, and with external data the canonical hash over the ``.onnx`` and every external
+    data file (:func:`oddsuite.models.common.files_pin`: SHA-256 of the sorted
+    ``"<sha256>  <path>"`` lines, as ``sha256sum`` prints them). trust_pickle: allow pickled
+    ``.pt`` checkpoints (arbitrary code execution on load; a warning is logged). class_map:
+    explicit ``detector class -> suite category`` names (dict or ``"a=b,c=d"``); checked
+    against the detector's classes. options: passed to the adapter (batch_size, iou, max_det;
+    threads/providers for ONNX).
 
-    The returned detector has ``name``, ``classes``, ``predict``, plus ``sha256`` (of the
-    weights file), ``source``, ``imgsz`` and ``class_map``; ultralytics ones have ``torch_model``.
+    The returned detector's ``info`` (ModelInfo) holds the pin, every file's SHA-256, the
+    source, format, precision, input size, the class map and a recipe (:class:`DetectorRecipe`)
+    that re-creates it in a worker; ultralytics ones are :class:`TorchDetector`.
     """
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise ModelError(f"{p}: no such model file or directory")
-    if p.is_dir():
-        w, card, card_path = _resolve_dir(p)
-    else:
-        w = p
-        card, card_path = _sidecar_card(p)
-    suffix = w.suffix.lower()
-
-    if suffix in PICKLE_SUFFIXES:
-        if not trust_pickle:
-            raise ModelError(
-                f"{w}: is a pickled checkpoint; unpickling runs arbitrary code from the file, so it is refused by "
-                "default. Convert it to yaml + safetensors or ONNX, or, for a file you trust, pass "
-                "trust_pickle=True (CLI: --trust-pickle), ideally with its sha256 pinned.")
-        sha = check_sha256(w, sha256)
-        _check_card_hashes(card, card_path, {"weights": w}, {w.name: sha})
-        det = _load_pickle(w, card, card_path, sha, **options)
-    elif suffix == ".safetensors":
-        from oddsuite.models.yolo import load_ultralytics
-
-        arch = _find_arch(w, card, card_path)
-        sha = check_sha256(w, sha256)
-        _check_card_hashes(card, card_path, {"weights": w, "arch": arch}, {w.name: sha})
-        det = load_ultralytics(w, arch, classes=_card_classes(card, card_path) if card_path else None,
-                               imgsz=_card_imgsz(card, card_path) if card_path else None,
-                               name=str(card.get("name") or (w.parent.name if w.name == "model.safetensors" else w.stem)),
-                               sha256=sha, **options)
-    elif suffix == ".onnx":
-        from oddsuite.models.onnx_rt import OnnxDetector
-
-        sha = check_sha256(w, sha256)
-        _check_card_hashes(card, card_path, {"weights": w}, {w.name: sha})
-        det = OnnxDetector(w, classes=_card_classes(card, card_path) if card_path else None,
-                           imgsz=_card_imgsz(card, card_path) if card_path else None,
-                           name=str(card.get("name") or w.stem), sha256=sha, **options)
-    else:
-        raise ModelError(f"{w}: unsupported model file type {suffix or '(none)'!r}; expected a directory, "
+    found = _locate(Path(path).expanduser())
+    suffix = found.weights.suffix.lower()
+    if suffix not in LOADERS:
+        raise ModelError(f"{found.weights}: unsupported model file type {suffix or '(none)'!r}; expected a directory, "
                          ".safetensors (with its yaml), .onnx, or a trusted .pt")
-
+    fmt, loader = LOADERS[suffix]
+    det, files = loader(found, sha256, trust_pickle, **options)
+    cm = None
     if class_map:
         try:
             cm = parse_class_map(class_map)
         except ValueError as e:
             raise ModelError(f"class map: {e}") from e
-        check_class_map(cm, det.classes, str(w))
-        det.class_map = cm
+        check_class_map(cm, det.classes, str(found.weights))
+    recipe = DetectorRecipe(str(Path(path).expanduser().resolve()), model_info(det).sha256, trust_pickle, cm, options)
+    det.info = replace(model_info(det), files=dict(sorted(files.items())), format=fmt, class_map=cm or None,
+                       recipe=recipe)
     return det

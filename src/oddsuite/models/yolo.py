@@ -20,18 +20,16 @@ import contextlib
 import copy
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from oddsuite.fileio import atomic_write_bytes
+from oddsuite.fileio import atomic_write_bytes, sha256_file, write_json
 from oddsuite.errors import ModelError
 from oddsuite.models._ultra import ultralytics_offline
-from oddsuite.models.base import MAP_CONF_FLOOR, Detections
-from oddsuite.models.common import MAX_DET, NMS_IOU, predict_batched, sha256_file
+from oddsuite.models.base import MAP_CONF_FLOOR, Detections, ModelInfo
+from oddsuite.models.common import MAX_DET, NMS_IOU, predict_batched
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +209,8 @@ class UltralyticsDetector:
     def __init__(self, model, classes: dict[int, str], imgsz: int = 640, name: str = "yolo", *,
                  sha256: str | None = None, source: str | Path | None = None, batch_size: int = 16,
                  iou: float = NMS_IOU, max_det: int = MAX_DET, device: str = "cpu"):
+        """``sha256`` / ``source``: the pin and path of the weights file it was loaded from
+        (``load_detector`` passes them; it also fills the rest of ``info``)."""
         import torch
 
         head = model.model[-1]
@@ -230,12 +230,11 @@ class UltralyticsDetector:
         self.classes: dict[int, str] = classes
         self.imgsz = int(imgsz)
         self.name = name
-        self.sha256 = sha256
-        self.source = Path(source) if source is not None else None
         self.batch_size = int(batch_size)
         self.iou = float(iou)
         self.max_det = int(max_det)
-        self.class_map: dict[str, str] | None = None
+        self.info = ModelInfo(sha256=sha256, source=str(source) if source is not None else None,
+                              precision="fp32", input_hw=(self.imgsz, self.imgsz))
 
     @property
     def nc(self) -> int:
@@ -259,7 +258,7 @@ class UltralyticsDetector:
         return predict_batched(self, images, conf)
 
     def __repr__(self) -> str:
-        return f"UltralyticsDetector(name={self.name!r}, nc={self.nc}, imgsz={self.imgsz}, source={self.source})"
+        return f"UltralyticsDetector(name={self.name!r}, nc={self.nc}, imgsz={self.imgsz}, source={self.info.source})"
 
 
 # --------------------------------------------------------------------------- model directories
@@ -268,7 +267,7 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
                    extra: dict | None = None) -> Path:
     """Write model.yaml + model.safetensors + model.json for an ultralytics DetectionModel."""
     import yaml
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -285,15 +284,7 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
     # and the file's bytes (its SHA-256 pin) must depend only on the weights, classes and imgsz
     meta = {META_KEY: json.dumps({"format": CARD_FORMAT, "classes": {str(k): v for k, v in classes.items()},
                                   "imgsz": int(imgsz)}, sort_keys=True)}
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, out / WEIGHTS_NAME)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(out / WEIGHTS_NAME, save(state, metadata=meta))
     w_sha = sha256_file(out / WEIGHTS_NAME)
     card = {
         "format": CARD_FORMAT,
@@ -307,7 +298,7 @@ def save_model_dir(model, out_dir: str | Path, classes: dict[int, str], imgsz: i
     }
     if extra:
         card.update({k: v for k, v in extra.items() if k not in card})
-    atomic_write_bytes(out / CARD_NAME, (json.dumps(card, indent=2) + "\n").encode())
+    write_json(out / CARD_NAME, card, sort_keys=False, indent=2)
     return out
 
 

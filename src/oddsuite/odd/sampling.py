@@ -1,36 +1,28 @@
-"""Seeded samplers over an ODD spec's dimensions: ``random``, ``grid`` and ``halton``.
+"""One scene's parameters from (spec, suite seed, scene id): ``sample_scene``.
 
-Every scene's parameters derive from the suite seed and the scene id alone, so any scene
-can be re-made by itself, on any worker, identically:
-
-- ``random``: a Generator from ``SeedSequence([seed, scene_id])`` draws every dimension.
-- ``halton``: scene ``i`` is point ``i`` of scipy's scrambled Halton sequence (scrambled
-  with the suite seed) over the non-fixed global dimensions, which covers the ODD more
-  evenly than random draws for the same number of scenes.
-- ``grid``: scene ``i`` is cell ``i`` (mixed radix, wrapping) of the cartesian grid of
-  every global dimension (all choices, ``grid_levels`` points per range), counting only
-  the cells that keep the rules.
-
-Global dimensions are scenery, environment, camera and the per-class object counts;
+The spec's sampler (``odd.samplers``: ``random``, ``grid``, ``halton``, …) chooses the
+global dimensions (scenery, environment, camera and the per-class object counts);
 per-object placement (distance, lateral offset, heading, scale) is always drawn from the
-scene's own Generator. Include/exclude rules are enforced by rejection: a sample that
-breaks a rule is re-drawn from the scene's Generator, up to ``max_placement_tries``
-times, then a SpecError says which rule cannot be met.
+scene's own Generator. Every scene's parameters derive from the suite seed and the scene
+id alone, so any scene can be re-made by itself, on any worker, identically.
+
+Include/exclude rules are enforced by rejection: a sample that breaks a rule is re-drawn
+from the scene's Generator, up to ``max_placement_tries`` times, then a SpecError says
+which rule cannot be met. (Rules are type-checked when the spec loads: ``odd.rules``.)
 """
 from __future__ import annotations
 
 import hashlib
-import itertools
-import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from oddsuite.errors import SpecError
 from oddsuite.odd.domains import Domain
-from oddsuite.odd.spec import OddSpec, Rule
+from oddsuite.odd.rules import broken_rule as _broken
+from oddsuite.odd.samplers import SAMPLERS
+from oddsuite.odd.spec import OddSpec
 
 
 @dataclass(frozen=True)
@@ -74,124 +66,21 @@ class SceneParams:
 
 
 def global_dimensions(spec: OddSpec) -> list[tuple[str, Domain]]:
-    """(path, domain) of every global dimension, in a fixed order."""
-    dims: list[tuple[str, Domain]] = []
-    for g in ("scenery", "environment", "camera"):
-        model = getattr(spec, g)
-        for name in type(model).model_fields:
-            v = getattr(model, name)
-            if isinstance(v, Domain):
-                dims.append((f"{g}.{name}", v))
-    for key, oc in spec.objects.items():
-        dims.append((f"objects.{key}.count", oc.count))
-    return dims
-
-
-_OPS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le, "eq": operator.eq, "ne": operator.ne}
-
-
-def _holds(cond: Any, value: Any) -> bool:
-    if isinstance(cond, dict):
-        return all(_OPS[op](value, ref) for op, ref in cond.items())
-    if isinstance(cond, list):
-        return value in cond
-    return value == cond
-
-
-def check_rules(spec: OddSpec) -> None:
-    """Rules may only name known dimensions and known operators."""
-    known = {p for p, _ in global_dimensions(spec)}
-    for i, rule in enumerate(spec.rules):
-        conds = rule.exclude or {**(rule.require or {}).get("if", {}), **(rule.require or {}).get("then", {})}
-        for path, cond in conds.items():
-            if path not in known:
-                raise SpecError(
-                    f"{spec.source_path}: rules.{i}: unknown dimension {path!r}; expected one of: {', '.join(sorted(known))}"
-                )
-            if isinstance(cond, dict) and (set(cond) - set(_OPS)):
-                raise SpecError(
-                    f"{spec.source_path}: rules.{i}.{path}: unknown operator(s) {sorted(set(cond) - set(_OPS))}; expected {', '.join(_OPS)}"
-                )
+    """(path, domain) of every global dimension, in a fixed order (``OddSpec.dimensions``)."""
+    return spec.dimensions()
 
 
 def broken_rule(spec: OddSpec, values: dict[str, Any]) -> int | None:
     """Index of the first rule the values break, or None."""
-    for i, rule in enumerate(spec.rules):
-        if rule.exclude is not None:
-            if all(_holds(c, values[p]) for p, c in rule.exclude.items()):
-                return i
-        else:
-            assert rule.require is not None
-            if all(_holds(c, values[p]) for p, c in rule.require["if"].items()) and not all(
-                _holds(c, values[p]) for p, c in rule.require["then"].items()
-            ):
-                return i
-    return None
-
-
-def _first_point(spec: OddSpec, dims: list[tuple[str, Domain]], seed: int, scene_id: int,
-                 rng: np.random.Generator) -> list[Any]:
-    if spec.sampler == "random":
-        return [d.at(u) for (_, d), u in zip(dims, rng.random(len(dims)))]
-    if spec.sampler == "halton":
-        free = [i for i, (_, d) in enumerate(dims) if not d.is_fixed]
-        vals = [d.at(0.5) for _, d in dims]
-        if free:
-            h = qmc.Halton(d=len(free), scramble=True, seed=np.random.default_rng(seed))
-            if scene_id:
-                h.fast_forward(scene_id)
-            u = h.random(1)[0]
-            for i, ui in zip(free, u):
-                vals[i] = dims[i][1].at(ui)
-        return vals
-    cells = _valid_grid_cells(spec)
-    return list(cells[scene_id % len(cells)])
-
-
-#: the grid sampler enumerates its cells; past this many it refuses
-MAX_GRID_CELLS = 2_000_000
-
-
-def _valid_grid_cells(spec: OddSpec) -> list[tuple[Any, ...]]:
-    """Every grid cell that keeps the rules, in mixed-radix order (first dimension fastest)."""
-    key = (spec.source_text, spec.grid_levels, spec.model_dump_json())
-    if key in _GRID_CACHE:
-        return _GRID_CACHE[key]
-    dims = global_dimensions(spec)
-    axes = [d.grid(spec.grid_levels) for _, d in dims]
-    total = 1
-    for ax in axes:
-        total *= len(ax)
-    if total > MAX_GRID_CELLS:
-        raise SpecError(f"{spec.source_path}: sampler: grid has {total} cells (> {MAX_GRID_CELLS}); "
-                        f"lower grid_levels or fix some dimensions, or use halton")
-    paths = [p for p, _ in dims]
-    cells = []
-    for combo in itertools.product(*reversed(axes)):
-        vals = tuple(reversed(combo))
-        if broken_rule(spec, dict(zip(paths, vals))) is None:
-            cells.append(vals)
-    if not cells:
-        raise SpecError(f"{spec.source_path}: rules: no grid cell satisfies the rules")
-    _GRID_CACHE.clear()
-    _GRID_CACHE[key] = cells
-    return cells
-
-
-_GRID_CACHE: dict[Any, list[tuple[Any, ...]]] = {}
-
-
-def grid_size(spec: OddSpec) -> int:
-    """Number of grid cells that keep the rules (scenes past it wrap around)."""
-    return len(_valid_grid_cells(spec))
+    return _broken(spec.rules, values)
 
 
 def sample_scene(spec: OddSpec, seed: int, scene_id: int) -> SceneParams:
     """The parameters of scene ``scene_id`` of a suite with ``seed``; pure in its inputs."""
-    check_rules(spec)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(scene_id)]))
-    dims = global_dimensions(spec)
-    vals = _first_point(spec, dims, seed, scene_id, rng)
+    sampler = SAMPLERS[spec.sampler](spec, seed)
+    dims = sampler.dims
+    vals = sampler.first(int(scene_id), rng)
     values = {p: v for (p, _), v in zip(dims, vals)}
     for _ in range(spec.max_placement_tries):
         if broken_rule(spec, values) is None:

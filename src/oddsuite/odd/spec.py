@@ -4,68 +4,132 @@ Dimensions follow the ISO 34503 / ASAM OpenODD / PAS 1883 taxonomy: *scenery* (r
 type, lanes, road surface), *environment* (sun, clouds, fog visibility, rain, snow),
 *dynamic elements* (object classes with counts and placement ranges) and the *camera*.
 Every dimension takes a domain (see ``odd.domains``). Unknown keys and out-of-range
-values are errors naming the file, the YAML path and line, and what was expected.
+values are errors naming the file, the YAML path and line, and what was expected
+(``odd.load`` reads the YAML and runs the checks that need more than one field).
 """
 import hashlib
+from functools import lru_cache, partial
+from math import comb
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
 
-from oddsuite.errors import SpecError
+from oddsuite.odd import effects
 from oddsuite.odd.domains import Domain, parse_domain
+from oddsuite.odd.effects import ROAD_SURFACES  # noqa: F401 - re-exported: part of the spec vocabulary
 
 #: COCO-compatible class names that oddsuite can build from its own assets.
 BUILTIN_CLASSES = ("car", "truck", "person", "bicycle", "stop sign", "traffic cone")
 ROAD_TYPES = ("urban", "rural", "highway")
-ROAD_SURFACES = ("dry", "wet", "icy", "snow")
 PLANS = ("exhaustive", "k-subsets", "ablation", "sampled", "full")
 MODES = ("remove", "isolate", "cutout")
-SAMPLERS = ("random", "grid", "halton")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, allow_inf_nan=False)
 
 
-def Dom(lo: float = 0, hi: float = 0, unit: str = "", integer: bool = False, choices: tuple[str, ...] | None = None):
+def Dom(lo: float = 0, hi: float = 0, unit: str = "", integer: bool = False, choices: tuple[str, ...] | None = None,
+        note: str = ""):
     """The type of a domain field: raw YAML is turned into a validated Domain first."""
 
     def conv(v: Any) -> Domain:
         if isinstance(v, Domain):
             return v
-        return parse_domain(v, lo=lo, hi=hi, unit=unit, integer=integer, choices=choices)
+        return parse_domain(v, lo=lo, hi=hi, unit=unit, integer=integer, choices=choices, note=note)
 
     return Annotated[Domain, BeforeValidator(conv)]
 
 
-class Scenery(_Strict):
-    road_type: Dom(choices=ROAD_TYPES) = Field(default_factory=lambda: parse_domain("urban", choices=ROAD_TYPES))
-    lanes: Dom(1, 6, "lanes", integer=True) = Field(default_factory=lambda: parse_domain(2, lo=1, hi=6, integer=True, unit="lanes"))
-    lane_width_m: Dom(2.5, 5.0, "m") = Field(default_factory=lambda: parse_domain(3.5, lo=2.5, hi=5.0, unit="m"))
-    road_surface: Dom(choices=ROAD_SURFACES) = Field(default_factory=lambda: parse_domain("dry", choices=ROAD_SURFACES))
-    clutter: Dom(0.0, 3.0, "x (scenery density multiplier)") = Field(default_factory=lambda: parse_domain(1.0, lo=0.0, hi=3.0, unit="x"))
+def _dom_field(default: Any, **kw: Any) -> tuple[Any, Any]:
+    """(annotation, Field) of a domain field: its type parses raw YAML, its default is the
+    same parse of ``default``."""
+    return Dom(**kw), Field(default_factory=partial(parse_domain, default, **kw))
 
 
+#: the fields of each spec section that no effect declares, in sampling order
+_STATIC: dict[str, dict[str, tuple[Any, Any]]] = {
+    "scenery": {
+        "road_type": _dom_field("urban", choices=ROAD_TYPES),
+        "lanes": _dom_field(2, lo=1, hi=6, unit="lanes", integer=True),
+        "lane_width_m": _dom_field(3.5, lo=2.5, hi=5.0, unit="m"),
+        "clutter": _dom_field(1.0, lo=0.0, hi=3.0, unit="x", note="roadside density; 0 = no buildings, poles or trees"),
+    },
+    "environment": {},
+    "camera": {
+        "height_m": _dom_field(1.5, lo=0.2, hi=10, unit="m"),
+        "pitch_deg": _dom_field(-3.0, lo=-45, hi=45, unit="deg"),
+        "fov_deg": _dom_field(60.0, lo=10, hi=150, unit="deg"),
+        "width": (int, Field(640, ge=32, le=4096)),
+        "height": (int, Field(480, ge=32, le=4096)),
+    },
+}
 
-class Environment(_Strict):
-    sun_elevation_deg: Dom(-90, 90, "deg") = Field(default_factory=lambda: parse_domain(45.0, lo=-90, hi=90, unit="deg"))
-    sun_azimuth_deg: Dom(0, 360, "deg") = Field(default_factory=lambda: parse_domain(135.0, lo=0, hi=360, unit="deg"))
-    cloud_cover: Dom(0, 1, "fraction") = Field(default_factory=lambda: parse_domain(0.2, lo=0, hi=1, unit="fraction"))
-    fog_visibility_m: Dom(5, 100000, "m") = Field(default_factory=lambda: parse_domain(10000.0, lo=5, hi=100000, unit="m"))
-    rain_mm_h: Dom(0, 200, "mm/h") = Field(default_factory=lambda: parse_domain(0.0, lo=0, hi=200, unit="mm/h"))
-    snow_mm_h: Dom(0, 50, "mm/h") = Field(default_factory=lambda: parse_domain(0.0, lo=0, hi=50, unit="mm/h"))
+
+def _dim_kw(d: effects.Dimension) -> dict[str, Any]:
+    if d.choices is not None:
+        return {"choices": d.choices}
+    return {"lo": d.lo, "hi": d.hi, "unit": d.unit, "integer": d.integer, "note": d.note}
 
 
+@lru_cache(maxsize=8)
+def _section_model(group: str, version: int) -> type[BaseModel]:
+    fields = list(_STATIC[group].items())
+    for d in effects.dimensions(group):
+        at = next((i + 1 for i, (n, _) in enumerate(fields) if n == d.after), len(fields))
+        fields.insert(at, (d.name, _dom_field(d.default, **_dim_kw(d))))
+    return create_model(group.capitalize(), __base__=_Strict, __module__=__name__, **dict(fields))
 
-class Camera(_Strict):
-    height_m: Dom(0.2, 10, "m") = Field(default_factory=lambda: parse_domain(1.5, lo=0.2, hi=10, unit="m"))
-    pitch_deg: Dom(-45, 45, "deg") = Field(default_factory=lambda: parse_domain(-3.0, lo=-45, hi=45, unit="deg"))
-    fov_deg: Dom(10, 150, "deg") = Field(default_factory=lambda: parse_domain(60.0, lo=10, hi=150, unit="deg"))
-    width: int = Field(640, ge=32, le=4096)
-    height: int = Field(480, ge=32, le=4096)
 
+def section_model(group: str) -> type[BaseModel]:
+    """The model of spec section ``group`` (scenery, environment, camera): its own fields
+    and the dimensions the declared effects (``odd.effects``) add to it."""
+    return _section_model(group, effects.version())
+
+
+def _override_type(d: effects.Dimension) -> tuple[Any, Any]:
+    if d.choices is not None:
+        return Optional[Literal[d.choices]], None  # type: ignore[valid-type]
+    return Optional[int if d.integer else float], Field(None, ge=d.lo, le=d.hi, description=d.note or None)
+
+
+@lru_cache(maxsize=8)
+def _overrides_model(version: int) -> type[BaseModel]:
+    fields: dict[str, Any] = {d.name: _override_type(d) for d in effects.dimensions() if d.overridable}
+    fields.update({s.name: (Optional[bool], None) for s in effects.switches()})
+    return create_model("VariantOverrides", __base__=_Strict, __module__=__name__, **fields)
+
+
+def overrides_model() -> type[BaseModel]:
+    """What a variant may set: every overridable effect dimension and every switch."""
+    return _overrides_model(effects.version())
+
+
+class Variant(_Strict):
+    """An environmental variant: overrides applied to a scene's sampled environment.
+    The keys it takes come from the declared effects (``overrides_model``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        raw = {k: v for k, v in data.items() if k != "name"}
+        if set(raw) == {"overrides"} and isinstance(raw["overrides"], dict):  # Variant(**v.model_dump())
+            raw = raw["overrides"]
+        given = overrides_model().model_validate(raw)
+        out = {"overrides": given.model_dump(exclude_none=True)}
+        if "name" in data:
+            out["name"] = data["name"]
+        return out
+
+    def get(self, key: str) -> Any:
+        """The override of ``key``, or None when this variant keeps the sampled value."""
+        return self.overrides.get(key)
 
 
 class ObjectClass(_Strict):
@@ -76,11 +140,22 @@ class ObjectClass(_Strict):
     lateral_m: Dom(-100, 100, "m") = Field(default_factory=lambda: parse_domain({"min": -6, "max": 6}, lo=-100, hi=100, unit="m"))
     heading_deg: Dom(-360, 360, "deg") = Field(default_factory=lambda: parse_domain({"min": 0, "max": 360}, lo=-360, hi=360, unit="deg"))
     scale_jitter: float = Field(0.1, ge=0.0, le=0.5, description="relative size jitter, uniform in ±scale_jitter")
-    #: a user mesh (OBJ/GLB/STL), relative to the spec file; its longest extent is scaled to `size_m`
+    #: a user mesh (OBJ/GLB/GLTF/STL/PLY), relative to the spec file; its scale is required:
+    #: either `size_m` (the longest extent is scaled to it) or `units` (what one unit of the file is)
     mesh: Optional[str] = None
     size_m: Optional[float] = Field(None, gt=0, le=50)
+    units: Optional[Literal["mm", "cm", "m"]] = None
     #: COCO-style name the class reports as (defaults to the key)
     name: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _scale(self) -> "ObjectClass":
+        if self.mesh is None and (self.size_m is not None or self.units is not None):
+            raise ValueError("size_m and units scale a user mesh; this class has no 'mesh:'")
+        if self.size_m is not None and self.units is not None:
+            raise ValueError("give one of size_m (the mesh's longest side in metres) or units (mm, cm or m: the "
+                             "unit the file is written in), not both")
+        return self
 
 
 
@@ -111,21 +186,6 @@ class Render(_Strict):
         return self
 
 
-class Variant(_Strict):
-    """An environmental variant: overrides applied to a scene's sampled environment."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
-    sun_elevation_deg: Optional[float] = Field(None, ge=-90, le=90)
-    sun_azimuth_deg: Optional[float] = Field(None, ge=0, le=360)
-    cloud_cover: Optional[float] = Field(None, ge=0, le=1)
-    fog_visibility_m: Optional[float] = Field(None, ge=5, le=100000)
-    rain_mm_h: Optional[float] = Field(None, ge=0, le=200)
-    snow_mm_h: Optional[float] = Field(None, ge=0, le=50)
-    road_surface: Optional[Literal["dry", "wet", "icy", "snow"]] = None
-    shadows: Optional[bool] = None
-    headlights: Optional[bool] = None
-
-
 class Rule(_Strict):
     """``exclude``: a sample is rejected when all its conditions hold.
     ``require``: when all ``if`` conditions hold, all ``then`` conditions must hold."""
@@ -145,12 +205,12 @@ class Rule(_Strict):
 class OddSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     description: str = ""
-    sampler: Literal["random", "grid", "halton"] = "random"
+    sampler: str = Field("random", description="a registered sampler (odd.samplers): random, grid, halton, …")
     grid_levels: int = Field(3, ge=2, le=64, description="points per range dimension for the grid sampler")
     min_visible: float = Field(0.1, ge=0.0, le=1.0)
-    scenery: Scenery = Field(default_factory=Scenery)
-    environment: Environment = Field(default_factory=Environment)
-    camera: Camera = Field(default_factory=Camera)
+    scenery: Any = Field(default_factory=lambda: section_model("scenery")())
+    environment: Any = Field(default_factory=lambda: section_model("environment")())
+    camera: Any = Field(default_factory=lambda: section_model("camera")())
     objects: dict[str, ObjectClass]
     rules: tuple[Rule, ...] = ()
     permutations: Permutations = Field(default_factory=Permutations)
@@ -161,6 +221,21 @@ class OddSpec(_Strict):
     # set by load_spec, not by the YAML
     source_path: Optional[str] = Field(None, exclude=True)
     source_text: Optional[str] = Field(None, exclude=True)
+
+    @field_validator("scenery", "environment", "camera", mode="before")
+    @classmethod
+    def _section(cls, v: Any, info: ValidationInfo) -> BaseModel:
+        model = section_model(info.field_name)  # type: ignore[arg-type]
+        return v if isinstance(v, model) else model.model_validate(v)
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: str) -> str:
+        from oddsuite.odd.samplers import SAMPLERS  # the registry imports this module: look it up when used
+
+        if v not in SAMPLERS:
+            raise ValueError(f"unknown sampler {v!r}; expected one of: {', '.join(SAMPLERS)}")
+        return v
 
     @field_validator("objects")
     @classmethod
@@ -194,120 +269,50 @@ class OddSpec(_Strict):
         return hashlib.sha256((self.source_text or "").encode()).hexdigest()
 
     def mesh_path(self, key: str) -> Optional[Path]:
-        """The user mesh of class ``key``, resolved relative to the spec file, refused outside it."""
+        """The user mesh of class ``key``, resolved relative to the spec file (None for a
+        built-in class). Raises ValueError when it lies outside the spec's folder."""
         oc = self.objects[key]
         if oc.mesh is None:
             return None
         base = Path(self.source_path or ".").resolve().parent
         p = (base / oc.mesh).resolve()
         if base not in p.parents:
-            raise SpecError(f"{self.source_path}: objects.{key}.mesh: {oc.mesh!r} resolves outside the spec's folder {base}")
-        if not p.is_file():
-            raise SpecError(f"{self.source_path}: objects.{key}.mesh: file {p} does not exist")
-        if p.suffix.lower() not in (".obj", ".glb", ".gltf", ".stl", ".ply"):
-            raise SpecError(f"{self.source_path}: objects.{key}.mesh: expected an OBJ/GLB/GLTF/STL/PLY file, got {p.name}")
+            raise ValueError(f"{oc.mesh!r} resolves outside the spec's folder {base}")
         return p
 
+    def dimensions(self) -> list[tuple[str, Domain]]:
+        """(path, domain) of every global dimension (scenery, environment, camera, object
+        counts), in a fixed order: the order samplers fill them in."""
+        dims: list[tuple[str, Domain]] = []
+        for g in ("scenery", "environment", "camera"):
+            model = getattr(self, g)
+            for name in type(model).model_fields:
+                v = getattr(model, name)
+                if isinstance(v, Domain):
+                    dims.append((f"{g}.{name}", v))
+        for key, oc in self.objects.items():
+            dims.append((f"objects.{key}.count", oc.count))
+        return dims
+
+    @property
+    def max_rois(self) -> int:
+        """The most ROIs a scene of this spec can hold (the sum of the counts' maxima)."""
+        return sum(int(oc.count.largest) for oc in self.objects.values())
 
 
-
-# --------------------------------------------------------------------------- loading
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key and sequence item."""
-
-
-def _lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict:
-    out = {} if out is None else out
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value
-            out[path + (key,)] = k.start_mark.line + 1
-            _lines(v, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            out[path + (i,)] = v.start_mark.line + 1
-            _lines(v, path + (i,), out)
-    return out
-
-
-def _line_of(lines: dict, loc: tuple) -> Optional[int]:
-    loc = tuple(x for x in loc if not (isinstance(x, str) and x.startswith("function-")))
-    while loc:
-        if loc in lines:
-            return lines[loc]
-        loc = loc[:-1]
-    return lines.get(())
-
-
-def parse_spec(text: str, source: str = "<string>") -> OddSpec:
-    """Parse and validate spec text; ``source`` names the file in error messages."""
-    try:
-        node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as e:
-        raise SpecError(f"{source}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: expected a mapping at the top (name, objects, …), got {type(data).__name__}")
-    lines = _lines(node) if node is not None else {}
-    try:
-        spec = OddSpec.model_validate(data)
-    except ValidationError as e:
-        msgs = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            where = ".".join(str(x) for x in loc if not (isinstance(x, str) and x.startswith("function-"))) or "(top)"
-            line = _line_of(lines, loc)
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-                parent = loc[:-1]
-                allowed = _allowed_keys(parent)
-                if allowed:
-                    msg += f" (expected one of: {', '.join(allowed)})"
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            msg = msg.removeprefix("Value error, ")
-            msgs.append(f"{source}:{line}: {where}: {msg}" if line else f"{source}: {where}: {msg}")
-        raise SpecError("invalid ODD spec\n  " + "\n  ".join(msgs)) from None
-    spec = spec.model_copy(update={"source_path": source, "source_text": text})
-    for key in spec.objects:
-        spec.mesh_path(key)  # user meshes must exist, inside the spec's folder
-    return spec
-
-
-def _submodel(ann: Any) -> Any:
-    for cand in (ann, *getattr(ann, "__args__", ())):
-        if isinstance(cand, type) and issubclass(cand, BaseModel):
-            return cand
-    return None
-
-
-def _allowed_keys(parent: tuple) -> list[str]:
-    """The keys a mapping at YAML path ``parent`` accepts (for 'unknown key' messages)."""
-    model: Any = OddSpec
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        if model == "objects":  # a class name inside `objects:`
-            model = ObjectClass
-            continue
-        if not (isinstance(model, type) and part in model.model_fields):
-            return []
-        model = "objects" if (model is OddSpec and part == "objects") else _submodel(model.model_fields[part].annotation)
-    if not isinstance(model, type):
-        return []
-    return [k for k in model.model_fields if k not in ("source_path", "source_text")]
-
-
-def load_spec(path: str | Path) -> OddSpec:
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(f"{p}: spec file not found")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise SpecError(f"{p}: not UTF-8 text: {e}") from None
-    return parse_spec(text, source=str(p))
+def plan_size(plan: str, n: int, k: int = 2, n_sampled: int = 16) -> int:
+    """Number of subsets a plan gives for a scene of ``n`` ROIs, counted without building them
+    (see ``permute.plans`` for the plans)."""
+    if n == 0:
+        return 0
+    if plan == "full":
+        return 1
+    if plan == "exhaustive":
+        return 2**n - 1
+    if plan == "k-subsets":
+        return sum(comb(n, s) for s in range(1, min(k, n) + 1)) + (1 if k < n else 0)
+    if plan == "ablation":
+        return {1: 1, 2: 3}.get(n, 2 * n + 1)  # singletons, leave-one-out, the full set
+    if plan == "sampled":
+        return min(2**n - 1, n + (1 if n > 1 else 0) + n_sampled)
+    raise ValueError(f"unknown plan {plan!r}")

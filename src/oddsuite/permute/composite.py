@@ -24,8 +24,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from oddsuite.render import weather
-from oddsuite.render.renderer import Frame, Renderer
+from oddsuite.render import Frame, Renderer, post_effects
 from oddsuite.scenes.scene import Scene
 
 
@@ -54,6 +53,8 @@ class CompositeRenderer:
         return self.layers[rid][3].min(-1) < threshold
 
     def frame(self, rois: Iterable[int], rng: np.random.Generator | None = None, apply_weather: bool = True) -> Frame:
+        """The frame of ROI subset ``rois``; ``rng``: the scene's weather Generator (needed when
+        an image effect draws, e.g. rain)."""
         sub = sorted(rois)
         rgb = self.bg_rgb.copy()
         for rid in sub:
@@ -71,6 +72,5 @@ class CompositeRenderer:
         out = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
         depth = np.where(ids >= 0, zbuf, self.bg_depth).astype(np.float32)
         if apply_weather:
-            out = weather.apply(out, depth, self.env, self.scene.camera,
-                                rng if rng is not None else np.random.default_rng(0))
+            out = post_effects(out, depth, self.env, self.scene.camera, rng)
         return Frame(out, depth, ids, self.r.stats(self.scene, ids, set(sub)))

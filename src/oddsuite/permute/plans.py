@@ -7,37 +7,21 @@
 - ``sampled``: singletons and the full set, plus ``n`` further distinct subsets drawn
   with the scene's Generator (fewer when the scene has fewer subsets).
 
-Subsets are sorted tuples of ROI ids; a plan's list is in a fixed order (by size, then
+Every plan is counted (``plan_size``) and refused past ``max_subsets`` before a subset is
+built. Subsets are sorted tuples of ROI ids; a plan's list is in a fixed order (by size, then
 lexicographic), so the same scene always gives the same images in the same order.
 """
 from __future__ import annotations
 
 from itertools import combinations
-from math import comb
 
 import numpy as np
 
 from oddsuite.errors import SpecError
+from oddsuite.odd.spec import plan_size
 
 Subset = tuple[int, ...]
-
-
-def plan_size(plan: str, n: int, k: int = 2, n_sampled: int = 16) -> int:
-    """Number of subsets a plan gives for a scene of n ROIs (without building them)."""
-    if n == 0:
-        return 0
-    if plan == "full":
-        return 1
-    if plan == "exhaustive":
-        return 2**n - 1
-    if plan == "k-subsets":
-        return sum(comb(n, s) for s in range(1, min(k, n) + 1)) + (1 if k < n else 0)
-    if plan == "ablation":
-        return len({tuple(sorted(s)) for s in _ablation(list(range(n)))})
-    if plan == "sampled":
-        base = n + (1 if n > 1 else 0)
-        return min(2**n - 1, base + n_sampled)
-    raise ValueError(f"unknown plan {plan!r}")
+PLANS = ("full", "exhaustive", "k-subsets", "ablation", "sampled")
 
 
 def _ablation(ids: list[int]) -> list[Subset]:
@@ -47,20 +31,24 @@ def _ablation(ids: list[int]) -> list[Subset]:
 
 def subsets(plan: str, roi_ids: list[int], *, k: int = 2, n_sampled: int = 16, max_subsets: int = 256,
             rng: np.random.Generator | None = None, where: str = "") -> list[Subset]:
+    """The subsets of ``roi_ids`` that ``plan`` renders, in plan order. ``rng``: the scene's
+    Generator (``params.rng('subsets')``), required by ``sampled``. Raises SpecError when the
+    plan would give more than ``max_subsets`` (``where`` prefixes the message)."""
     ids = sorted(roi_ids)
     n = len(ids)
     if n == 0:
         return []
     full = tuple(ids)
+    size = plan_size(plan, n, k, n_sampled) if plan in PLANS else 0
+    if size > max_subsets:  # counted before anything is built
+        raise SpecError(
+            f"{where}{plan} plan: a scene with {n} ROIs has {size} subsets, above "
+            f"permutations.max_subsets = {max_subsets}; use k-subsets (small k), ablation or sampled, "
+            f"lower the object counts, or raise max_subsets"
+        )
     if plan == "full":
         out = {full}
     elif plan == "exhaustive":
-        if 2**n - 1 > max_subsets:
-            raise SpecError(
-                f"{where}exhaustive plan: a scene with {n} ROIs has {2**n - 1} subsets, above "
-                f"permutations.max_subsets = {max_subsets}; use k-subsets, ablation or sampled, "
-                f"lower the object counts, or raise max_subsets"
-            )
         out = {c for s in range(1, n + 1) for c in combinations(ids, s)}
     elif plan == "k-subsets":
         out = {c for s in range(1, min(k, n) + 1) for c in combinations(ids, s)} | {full}
@@ -70,7 +58,9 @@ def subsets(plan: str, roi_ids: list[int], *, k: int = 2, n_sampled: int = 16, m
         out = {(i,) for i in ids} | {full}
         total = 2**n - 1
         want = min(total, len(out) + n_sampled)
-        rng = rng if rng is not None else np.random.default_rng(0)
+        if rng is None:
+            raise ValueError("the sampled plan draws its subsets from the scene's Generator: pass "
+                             "rng=params.rng('subsets')")
         tries = 0
         while len(out) < want and tries < 100 * want:
             tries += 1

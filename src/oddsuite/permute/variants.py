@@ -1,25 +1,31 @@
-"""Environment variant expansion: a scene's sampled environment with a variant's overrides."""
+"""Environment variant expansion: a scene's sampled environment with a variant's overrides.
+
+What a variant may set, and what a switch is when no variant sets it, comes from the
+effect declarations (``odd.effects``): every overridable effect dimension and every switch.
+"""
 from __future__ import annotations
 
 from typing import Any
 
+from oddsuite.odd import effects
 from oddsuite.scenes.scene import Scene
 
-#: the environment keys a variant may override
-OVERRIDABLE = ("sun_elevation_deg", "sun_azimuth_deg", "cloud_cover", "fog_visibility_m", "rain_mm_h",
-               "snow_mm_h", "road_surface", "shadows", "headlights")
 
 def environment_of(scene: Scene, variant: Any = None) -> dict[str, Any]:
-    """The environment in effect: the scene's sampled values with the variant's overrides."""
-    env = dict(scene.params.environment)
-    env["road_surface"] = scene.params.scenery["road_surface"]
-    env["shadows"] = True
-    env["headlights"] = None
+    """The environment in effect: every effect dimension of the scene (sampled environment,
+    then those of other sections, e.g. ``road_surface`` from the scenery), the variant's
+    overrides, then each switch not overridden at its default (headlights: on at night)."""
+    params = scene.params
+    env = dict(params.environment)
+    for d in effects.dimensions():
+        if d.group != "environment":
+            env[d.name] = getattr(params, d.group)[d.name]
+    unset = effects.switches()
+    for s in unset:
+        env[s.name] = None
     if variant is not None:
-        for k in OVERRIDABLE:
-            v = getattr(variant, k)
-            if v is not None:
-                env[k] = v
-    if env["headlights"] is None:
-        env["headlights"] = env["sun_elevation_deg"] < 0
+        env.update({k: v for k, v in variant.overrides.items() if k in env})
+    for s in unset:
+        if env[s.name] is None:
+            env[s.name] = s.resolve(env)
     return env

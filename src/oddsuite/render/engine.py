@@ -3,10 +3,12 @@
 An engine turns a ``Scene`` under an environment into a ``Frame``. Whatever the engine,
 a frame's labels (depth, instance ids, per-ROI visible and full boxes, visible fractions)
 come from the rasterizer's ID pass of the same scene, so they are identical across
-engines by construction; only the colour differs. Image-space effects (fog by
-Koschmieder's law on the depth, rain, snow) are applied after the engine by
-``post_effects``, the same code for both engines, so a visibility in metres means the
-same thing whichever engine drew the image.
+engines by construction; only the colour differs. Both engines draw the scene state of
+the declared effects (``render.effects.scene_pass``: sun, sky, headlights, road surface,
+snow cover, shadows), and every engine's image leaves through ``render.post.post_effects``
+(the image stage of the effects: fog by Koschmieder's law on the depth, rain, snow), the
+same code for both engines, so a visibility in metres means the same thing whichever
+engine drew the image.
 
 ``get_engine(render, width, height)`` gives the process-wide engine for a spec's
 ``render`` block. Each engine keeps ``frames`` and ``seconds`` (colour work, labels
@@ -20,9 +22,8 @@ from typing import Any, Iterable, Optional, Protocol
 import numpy as np
 
 from oddsuite.odd.spec import Render
-from oddsuite.render import weather
 from oddsuite.render.renderer import Frame, ObjectStats, Renderer, get_renderer
-from oddsuite.scenes.scene import CameraSetup, Scene
+from oddsuite.scenes.scene import Scene
 
 
 class Engine(Protocol):
@@ -41,14 +42,6 @@ class Engine(Protocol):
     def stats(self, scene: Scene, ids: np.ndarray, show: set[int]) -> dict[int, ObjectStats]: ...
 
     def describe(self) -> dict[str, Any]: ...
-
-
-def post_effects(rgb: np.ndarray, depth: np.ndarray, env: dict[str, Any], camera: CameraSetup,
-                 rng: Optional[np.random.Generator], isolate: bool) -> np.ndarray:
-    """The image-space effects of ``env`` on an engine's clean HxWx3 uint8 image, given the
-    frame's depth (HxW metres along the view axis, 0 where nothing): fog, rain, snow."""
-    return weather.apply(rgb, depth, env, camera, rng if rng is not None else np.random.default_rng(0),
-                         isolate=isolate)
 
 
 class RasterEngine:
@@ -119,4 +112,4 @@ def get_engine(render: Optional[Render], width: int, height: int) -> Engine:
     return _ENGINES[key]
 
 
-__all__ = ["Engine", "RasterEngine", "get_engine", "post_effects", "gl_device"]
+__all__ = ["Engine", "RasterEngine", "get_engine", "gl_device"]

@@ -1,13 +1,14 @@
 """Offscreen rendering of a Scene with pyrender (EGL; Mesa llvmpipe on a CPU).
 
 A ``Renderer`` uploads a scene once and then renders any subset of its ROIs under any
-environment (sun, clouds, headlights, road surface, shadows, fog, rain, snow), giving a
+environment (the effects of ``render.effects``: sun, clouds, headlights, road surface,
+shadows, then ``render.post.post_effects`` on the image: fog, rain, snow), giving a
 ``Frame``: rgb, depth, per-pixel instance ids and, per visible ROI, its visible box, full
-(unoccluded, unclipped) box, visible fraction and truncation.
+(unoccluded, unclipped) box, visible fraction and truncation. Its ID pass (``labels``) is
+the source of every engine's labels.
 """
 from __future__ import annotations
 
-import math
 import os
 import types
 from dataclasses import dataclass
@@ -29,23 +30,16 @@ except Exception:  # noqa: BLE001 - absent or broken triton: nothing to protect
     pass
 import pyrender  # noqa: E402
 
-from oddsuite.render import weather  # noqa: E402
+from oddsuite.render.effects import SceneState, scene_pass  # noqa: E402
+from oddsuite.render.post import post_effects  # noqa: E402
 from oddsuite.scenes.assets import SNOW_COVERED  # noqa: E402
 from oddsuite.scenes.scene import Scene  # noqa: E402
 
 NEUTRAL = (0.5, 0.5, 0.5)  # background of isolate / fill of cutout
 
-SURFACES = {  # base colour, metallic, roughness of the road under each surface state
-    "dry": ((0.22, 0.22, 0.23), 0.0, 0.9),
-    "wet": ((0.10, 0.10, 0.11), 0.25, 0.18),
-    "icy": ((0.42, 0.46, 0.52), 0.1, 0.06),
-    "snow": ((0.88, 0.89, 0.92), 0.0, 0.95),
-}
-
-
-#: headlamp spot lights: inner and outer cone half-angles (rad) and intensity (candela)
+#: headlamp spot lights: inner and outer cone half-angles (rad); their intensity is the
+#: headlights effect's (``render.effects.headlights``)
 HEADLAMP_CONE = (0.25, 0.6)
-HEADLAMP_CANDELA = 120.0
 
 
 def headlamp_poses(camera_pose: np.ndarray) -> list[np.ndarray]:
@@ -182,40 +176,30 @@ class Renderer:
         return pyrender.Mesh(primitives=prims)
 
     # -- environment
-    def _apply_env(self, env: dict[str, Any], isolate: bool) -> None:
-        el, az = math.radians(env["sun_elevation_deg"]), math.radians(env["sun_azimuth_deg"])
-        cloud = float(env["cloud_cover"])
-        to_sun = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-        z = to_sun / np.linalg.norm(to_sun)
+    def _apply_env(self, env: dict[str, Any], isolate: bool) -> SceneState:
+        """Map the scene-stage effects' state of ``env`` onto the pyrender scene."""
+        state = scene_pass(env)
+        z = state.sun_to / np.linalg.norm(state.sun_to)
         x = np.cross([0, 0, 1.0], z)
         x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0, 0])
         T = np.eye(4)
         T[:3, :3] = np.stack([x, np.cross(z, x), z], 1)
         self._ps.set_pose(self._sun_node, T)
-        day = float(np.clip((env["sun_elevation_deg"] + 6) / 16, 0, 1))  # 0 below -6°, 1 above 10°
-        direct = 4.0 * math.sqrt(max(math.sin(el), 0.0)) * (1 - 0.8 * cloud)
-        warm = float(np.clip(1 - env["sun_elevation_deg"] / 15, 0, 1))  # low sun is orange
-        self._sun.intensity = direct
-        self._sun.color = np.array([1.0, 1 - 0.25 * warm, 1 - 0.5 * warm])
-        amb = 0.04 + 0.5 * day * (0.6 + 0.4 * cloud)
-        self._ps.ambient_light = np.array([amb, amb, amb * (1.05 + 0.1 * (1 - day))])
+        self._sun.intensity = state.sun_intensity
+        self._sun.color = state.sun_color
+        self._ps.ambient_light = state.ambient
         for h in self._heads:
-            h.intensity = HEADLAMP_CANDELA if env["headlights"] else 0.0
-        sky_day = np.array([0.55, 0.7, 0.92]) * (1 - cloud) + np.array([0.72, 0.74, 0.76]) * cloud
-        sky_dusk = np.array([0.85, 0.55, 0.35])
-        sky_night = np.array([0.02, 0.03, 0.07])
-        sky = sky_day * day + sky_night * (1 - day)
-        sky = sky * (1 - 0.6 * warm * day) + sky_dusk * 0.6 * warm * day
-        self._ps.bg_color = np.array([*(NEUTRAL if isolate else sky), 1.0])
-        col, met, rough = SURFACES[env["road_surface"]]
+            h.intensity = state.headlights
+        self._ps.bg_color = np.array([*(NEUTRAL if isolate else state.sky), 1.0])
+        col, met, rough = state.road
         for m in self._road_mats:
             m.baseColorFactor = np.array([*col, 1.0])
             m.metallicFactor, m.roughnessFactor = met, rough
-        snowy = env["road_surface"] == "snow"
         for m, c in self._marking_mats:
-            m.baseColorFactor = np.array([*SURFACES["snow"][0], 1.0]) if snowy else np.array(c)
+            m.baseColorFactor = np.array([*state.markings_cover, 1.0]) if state.markings_cover else np.array(c)
         for m, c in self._terrain_mats:
-            m.baseColorFactor = np.array([*SURFACES["snow"][0], 1.0]) if (snowy or env["snow_mm_h"] > 2) else np.array(c)
+            m.baseColorFactor = np.array([*state.terrain_cover, 1.0]) if state.terrain_cover else np.array(c)
+        return state
 
     def _visible(self, rois: Optional[Iterable[int]], scenery: bool) -> set[int]:
         show = set(self._object_nodes) if rois is None else set(rois)
@@ -284,23 +268,23 @@ class Renderer:
                scenery: bool = True, rng: Optional[np.random.Generator] = None, apply_weather: bool = True,
                supersample: int = 1) -> Frame:
         """Render ``scene`` with only ``rois`` present (all when None); without scenery for isolate.
-        ``apply_weather=False`` returns the clean render (fog, rain and snow not yet applied).
-        ``supersample`` k renders the colour at k×k the resolution and averages (labels and
-        depth stay at the native resolution)."""
+        ``rng``: the scene's weather Generator (``params.rng('weather:<variant>')``), needed when
+        an image effect draws (rain, snow). ``apply_weather=False`` returns the clean render
+        (``post_effects`` not yet applied). ``supersample`` k renders the colour at k×k the
+        resolution and averages (labels and depth stay at the native resolution)."""
         self._check(scene)
         self._upload(scene)
         show = self._visible(rois, scenery)
-        self._apply_env(env, isolate=not scenery)
+        state = self._apply_env(env, isolate=not scenery)
         flags = pyrender.RenderFlags.NONE
-        if env.get("shadows", True) and env["sun_elevation_deg"] > 1 and scenery:
+        if state.shadows and scenery:
             flags |= pyrender.RenderFlags.SHADOWS_DIRECTIONAL
         color, depth = self._colour(flags, int(supersample))
         ids, id_depth = self._ids()
         depth = id_depth if depth is None else depth
         rgb = np.ascontiguousarray(color[..., :3])
         if apply_weather:
-            rgb = weather.apply(rgb, depth, env, scene.camera, rng if rng is not None else np.random.default_rng(0),
-                                isolate=not scenery)
+            rgb = post_effects(rgb, depth, env, scene.camera, rng, isolate=not scenery)
         stats = self.stats(scene, ids, show)
         self._visible(None, True)
         return Frame(rgb, depth.astype(np.float32), ids, stats)

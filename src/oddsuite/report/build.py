@@ -2,7 +2,8 @@
 images embedded as base64 PNG, no external URL) from a results folder.
 
 Sections: suite and run summary with sample images; mAP tables; ROI outcomes; context
-accuracy; context-induced false positives; failure slices, heatmaps and rules (from the
+accuracy; context-induced false positives; false positives on full scenes and the TIDE
+error breakdown (``report.scoring``); failure slices, heatmaps and rules (from the
 trace), each with example images; ROI influence; quantization consistency and fault
 injection when their folders are there. Every rate carries its interval and count, and a
 rate over nothing is written "undefined", never 0.
@@ -12,14 +13,19 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from oddsuite.errors import OddsuiteError
+from oddsuite.errors import OddsuiteError, SuiteError
 from oddsuite.report.extras import consistency_summary, find_extra_dirs, read_extra
+from oddsuite.suite.layout import MANIFEST
+from oddsuite.suite.manifest import read_manifest
+from oddsuite.suite.reader import read_annotations
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
+from oddsuite.report.scoring import full_fp_section, tide_section
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,8 @@ SECTIONS = [
     ("outcomes", "ROI outcomes"),
     ("context-accuracy", "Context accuracy"),
     ("context-fp", "Context-induced false positives"),
+    ("full-fp", "False positives on full scenes"),
+    ("tide", "Error breakdown (TIDE)"),
     ("slices", "Failure slices"),
     ("rules", "Failure rules"),
     ("influence", "ROI influence"),
@@ -142,11 +150,12 @@ class _Examples:
             key = (int(im["scene_id"]), str(im["variant"]))
             if im.get("mode") == "full":
                 self.full.setdefault(key, int(im["id"]))
-        rows = outcomes[["image_id", "scene_id", "variant", "mode", "roi_id", "subset_size", "outcome", "ignore"]]
+        rows = outcomes[["image_id", "scene_id", "variant", "mode", "roi_id", "subset_size", "outcome", "ignore",
+                         "not_visible"]]
         for r in rows.itertuples(index=False):
             if r.mode == "full":
                 continue
-            o = "ignore" if bool(r.ignore) else str(r.outcome)
+            o = "ignore" if bool(r.ignore) or bool(r.not_visible) else str(r.outcome)
             self.perm.setdefault((int(r.scene_id), str(r.variant), int(r.roi_id)), []).append(
                 (int(r.subset_size), str(r.mode), o, int(r.image_id)))
 
@@ -223,15 +232,30 @@ def _load_trace(res: Path, trace: Mapping[str, Any] | None, options: Mapping[str
     return t.data, "computed for this report (not saved; run `oddsuite trace` to save it)"
 
 
-def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = None,
-                   compare: Sequence[str | Path] | None = None, faults: Sequence[str | Path] | None = None,
-                   trace: Mapping[str, Any] | None = None, trace_options: Mapping[str, Any] | None = None,
-                   n_examples: int = 2, n_example_slices: int = 3, image_width: int | None = None) -> dict[str, Any]:
-    """Everything the template shows, as plain values (see ``build_report``)."""
-    from oddsuite.trace import find_suite
-    from oddsuite.trace.figures import trace_figures
+@dataclass
+class _Inputs:
+    """What a report is built from: the results folder's files, the suite's (when found) and
+    the trace; ``notes`` collects what is missing, for the report to say so."""
 
-    res = Path(results_dir)
+    res: Path
+    notes: list[str]
+    metrics: dict[str, Any]
+    run: dict[str, Any]
+    suite: Path | None
+    trace: dict[str, Any] | None
+    trace_source: str
+    conf: float
+    iou: float
+    manifest: dict[str, Any] = field(default_factory=dict)
+    gt: dict[str, Any] | None = None
+    drawer: ImageDrawer | None = None
+    examples: _Examples | None = None
+
+
+def _read_inputs(res: Path, suite_dir: str | Path | None, trace: Mapping[str, Any] | None,
+                 trace_options: Mapping[str, Any] | None, image_width: int | None) -> _Inputs:
+    from oddsuite.trace import find_suite
+
     if not res.is_dir():
         raise OddsuiteError(f"{res}: not a results folder")
     notes: list[str] = []
@@ -247,38 +271,42 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
     else:
         notes.append("outcomes.parquet not found: no failure trace or example images")
     trace_data, trace_source = _load_trace(res, trace, trace_options, Path(suite) if suite else None, notes)
+    inp = _Inputs(res, notes, metrics, run, Path(suite) if suite else None, trace_data, trace_source,
+                  conf=float(_get(metrics, "settings", "conf", default=None) or _get(run, "settings", "conf", default=0.25)),
+                  iou=float(_get(metrics, "settings", "iou", default=None) or _get(run, "settings", "iou", default=0.5)))
+    if inp.suite is not None:
+        _read_suite(inp, outcomes, image_width)
+    return inp
 
-    conf = float(_get(metrics, "settings", "conf", default=None) or _get(run, "settings", "conf", default=0.25))
-    iou = float(_get(metrics, "settings", "iou", default=None) or _get(run, "settings", "iou", default=0.5))
 
-    manifest: dict[str, Any] = {}
-    gt = None
-    drawer = examples = None
-    if suite is not None:
-        mpath = Path(suite) / "manifest.json"
-        if mpath.is_file():
-            try:
-                manifest = json.loads(mpath.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                notes.append(f"{mpath}: not valid JSON")
-        gt = json.loads((Path(suite) / "annotations.json").read_text(encoding="utf-8"))
-        preds: list[Any] = []
-        ppath = res / "predictions.json"
-        if ppath.is_file():
-            preds = json.loads(ppath.read_text(encoding="utf-8"))
-        else:
-            notes.append("predictions.json not found: images show ground truth only")
-        if outcomes is not None:
-            kw = {"width": image_width} if image_width else {}
-            drawer = ImageDrawer(Path(suite), gt, preds, outcomes, conf=conf, **kw)
-            examples = _Examples(drawer, outcomes)
+def _read_suite(inp: _Inputs, outcomes: pd.DataFrame | None, image_width: int | None) -> None:
+    """The suite's manifest and ground truth, the predictions, and the image drawer."""
+    if (inp.suite / MANIFEST).is_file():
+        try:
+            inp.manifest = read_manifest(inp.suite)
+        except SuiteError as e:
+            inp.notes.append(str(e))
+    inp.gt = read_annotations(inp.suite)
+    preds: list[Any] = []
+    ppath = inp.res / "predictions.json"
+    if ppath.is_file():
+        preds = json.loads(ppath.read_text(encoding="utf-8"))
+    else:
+        inp.notes.append("predictions.json not found: images show ground truth only")
+    if outcomes is not None:
+        kw = {"width": image_width} if image_width else {}
+        inp.drawer = ImageDrawer(inp.suite, inp.gt, preds, outcomes, conf=inp.conf, **kw)
+        inp.examples = _Examples(inp.drawer, outcomes)
 
-    # ---- summary
+
+def _summary_section(inp: _Inputs) -> dict[str, Any]:
+    """Suite and run: the spec, seed, sizes, variants, masking modes, detector, hashes, counts."""
+    manifest, gt, run, metrics = inp.manifest, inp.gt, inp.run, inp.metrics
     modes = (["full"] + list(_get(manifest, "plan", "modes", default=[]) or [])) if manifest else []
     if not modes and gt is not None:
         modes = sorted({str(im["mode"]) for im in gt["images"]}, key=lambda m: (m != "full", m))
     variants = manifest.get("variants") or (sorted({str(im["variant"]) for im in gt["images"]}) if gt else [])
-    summary = {
+    return {
         "spec": _get(manifest, "spec", "name"), "spec_sha256": _get(manifest, "spec", "sha256"),
         "seed": manifest.get("seed", _get(gt, "info", "suite_seed") if gt else None),
         "scenes": manifest.get("scenes", len({im["scene_id"] for im in gt["images"]}) if gt else None),
@@ -286,44 +314,51 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "variants": variants, "modes": modes, "plan": _get(manifest, "plan", "plan"),
         "categories": manifest.get("categories") or ([c["name"] for c in gt["categories"]] if gt else []),
         "manifest_sha256": _get(run, "suite", "manifest_sha256"),
-        "suite_path": str(suite) if suite else _get(run, "suite", "path"),
+        "suite_identity": _get(run, "suite", "identity") or _get(metrics, "evidence", "suite_identity"),
+        "suite_path": str(inp.suite) if inp.suite else _get(run, "suite", "path"),
         "detector": _get(run, "detector", "name"), "model_sha256": _get(run, "detector", "model_sha256"),
         "detector_classes": list((_get(run, "detector", "classes") or {}).values()),
-        "predictions_sha256": run.get("predictions_sha256"), "iou": iou, "conf": conf,
+        "predictions_sha256": run.get("predictions_sha256"), "iou": inp.iou, "conf": inp.conf,
+        "predictions_source": run.get("predictions_source"),
+        "engine": " ".join(str(v) for v in (run.get("engine") or {}).values()) or None,
         "counts": metrics.get("counts") or {}, "versions": run.get("versions") or {},
-        "dropped": metrics.get("dropped_classes"), "results_path": str(res.resolve()),
+        "dropped": metrics.get("dropped_classes"), "results_path": str(inp.res.resolve()),
     }
-    samples = []
-    if drawer is not None and gt is not None and gt["images"]:
-        first = min(int(im["scene_id"]) for im in gt["images"])
-        ims = [im for im in gt["images"] if int(im["scene_id"]) == first]
-        fulls = [im for im in ims if im["mode"] == "full"][:4]
-        v0 = fulls[0]["variant"] if fulls else ims[0]["variant"]
-        perms = sorted((im for im in ims if im["mode"] != "full" and im["variant"] == v0),
-                       key=lambda im: (len(im["subset"]), MODE_ORDER.get(im["mode"], 9), im["id"]))
-        seen_modes: set[str] = set()
-        picked = []
-        for im in perms:
-            if im["mode"] not in seen_modes:
-                seen_modes.add(im["mode"])
-                picked.append(im)
-        for im in perms:
-            if len(picked) >= 4:
-                break
-            if im not in picked and len(im["subset"]) > 1:
-                picked.append(im)
-        for im in fulls + picked[:4]:
-            samples.append({"uri": drawer.draw(int(im["id"])), "caption": drawer.caption(int(im["id"]))})
 
-    # ---- mAP
+
+def _sample_images(inp: _Inputs) -> list[dict[str, Any]]:
+    """The first scene's full images and a few of its permutations, one per masking mode first."""
+    drawer, gt = inp.drawer, inp.gt
+    if drawer is None or gt is None or not gt["images"]:
+        return []
+    first = min(int(im["scene_id"]) for im in gt["images"])
+    ims = [im for im in gt["images"] if int(im["scene_id"]) == first]
+    fulls = [im for im in ims if im["mode"] == "full"][:4]
+    v0 = fulls[0]["variant"] if fulls else ims[0]["variant"]
+    perms = sorted((im for im in ims if im["mode"] != "full" and im["variant"] == v0),
+                   key=lambda im: (len(im["subset"]), MODE_ORDER.get(im["mode"], 9), im["id"]))
+    seen_modes: set[str] = set()
+    picked = []
+    for im in perms:
+        if im["mode"] not in seen_modes:
+            seen_modes.add(im["mode"])
+            picked.append(im)
+    for im in perms:
+        if len(picked) >= 4:
+            break
+        if im not in picked and len(im["subset"]) > 1:
+            picked.append(im)
+    return [{"uri": drawer.draw(int(im["id"])), "caption": drawer.caption(int(im["id"]))} for im in fulls + picked[:4]]
+
+
+def _map_section(metrics: Mapping[str, Any]) -> dict[str, Any]:
     m = metrics.get("map") or {}
-    per_class = [{"name": k, **v} for k, v in (_get(m, "full", "per_class") or {}).items()]
-    maps = {
+    return {
         "headline": [
             ("full-scene images", m.get("full")), ("permutation images", m.get("permutation")),
             ("isolated ROIs (subset size 1)", m.get("isolated")),
         ],
-        "per_class": per_class,
+        "per_class": [{"name": k, **v} for k, v in (_get(m, "full", "per_class") or {}).items()],
         "full_by_variant": _map_rows(m.get("full_by_variant")),
         "by_subset_size": _map_rows(m.get("permutation_by_subset_size")),
         "by_variant": _map_rows(m.get("permutation_by_variant")),
@@ -331,62 +366,65 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "rpc": metrics.get("rpc") or {},
     }
 
-    # ---- context accuracy / FPs
+
+def _context_section(metrics: Mapping[str, Any]) -> dict[str, Any]:
     ca = metrics.get("context_accuracy") or {}
-    context = {"overall": ca.get("overall"), "tables": [
+    return {"overall": ca.get("overall"), "tables": [
         ("class", _acc_rows(ca.get("by_class"))), ("variant", _acc_rows(ca.get("by_variant"))),
         ("subset size", _acc_rows(ca.get("by_subset_size"))), ("masking mode", _acc_rows(ca.get("by_mode")))]}
-    cfp = metrics.get("context_fp") or {}
-    cfp_example = None
+
+
+def _context_fp_example(cfp: Mapping[str, Any], drawer: ImageDrawer | None) -> dict[str, Any] | None:
+    """The image with the most context-induced false positives, drawn."""
     worst = sorted(cfp.get("by_image") or [], key=lambda r: (-int(r.get("n_context_fp", 0)), int(r.get("image_id", 0))))
-    if drawer is not None and worst:
-        i = int(worst[0]["image_id"])
-        cfp_example = {"uri": drawer.draw(i, fp=True), "caption": drawer.caption(i),
-                       "n": int(worst[0]["n_context_fp"])}
+    if drawer is None or not worst:
+        return None
+    i = int(worst[0]["image_id"])
+    return {"uri": drawer.draw(i, fp=True), "caption": drawer.caption(i), "n": int(worst[0]["n_context_fp"])}
 
-    # ---- trace
-    figs: dict[str, str] = {}
-    slice_examples: list[dict[str, Any]] = []
-    rule_examples: list[dict[str, Any]] = []
-    influence_examples: list[dict[str, Any]] = []
-    if trace_data is not None:
-        figs = {k: png_data_uri(v) for k, v in trace_figures(trace_data).items()}
-        if examples is not None:
-            shown: set[tuple[int, str, int]] = set()
 
-            def fresh(exs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-                """Up to n_examples groups of failing ROIs not shown above."""
-                out = []
-                for e in exs:
-                    key = (int(e["scene_id"]), str(e["variant"]), int(e["roi_id"]))
-                    if key in shown or len(out) >= n_examples:
-                        continue
-                    shown.add(key)
-                    out.append(examples.group(e))
-                return out
+def _trace_examples(trace_data: Mapping[str, Any], examples: _Examples, n_examples: int,
+                    n_example_slices: int) -> dict[str, list[dict[str, Any]]]:
+    """Example images of the top failing slices, rules and ROI influences; a failing ROI is
+    shown once in the report."""
+    shown: set[tuple[int, str, int]] = set()
 
-            for s in (trace_data.get("slices") or [])[:n_example_slices]:
-                if s.get("diff") is None or s["diff"] <= 0 or not s.get("examples"):
-                    continue
-                slice_examples.append({"condition": s["condition"], "rate": s["rate"], "n": s["n"],
-                                       "significant": s.get("score") is not None and s["score"] > 0,
-                                       "groups": fresh(s["examples"])})
-            for r in [r for r in trace_data.get("rules") or [] if r.get("above_overall")][:n_example_slices]:
-                if r.get("examples"):
-                    rule_examples.append({"text": r["text"], "rate": r["rate"], "n": r["n"],
-                                          "groups": fresh(r["examples"])})
-            for c in _get(trace_data, "influence", "by_target_class", default=[]) or []:
-                for row in c.get("rows", []):
-                    if row.get("example"):
-                        g = examples.flip(row["example"])
-                        g["title"] = (f"{c['target_category']} with a {row['other_category']} "
-                                      f"({row['relation']}): " + g["title"])
-                        influence_examples.append(g)
-                        break
-                if len(influence_examples) >= 4:
-                    break
+    def fresh(exs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Up to n_examples groups of failing ROIs not shown above."""
+        out = []
+        for e in exs:
+            key = (int(e["scene_id"]), str(e["variant"]), int(e["roi_id"]))
+            if key in shown or len(out) >= n_examples:
+                continue
+            shown.add(key)
+            out.append(examples.group(e))
+        return out
 
-    # ---- extras
+    slice_examples, rule_examples, influence_examples = [], [], []
+    for s in (trace_data.get("slices") or [])[:n_example_slices]:
+        if s.get("diff") is None or s["diff"] <= 0 or not s.get("examples"):
+            continue
+        slice_examples.append({"condition": s["condition"], "rate": s["rate"], "n": s["n"],
+                               "significant": s.get("score") is not None and s["score"] > 0,
+                               "groups": fresh(s["examples"])})
+    for r in [r for r in trace_data.get("rules") or [] if r.get("above_overall")][:n_example_slices]:
+        if r.get("examples"):
+            rule_examples.append({"text": r["text"], "rate": r["rate"], "n": r["n"], "groups": fresh(r["examples"])})
+    for c in _get(trace_data, "influence", "by_target_class", default=[]) or []:
+        for row in c.get("rows", []):
+            if row.get("example"):
+                g = examples.flip(row["example"])
+                g["title"] = f"{c['target_category']} with a {row['other_category']} ({row['relation']}): " + g["title"]
+                influence_examples.append(g)
+                break
+        if len(influence_examples) >= 4:
+            break
+    return {"slice_examples": slice_examples, "rule_examples": rule_examples, "influence_examples": influence_examples}
+
+
+def _extras(res: Path, compare: Sequence[str | Path] | None,
+            faults: Sequence[str | Path] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The consistency (compare) and fault-injection folders: their tables and embedded plots."""
     res_compare = [Path(p) for p in compare] if compare else find_extra_dirs(res, "compare")
     res_faults = [Path(p) for p in faults] if faults else find_extra_dirs(res, "fault")
     compare_data = []
@@ -401,20 +439,47 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
             j.pop("data", None)
         for p in e["png"]:
             p["uri"] = png_data_uri(p.pop("png"))
+    return compare_data, faults_data
 
-    glance = _at_a_glance(maps, context, trace_data)
+
+def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = None,
+                   compare: Sequence[str | Path] | None = None, faults: Sequence[str | Path] | None = None,
+                   trace: Mapping[str, Any] | None = None, trace_options: Mapping[str, Any] | None = None,
+                   n_examples: int = 2, n_example_slices: int = 3, image_width: int | None = None) -> dict[str, Any]:
+    """Everything the template shows, as plain values (see ``build_report``), one builder per section."""
+    from oddsuite.trace.figures import trace_figures
+
+    for d in list(compare or []) + list(faults or []):
+        if not Path(d).is_dir():
+            raise OddsuiteError(f"{d}: not a folder")
+    inp = _read_inputs(Path(results_dir), suite_dir, trace, trace_options, image_width)
+    summary = _summary_section(inp)
+    samples = _sample_images(inp)
+    maps = _map_section(inp.metrics)
+    context = _context_section(inp.metrics)
+    cfp = inp.metrics.get("context_fp") or {}
+    cfp_example = _context_fp_example(cfp, inp.drawer)
+    figs: dict[str, str] = {}
+    trace_ex: dict[str, list[dict[str, Any]]] = {"slice_examples": [], "rule_examples": [], "influence_examples": []}
+    if inp.trace is not None:
+        figs = {k: png_data_uri(v) for k, v in trace_figures(inp.trace).items()}
+        if inp.examples is not None:
+            trace_ex = _trace_examples(inp.trace, inp.examples, n_examples, n_example_slices)
+    compare_data, faults_data = _extras(inp.res, compare, faults)
     title_bits = [b for b in (summary["detector"], summary["spec"]) if b]
     return {
         "title": "oddsuite validation report" + (f": {' on '.join(title_bits)}" if title_bits else ""),
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "sections": SECTIONS, "notes": notes, "glance": glance, "summary": summary, "samples": samples, "map": maps,
-        "outcomes": metrics.get("outcomes") or {}, "context": context, "context_fp": cfp,
-        "context_fp_example": cfp_example, "trace": trace_data, "trace_source": trace_source, "figs": figs,
-        "slice_examples": slice_examples, "rule_examples": rule_examples, "influence_examples": influence_examples,
+        "sections": SECTIONS, "notes": inp.notes, "glance": _at_a_glance(maps, context, inp.trace),
+        "summary": summary, "samples": samples, "map": maps,
+        "outcomes": inp.metrics.get("outcomes") or {}, "context": context, "context_fp": cfp,
+        "context_fp_example": cfp_example, "full_fp": full_fp_section(inp.metrics, inp.drawer),
+        "tide": tide_section(inp.metrics), "trace": inp.trace,
+        "trace_source": inp.trace_source, "figs": figs, **trace_ex,
         "compare": compare_data, "faults": faults_data,
         "colours": {k: "rgb%s" % (v,) for k, v in {**OUTCOME_COLOURS, "prediction": PRED_COLOUR,
                                                    "unmatched": FP_COLOUR}.items()},
-        "has_images": drawer is not None,
+        "has_images": inp.drawer is not None,
     }
 
 
@@ -452,9 +517,25 @@ def _at_a_glance(maps: Mapping[str, Any], context: Mapping[str, Any],
             out.append(f"Most harmful co-present ROI: a {best['other_category']} ({best['relation']}) lowers the "
                        f"hit rate of a {best['target_category']} by {best['influence']:.2f} "
                        f"(n = {best['n_pairs']} image pairs over {best.get('n_roi_pairs', '?')} ROI pair(s)).")
+        out += _presence_glance(trace)
     ca = context.get("overall")
     if ca:
         out.append(f"Context accuracy {fmt_rate(ca)}, n = {ca.get('n', 0)} ROIs.")
+    return out
+
+
+def _presence_glance(trace: Mapping[str, Any]) -> list[str]:
+    """The top class-presence cause and what the suite's plan could not separate (trace.presence)."""
+    from oddsuite.trace.presence import presence_summary
+    from oddsuite.trace.summary import top_causes, unseparated
+
+    top = top_causes(trace)["presence"]
+    out = [f"Top class-presence cause: {presence_summary(top)}."] if top is not None else []
+    hidden = unseparated(trace)
+    if hidden:
+        out.append(f"Not separable by this suite's plan: {len(hidden)} (target class, class) pair(s), e.g. "
+                   f"{hidden[0]['other_category']} → {hidden[0]['target_category']}; "
+                   f"{trace['presence']['separating_plans']} would separate them.")
     return out
 
 

@@ -149,15 +149,16 @@ class ImageDrawer:
               outline: tuple[float, float, float, float] | None) -> str | None:
         from PIL import Image, ImageDraw
 
+        from oddsuite.errors import SuiteError
+        from oddsuite.suite import read_image
+
         im = self.images.get(image_id)
         if im is None:
             return None
-        path = self.root / str(im["file_name"])
         try:
-            with Image.open(path) as f:
-                img = f.convert("RGB")
-        except OSError as e:
-            log.warning("%s: not readable (%s)", path, e)
+            img = Image.fromarray(read_image(self.root / str(im["file_name"])))
+        except SuiteError as e:
+            log.warning("%s", e)
             return None
         ox = oy = 0.0
         if window is not None:

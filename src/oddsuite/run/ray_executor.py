@@ -13,7 +13,7 @@ import logging
 import os
 from typing import Any, Callable, Iterable, Iterator
 
-from oddsuite.run.local import TaskFailure, _is_user_error
+from oddsuite.run.local import _failure, _no_retry
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,17 @@ class RayExecutor:
             ) -> Iterator[tuple[Any, Any]]:
         ray = self.ray
         task = ray.remote(num_cpus=1, max_retries=0)(_run)
-        pending = {task.remote(fn, it): (it, 1) for it in items}
+        items = iter(items)
+        pending: dict[Any, tuple[Any, int]] = {}
+        most = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))  # items are pulled as CPUs free up
+
+        def fill() -> None:
+            for it in items:
+                pending[task.remote(fn, it)] = (it, 1)
+                if len(pending) >= most:
+                    return
+
+        fill()
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             ref = done[0]
@@ -53,11 +63,12 @@ class RayExecutor:
                 ok, value = False, exc
             if ok:
                 yield it, value
-            elif tries <= self.retries and not _is_user_error(value):
+            elif tries <= self.retries and not _no_retry(value):
                 log.warning("task %s failed (%s); retrying", key(it), value)
                 pending[task.remote(fn, it)] = (it, tries + 1)
             else:
-                yield it, TaskFailure(key(it), f"{type(value).__name__}: {value}", tries)
+                yield it, _failure(key(it), value, tries)
+            fill()
 
     def shutdown(self) -> None:
         self.ray.shutdown()

@@ -19,6 +19,8 @@ import trimesh
 
 import pybullet_data
 
+from oddsuite.odd.meshes import load_mesh, mesh_scale
+
 
 #: material roles a Part may carry, and what each engine makes of it. The rasterizer shades
 #: every role as a metallic-roughness material from the part's own parameters (the road
@@ -658,20 +660,13 @@ def traffic_cone(rng: np.random.Generator) -> Asset:
                                            Part(base, (0.1, 0.1, 0.1, 1), 0.0, 0.8, "trim")))
 
 
-@lru_cache(maxsize=32)
-def _user_mesh(path: str) -> trimesh.Trimesh:
-    m = trimesh.load(path, force="mesh")
-    if not isinstance(m, trimesh.Trimesh) or len(m.faces) == 0:
-        raise ValueError(f"{path}: no triangles found")
-    return m
-
-
-def user_mesh(path: Path, size_m: float, rng: np.random.Generator) -> Asset:
-    """A user mesh: y-up files (GLB/GLTF) are turned z-up; longest extent scaled to size_m; on z = 0."""
-    m = _user_mesh(str(path)).copy()
+def user_mesh(path: Path, scale_m: float, rng: np.random.Generator) -> Asset:
+    """A user mesh (checked when the spec loaded: ``odd.meshes``): y-up files (GLB/GLTF)
+    are turned z-up; coordinates times ``scale_m`` give metres; centred, on z = 0."""
+    m = load_mesh(path).copy()
     if path.suffix.lower() in (".glb", ".gltf"):
         m.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
-    m.apply_scale(size_m / float(max(m.extents)))
+    m.apply_scale(scale_m)
     c = m.bounds.mean(axis=0)
     m.apply_translation([-c[0], -c[1], -m.bounds[0][2]])
     color = _rgba(_jit(rng, (0.6, 0.6, 0.6), 0.3))
@@ -682,9 +677,12 @@ BUILDERS = {"car": car, "truck": truck, "person": person, "bicycle": bicycle, "s
             "traffic cone": traffic_cone}
 
 
-def object_asset(key: str, rng: np.random.Generator, mesh: Path | None = None, size_m: float | None = None) -> Asset:
+def object_asset(key: str, rng: np.random.Generator, mesh: Path | None = None, size_m: float | None = None,
+                 units: str | None = None) -> Asset:
+    """The asset of one object of class ``key``: a built-in builder, or the user mesh with
+    its scale (exactly one of ``size_m``, ``units``: the spec requires it)."""
     if mesh is not None:
-        return user_mesh(mesh, size_m or 1.0, rng)
+        return user_mesh(mesh, mesh_scale(mesh, size_m, units), rng)
     return BUILDERS[key](rng)
 
 

@@ -148,6 +148,8 @@ def _markings(lanes: int, lane_w: float, road_half: float, road_type: str) -> li
 
 
 def _scenery(sc: dict[str, Any], rng: np.random.Generator) -> tuple[list[Placed], float]:
+    """Ground, markings and roadside items. ``clutter`` divides the gaps between buildings,
+    poles and trees as it is (0: none at all); the value recorded is the value rendered."""
     lanes, lane_w, road_type = int(sc["lanes"]), float(sc["lane_width_m"]), sc["road_type"]
     clutter = float(sc["clutter"])
     road_half = lanes * lane_w / 2
@@ -159,30 +161,30 @@ def _scenery(sc: dict[str, Any], rng: np.random.Generator) -> tuple[list[Placed]
             walk = A.Asset("ground/sidewalk", (A.Part(A._box([410, 3.0, 0.1], [0, 0, -0.045]), (0.58, 0.57, 0.55, 1), 0, 0.95, "pavement"),))
             items.append(Placed(walk, pose(195, sy * (road_half + 1.75)), collides=False))
             x = -8.0 + float(rng.uniform(0, 6))
-            while x < 160:
+            while clutter > 0 and x < 160:
                 w, d, h = float(rng.uniform(8, 22)), float(rng.uniform(8, 14)), float(rng.uniform(6, 24))
                 b = A.building(rng, d, w, h)
                 # face the road: the asset's +y face has the windows
                 yaw = 0.0 if sy < 0 else 180.0
                 items.append(Placed(b, pose(x + w / 2, sy * (road_half + 3.5 + d / 2), 0, yaw)))
-                x += w + float(rng.uniform(0.5, 6.0)) / max(clutter, 0.2)
+                x += w + float(rng.uniform(0.5, 6.0)) / clutter
             xp = float(rng.uniform(3, 15))
-            while xp < 150:
+            while clutter > 0 and xp < 150:
                 items.append(Placed(A.pole(rng), pose(xp, sy * (road_half + 0.7), 0, -90.0 * sy)))
-                xp += float(rng.uniform(20, 35)) / max(clutter, 0.2)
+                xp += float(rng.uniform(20, 35)) / clutter
     else:
         for sy in (-1, 1):
             if road_type == "highway":
                 items.append(Placed(A.guard_rail(400), pose(190, sy * (road_half + 1.2)), collides=True))
             xt = float(rng.uniform(0, 10))
-            while xt < 200:
+            while clutter > 0 and xt < 200:
                 items.append(Placed(A.tree(rng), pose(xt, sy * (road_half + float(rng.uniform(3, 14))))))
-                xt += float(rng.uniform(6, 20)) / max(clutter, 0.2)
+                xt += float(rng.uniform(6, 20)) / clutter
             if road_type == "rural":
                 xp = float(rng.uniform(5, 30))
-                while xp < 200:
+                while clutter > 0 and xp < 200:
                     items.append(Placed(A.pole(rng), pose(xp, sy * (road_half + 1.5), 0, -90.0 * sy)))
-                    xp += float(rng.uniform(35, 60)) / max(clutter, 0.2)
+                    xp += float(rng.uniform(35, 60)) / clutter
     return items, road_half
 
 
@@ -226,7 +228,7 @@ def build_scene(spec: OddSpec, params: SceneParams) -> Scene:
         objects: list[SceneObject] = []
         for op in params.objects:
             oc = spec.objects[op.key]
-            asset = A.object_asset(op.key, arng, spec.mesh_path(op.key), oc.size_m).scaled(op.scale)
+            asset = A.object_asset(op.key, arng, spec.mesh_path(op.key), oc.size_m, oc.units).scaled(op.scale)
             hull = asset.hull_vertices()
             radius = float(np.max(np.linalg.norm(hull[:, :2], axis=1)))
             x, y = op.distance_m, op.lateral_m

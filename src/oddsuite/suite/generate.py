@@ -12,23 +12,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
 
 from oddsuite import __version__
-from oddsuite.errors import RenderError, SpecError, SuiteError
+from oddsuite.errors import OddsuiteError, RenderError, SpecError, SuiteError
+from oddsuite.fileio import atomic_write_bytes, is_disk_full, json_bytes, sha256_file, write_json
 from oddsuite.odd import OddSpec, SceneParams, parse_spec, sample_scene
-from oddsuite.permute.plans import plan_size, subset_code, subsets
-from oddsuite.suite.io import atomic_write_bytes, atomic_write_json, dumps_json, parquet_bytes, png_bytes, sha256_file
+from oddsuite.permute.plans import subset_code, subsets
+from oddsuite.suite.io import parquet_bytes, png_bytes
+from oddsuite.suite.layout import (ANNOTATIONS, ANNOTATIONS_FULL, FORMAT, IMAGES, JOB, LOCK, MANIFEST, MAX_SCENES, ROIS,
+                                   SCENES, SPEC, STATE, TABLES, scene_folder, scene_record)
+from oddsuite.suite.lock import SuiteLock
+from oddsuite.suite.state import decide, inspect_folder, job_key, sweep_temporaries, withdraw_manifest
 
 log = logging.getLogger(__name__)
 
-FORMAT = "oddsuite-suite/1"
-STATE = ".state"
 #: the first columns of scenes.parquet; every scene parameter follows, sorted by name
 RECORD_COLUMNS = ("image_id", "file_name", "scene_id", "subset", "subset_size", "n_rois", "variant", "mode", "is_full")
 
@@ -53,9 +57,9 @@ class PlanOptions:
             raise SpecError(f"unknown masking mode(s) {bad}; expected remove, isolate or cutout")
         if renderer not in (None, "exact", "composite"):
             raise SpecError(f"unknown renderer {renderer!r}; expected exact or composite")
-        if (renderer or p.renderer) == "composite" and spec.render.engine != "raster":
-            raise SpecError(f"{spec.source_path}: permutations.renderer: composite is refused with render.engine "
-                            f"{spec.render.engine} (under global illumination an object also lights and reflects in "
+        if renderer == "composite" and spec.render.engine != "raster":  # the spec's own choice is checked at load
+            raise SpecError(f"--renderer composite is refused with render.engine {spec.render.engine} in "
+                            f"{spec.source_path} (under global illumination an object also lights and reflects in "
                             f"its surroundings, which layers cannot remove); use exact")
         return PlanOptions(plan or p.plan, tuple(modes) if modes is not None else tuple(p.modes), p.k, p.n,
                            p.max_subsets, renderer or p.renderer)
@@ -122,7 +126,7 @@ def _annotations(frame, subset: tuple[int, ...], scene, min_visible: float) -> l
 
 def render_scene(job: SceneJob) -> dict[str, Any]:
     """Render every image of one scene and write them; returns (and saves) the scene record."""
-    from oddsuite.permute import CompositeRenderer, cutout, environment_of
+    from oddsuite.permute import VariantFrames, environment_of
     from oddsuite.render import get_engine
     from oddsuite.scenes import build_scene
 
@@ -136,7 +140,7 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
     frames0, seconds0 = r.frames, r.seconds
     images: list[dict[str, Any]] = []
     files: dict[str, str] = {}
-    folder = f"images/{job.scene_id:06d}"
+    folder = scene_folder(job.scene_id)
 
     def emit(frame, variant: str, mode: str, subset: tuple[int, ...], env: dict[str, Any]) -> None:
         name = f"{folder}/{variant}_{mode}_{subset_code(subset, n) if n else 'empty'}.png"
@@ -157,26 +161,11 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
     for variant in spec.variants:
         env = environment_of(scene, variant)
         wrng = lambda: params.rng(f"weather:{variant.name}")  # noqa: E731 - same streaks in every image
-        full = r.render(scene, env, None, True, wrng())
-        comp = None
-        emit(full, variant.name, "full", all_ids, env)
+        frames = VariantFrames(r, scene, env, wrng, composite=job.plan.renderer == "composite")
+        emit(frames.full, variant.name, "full", all_ids, env)
         for mode in job.plan.modes:
             for sub in sub_list:
-                if mode == "remove" and sub == all_ids:
-                    fr = full
-                elif mode == "remove" and job.plan.renderer == "composite":
-                    if comp is None:
-                        comp = CompositeRenderer(r, scene, env)
-                    fr = comp.frame(sub, wrng())
-                elif mode == "remove":
-                    fr = r.render(scene, env, sub, True, wrng())
-                elif mode == "isolate":
-                    fr = r.render(scene, env, sub, False, wrng())
-                elif mode == "cutout":
-                    fr = cutout(full, sub)
-                else:
-                    raise SpecError(f"unknown masking mode {mode!r}; expected remove, isolate or cutout")
-                emit(fr, variant.name, mode, sub, env)
+                emit(frames.frame(mode, sub), variant.name, mode, sub, env)
 
     rois = [{"scene_id": job.scene_id, "roi_id": o.roi_id, "category": o.category, "category_id": o.category_id,
              "asset": o.asset.name, "distance_m": o.distance_m, "lateral_m": o.lateral_m,
@@ -184,7 +173,7 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
              "placement_tries": o.tries} for o in scene.objects]
     record = {"scene_id": job.scene_id, "params": _jsonable(params.flat()), "rois": rois, "images": images,
               "files": files, "render": {**r.describe(), "frames": r.frames - frames0, "seconds": r.seconds - seconds0}}
-    atomic_write_json(out / STATE / f"scene_{job.scene_id:06d}.json", record)
+    write_json(out / scene_record(job.scene_id), record)
     return record
 
 
@@ -201,38 +190,105 @@ class GenerateResult:
     images: int
     resumed: int  # scenes found finished from an earlier run
     failures: list = field(default_factory=list)
+    status: str = "generated"  # generated, resumed, extended or unchanged (a finished suite, nothing to do)
+    #: the manifest's ``render`` block plus ``seconds_per_frame``, the engine's mean wall time
+    #: per render (labels included) over every scene of the suite: measured, so kept out of
+    #: the manifest, whose bytes are the suite's identity
+    render: dict = field(default_factory=dict)
 
 
-def plan_suite(spec: OddSpec, seed: int, scenes: int, plan: PlanOptions) -> int:
-    """Sample every scene's parameters and count the images (refuses plans past the cap)."""
-    return sum(images_per_scene(spec, sample_scene(spec, seed, i), plan) for i in range(scenes))
+#: seeds are non-negative integers below 2**64 (numpy's SeedSequence takes any non-negative
+#: integer; a manifest's seed must fit every JSON reader's 64-bit integers)
+MAX_SEED = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class SuitePlan:
+    """What a suite holds: scenes ``0 .. scenes-1`` of ``spec`` under ``seed``, each as its
+    full self and its ROI permutations under every variant (``options``).
+
+    Nothing is sampled when the plan is made: a scene's image count is known once that
+    scene is sampled (:meth:`images_of`, about 10 ms), so a plan of a million scenes costs
+    nothing until it is walked."""
+
+    spec: OddSpec
+    seed: int
+    scenes: int
+    options: PlanOptions
+
+    def images_of(self, scene_id: int) -> int:
+        """Number of images of one scene (samples it; refuses permutation plans past the cap)."""
+        if not 0 <= scene_id < self.scenes:
+            raise IndexError(f"scene {scene_id} is not in a plan of {self.scenes} scenes")
+        return images_per_scene(self.spec, sample_scene(self.spec, self.seed, scene_id), self.options)
+
+    def image_counts(self, start: int = 0, stop: Optional[int] = None) -> Iterator[tuple[int, int]]:
+        """(scene id, image count) of scenes ``start .. stop-1``, computed one by one as iterated."""
+        for i in range(start, self.scenes if stop is None else min(stop, self.scenes)):
+            yield i, self.images_of(i)
+
+    def total_images(self) -> int:
+        """Images of the whole suite (samples every scene: minutes for a million scenes)."""
+        return sum(n for _, n in self.image_counts())
+
+
+def check_size(scenes: int, seed: int) -> None:
+    """OddsuiteError unless 1 <= scenes <= MAX_SCENES and 0 <= seed <= MAX_SEED."""
+    if isinstance(scenes, bool) or not isinstance(scenes, (int, np.integer)) or not 1 <= scenes <= MAX_SCENES:
+        raise OddsuiteError(f"--scenes: expected an integer from 1 to {MAX_SCENES:,} (scene ids have six digits), "
+                            f"got {scenes}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise OddsuiteError(f"--seed: expected an integer from 0 to 2**64-1 (numpy SeedSequence entropy), got {seed}")
+
+
+def plan_suite(spec: OddSpec, seed: int, scenes: int, plan: PlanOptions) -> SuitePlan:
+    """The plan of a suite (see :class:`SuitePlan`); OddsuiteError for a scene count or seed out of range."""
+    check_size(scenes, seed)
+    return SuitePlan(spec, int(seed), int(scenes), plan)
 
 
 def _state_ok(out: Path, scene_id: int) -> Optional[dict[str, Any]]:
-    p = out / STATE / f"scene_{scene_id:06d}.json"
+    """The record of a finished scene (its images all present), or None."""
+    p = out / scene_record(scene_id)
     if not p.is_file():
         return None
     try:
-        rec = json.loads(p.read_text())
-    except ValueError:
-        return None
-    if all((out / f).is_file() for f in rec["files"]):
-        return rec
+        rec = json.loads(p.read_text(encoding="utf-8"))
+        if all((out / f).is_file() for f in rec["files"]):
+            return rec
+    except (ValueError, KeyError, TypeError):
+        pass
     return None
+
+
+@contextmanager
+def _writing(out: Path, what: str) -> Iterator[None]:
+    """Turn an OSError of the driver's writes into a SuiteError that says what to do."""
+    try:
+        yield
+    except OSError as e:
+        if is_disk_full(e):
+            raise SuiteError(f"{out}: disk full (or the file-size limit reached) while writing {what}: {e}. The "
+                             f"suite is not finished (verify refuses it); free space and run the same command to "
+                             f"resume") from e
+        raise SuiteError(f"{out}: cannot write {what}: {e}") from e
 
 
 def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, seed: int, workers: int = 1,
                    plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None,
                    renderer: Optional[str] = None, executor: Any = None,
-                   on_start: Optional[Callable[[int, int], None]] = None,
+                   on_start: Optional[Callable[[SuitePlan], None]] = None,
                    on_scene: Optional[Callable[[int], None]] = None) -> GenerateResult:
-    """Generate (or resume) a suite. ``on_start(n_scenes, n_images)`` is called once the
-    work is counted; ``on_scene(n_images)`` after each scene finishes."""
+    """Generate, resume or extend a suite (see ``oddsuite.suite.state`` for what a folder
+    may hold and which runs are refused). One run at a time holds the folder's lock.
+
+    ``on_start(plan)`` is called once the run is planned (at once: scenes are sampled as
+    they are rendered, never all up front); ``on_scene(n_images)`` after each scene is done
+    or found done by an earlier run. Raises SuiteError when scenes failed (finished ones
+    are kept: the same command resumes) or the disk is full."""
     from oddsuite.odd import load_spec
 
     spec = load_spec(spec_path)
-    if scenes < 1:
-        raise SpecError(f"--scenes must be at least 1, got {scenes}")
     opts = PlanOptions.from_spec(spec, plan, modes, renderer)
     if spec.render.engine == "cycles":  # fail before any work, not once per scene
         from oddsuite.render.cycles import cycles_unavailable
@@ -240,74 +296,131 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
         why = cycles_unavailable()
         if why:
             raise RenderError(f"{spec_path}: render.engine cycles: {why}")
+    the_plan = plan_suite(spec, seed, scenes, opts)
     out = Path(out_dir)
-    _check_out_dir(out, spec, seed, opts)
-    n_images = plan_suite(spec, seed, scenes, opts)
-    if on_start:
-        on_start(scenes, n_images)
-    (out / STATE).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / STATE / "job.json", {"spec_sha256": spec.sha256, "seed": seed, "plan": opts.as_dict()})
+    key = job_key(spec.sha256, seed, opts.as_dict())
+    decide(out, inspect_folder(out), key, scenes)  # refuse before anything is written
+    the_plan.images_of(0)  # a spec whose scenes cannot be sampled or permuted fails here, before a folder exists
+    existed, fresh = out.exists(), not out.exists() or not any(out.iterdir())
+    with _writing(out, LOCK):
+        lock = SuiteLock(out).acquire()
+    try:
+        state = inspect_folder(out)  # again, now that no other run can change it
+        action = decide(out, state, key, scenes)
+        if action == "unchanged":
+            log.info("%s: already a finished suite of %d scenes; nothing to do", out, scenes)
+            return GenerateResult(out, scenes, int(state.images or 0), scenes, status="unchanged")
+        if on_start:
+            on_start(the_plan)
+        with _writing(out, JOB):
+            write_json(out / JOB, {**key, "scenes": scenes})
+            if action == "extend":
+                log.info("%s: extending a finished suite of %s scenes to %d", out, state.scenes, scenes)
+                withdraw_manifest(out)
+        resumed = _render(out, spec, str(spec_path), seed, scenes, opts, executor, workers, on_scene)
+        with _writing(out, "the suite's tables and manifest"):
+            n_images, render = _assemble(out, spec, seed, scenes, opts)
+        status = "extended" if action == "extend" else "resumed" if resumed else "generated"
+        return GenerateResult(out, scenes, n_images, resumed, status=status, render=render)
+    except BaseException:
+        if fresh and not any((out / STATE).glob("scene_*.json")):
+            _remove_what_we_made(out, existed)  # nothing finished: leave no half-made folder behind
+        raise
+    finally:
+        lock.release()
 
-    records: dict[int, dict[str, Any]] = {}
-    todo = []
-    for i in range(scenes):
-        rec = _state_ok(out, i)
-        if rec is not None:
-            records[i] = rec
+
+def _remove_what_we_made(out: Path, keep_folder: bool) -> None:
+    """Remove a folder this run created (or the contents it gave an empty folder)."""
+    import shutil
+
+    if not keep_folder:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for p in list(out.iterdir()):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _render(out: Path, spec: OddSpec, spec_path: str, seed: int, scenes: int, opts: PlanOptions, executor: Any,
+            workers: int, on_scene: Optional[Callable[[int], None]]) -> int:
+    """Render every scene without a record, streamed through the executor; returns how many
+    scenes an earlier run had finished."""
+    from oddsuite.run import LocalExecutor, TaskFailure
+
+    resumed = 0
+
+    def jobs() -> Iterator[SceneJob]:
+        nonlocal resumed
+        for i in range(scenes):
+            rec = _state_ok(out, i)
+            if rec is not None:
+                resumed += 1
+                if on_scene:
+                    on_scene(len(rec["images"]))
+                continue
+            with _writing(out, scene_folder(i)):
+                sweep_temporaries(out / scene_folder(i))  # left by a writer killed in an earlier run
+            yield SceneJob(spec.source_text or "", spec_path, seed, i, str(out), opts)
+
+    if executor is None:
+        executor = LocalExecutor(workers)
+    failures: list[TaskFailure] = []
+    results = executor.map(render_scene, jobs(), key=lambda j: j.scene_id)
+    try:
+        for _, rec in results:
+            if isinstance(rec, TaskFailure):
+                failures.append(rec)
+                log.error("scene %s failed: %s", rec.key, rec.error)
+                if rec.disk_full:
+                    break  # every other scene would fail the same way
+                continue
             if on_scene:
                 on_scene(len(rec["images"]))
-        else:
-            todo.append(SceneJob(spec.source_text or "", str(spec_path), seed, i, str(out), opts))
-    resumed = len(records)
-    if executor is None:
-        from oddsuite.run import LocalExecutor
-
-        executor = LocalExecutor(workers)
-    from oddsuite.run import TaskFailure
-
-    failures = []
-    for job, rec in executor.map(render_scene, todo, key=lambda j: j.scene_id):
-        if isinstance(rec, TaskFailure):
-            failures.append(rec)
-            log.error("scene %s failed: %s", rec.key, rec.error)
-            continue
-        records[job.scene_id] = json.loads(dumps_json(rec))  # the same form a resumed record has
-        if on_scene:
-            on_scene(len(rec["images"]))
+    finally:
+        close = getattr(results, "close", None)
+        if close:
+            close()
+    full = [f for f in failures if f.disk_full]
+    if full:
+        raise SuiteError(f"{out}: disk full (or the file-size limit reached) while rendering scene {full[0].key} "
+                         f"({full[0].error}). The suite is not finished (verify refuses it); finished scenes are "
+                         f"kept: free space and run the same command to resume")
     if failures:
         raise SuiteError(
             f"{len(failures)} scene(s) failed: " + "; ".join(f"scene {f.key}: {f.error}" for f in failures[:5])
             + f". Finished scenes are kept in {out}; fix the cause and run the same command to resume."
         )
-    _assemble(out, spec, seed, scenes, opts, [records[i] for i in range(scenes)])
-    return GenerateResult(out, scenes, sum(len(r["images"]) for r in records.values()), resumed)
+    return resumed
 
 
-def _check_out_dir(out: Path, spec: OddSpec, seed: int, opts: PlanOptions) -> None:
-    """Resume only into a suite of the same spec, seed and plan; never mix two suites."""
-    job = out / STATE / "job.json"
-    if job.is_file():
-        prev = json.loads(job.read_text())
-        now = {"spec_sha256": spec.sha256, "seed": seed, "plan": opts.as_dict()}
-        if prev != now:
-            raise SuiteError(
-                f"{out}: holds an unfinished suite of another spec, seed or plan ({prev}); "
-                f"use another --out or delete the folder"
-            )
-    elif (out / "manifest.json").is_file():
-        man = json.loads((out / "manifest.json").read_text())
-        if man.get("spec", {}).get("sha256") != spec.sha256 or man.get("seed") != seed or man.get("plan") != opts.as_dict():
-            raise SuiteError(f"{out}: holds a finished suite of another spec, seed or plan; use another --out")
-    elif out.exists() and any(out.iterdir()):
-        raise SuiteError(f"{out}: exists and is not an oddsuite suite; use an empty or new folder")
+def _records(out: Path, n_scenes: int) -> Iterator[dict[str, Any]]:
+    for i in range(n_scenes):
+        p = out / scene_record(i)
+        try:
+            yield json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise SuiteError(f"{p}: the record of a finished scene is unreadable ({e}); delete it and run the same "
+                             f"command to render the scene again") from e
 
 
-def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOptions,
-              records: list[dict[str, Any]]) -> None:
+def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOptions) -> tuple[int, dict[str, Any]]:
+    """Write annotations.json, scenes.parquet, rois.parquet and spec.yaml from the scene
+    records, then the manifest (last: a suite without one is unfinished). Returns the image
+    count and the render summary with its timing (``render_summary``)."""
+    for folder, recursive in ((out, False), (out / STATE, False), (out / IMAGES, True)):
+        sweep_temporaries(folder, recursive)  # left by writers killed in earlier runs
     cats = [{"id": i + 1, "name": n, "supercategory": "object"} for i, n in enumerate(spec.class_names)]
     images, anns, rows, rois = [], [], [], []
-    for rec in records:
+    files: dict[str, str] = {}
+    renders: list[dict[str, Any]] = []
+    for rec in _records(out, n_scenes):
         rois.extend(rec["rois"])
+        if "render" in rec:
+            renders.append(rec["render"])
+        files.update(rec["files"])
         for im in rec["images"]:
             iid = len(images) + 1
             images.append({k: im[k] for k in ("file_name", "width", "height", "scene_id", "subset", "n_rois",
@@ -323,23 +436,25 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
     coco = {"info": {"description": f"oddsuite suite of {spec.name}", "version": FORMAT, "suite_seed": seed,
                      "min_visible": spec.min_visible},
             "licenses": [], "categories": cats, "images": images, "annotations": anns}
-    atomic_write_bytes(out / "annotations.json", dumps_json(coco))
+    atomic_write_bytes(out / ANNOTATIONS, json_bytes(coco))
+    full_ids = {im["id"] for im in images if im["mode"] == "full"}  # path 1 only, for plain COCOeval (#15)
+    atomic_write_bytes(out / ANNOTATIONS_FULL, json_bytes({
+        **coco, "images": [im for im in images if im["id"] in full_ids],
+        "annotations": [a for a in anns if a["image_id"] in full_ids]}))
     df = pd.DataFrame(rows)
     fixed = list(RECORD_COLUMNS)
     df = df[fixed + sorted(c for c in df.columns if c not in fixed)]
-    atomic_write_bytes(out / "scenes.parquet", parquet_bytes(df))
+    atomic_write_bytes(out / SCENES, parquet_bytes(df))
     roi_cols = ["scene_id", "roi_id", "category", "category_id", "asset", "distance_m", "lateral_m", "heading_deg",
                 "scale", "x_m", "y_m", "placement_tries"]
-    atomic_write_bytes(out / "rois.parquet", parquet_bytes(pd.DataFrame(rois, columns=roi_cols)))
-    atomic_write_bytes(out / "spec.yaml", (spec.source_text or "").encode())
-    files = {}
-    for rec in records:
-        files.update(rec["files"])
-    for name in ("annotations.json", "scenes.parquet", "rois.parquet", "spec.yaml"):
+    atomic_write_bytes(out / ROIS, parquet_bytes(pd.DataFrame(rois, columns=roi_cols)))
+    atomic_write_bytes(out / SPEC, (spec.source_text or "").encode())
+    summary = render_summary(renders)
+    for name in TABLES:
         files[name] = sha256_file(out / name)
     manifest = {
         "format": FORMAT,
-        "spec": {"name": spec.name, "file": Path(spec.source_path or "spec.yaml").name, "sha256": spec.sha256},
+        "spec": {"name": spec.name, "file": Path(spec.source_path or SPEC).name, "sha256": spec.sha256},
         "seed": seed,
         "scenes": n_scenes,
         "images": len(images),
@@ -347,16 +462,19 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
         "variants": [v.name for v in spec.variants],
         "categories": [c["name"] for c in cats],
         "packages": package_versions(),
-        "render": render_summary(records),
+        "render": {k: v for k, v in summary.items() if k != "seconds_per_frame"},
         "files": dict(sorted(files.items())),
     }
-    atomic_write_json(out / "manifest.json", manifest)
+    write_json(out / MANIFEST, manifest)
+    return len(images), summary
 
 
-def render_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The manifest's ``render`` block: engine, version, device(s) and settings, and the
-    measured ``seconds_per_frame`` (the one field that varies from run to run)."""
-    runs = [r["render"] for r in records if "render" in r]
+def render_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The render block of a suite from its scenes' records: engine, version, device(s),
+    settings and ``frames`` (what the manifest records), plus ``seconds_per_frame``, the
+    measured mean wall time per render (over the scenes of earlier runs too when a run
+    resumed). The manifest leaves the time out: its bytes name the suite, and the same
+    spec and seed must give the same identity."""
     if not runs:
         return {}
     frames = sum(r["frames"] for r in runs)

@@ -7,13 +7,17 @@ count and Wilson 95% interval:
 
 - ``overall``: failures among the traced ROI rows;
 - ``dimensions``: every condition dimension with its levels (and the columns skipped);
-- ``slices``: the levels with enough support, most clearly failing first (see
-  ``oddsuite.trace.slices`` for the score), each with example failing rows;
+- ``slices``: every level of every dimension, small n included (``small_n``), and every
+  cell of the heatmap pairs (``kind`` ``conjunction``: two conditions at once), conditionally
+  ranked: each on what the slices above it leave unexplained (``oddsuite.trace.slices``),
+  the first ones with example failing rows;
 - ``pairs``: the pairs of dimensions whose cells explain the most failures, cell tables
   (drawn as heatmaps);
 - ``rules``: the leaves of a shallow decision tree as readable rules, with examples;
 - ``influence``: which co-present ROIs break each failing ROI class, by class and relative
-  position (``oddsuite.trace.influence``).
+  position, instance by instance (``oddsuite.trace.influence``);
+- ``presence``: the effect of any ROI of a class being present, with the contrasts the
+  plan provided and what it could not separate (``oddsuite.trace.presence``).
 """
 from __future__ import annotations
 
@@ -27,13 +31,19 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from oddsuite.fileio import atomic_write_bytes
+from oddsuite.fileio import atomic_write_bytes, write_json
 from oddsuite.errors import OddsuiteError
+from oddsuite.suite.layout import ANNOTATIONS, MANIFEST
+from oddsuite.suite.manifest import read_manifest
+from oddsuite.suite.reader import read_annotations
 from oddsuite.metrics.stats import json_clean
 from oddsuite.trace.dimensions import build_dimensions
 from oddsuite.trace.influence import full_boxes, influence_ranking
 from oddsuite.trace.rules import MAX_DEPTH, decision_rules
-from oddsuite.trace.slices import IMAGE_SETS, failure_rows, level_table, overall, pair_tables, rank_slices
+from oddsuite.trace.presence import presence_ranking
+from oddsuite.trace.summary import rate_summary
+from oddsuite.trace.slices import (IMAGE_SETS, conditional_ranking, conjunction_slices, equivalent_levels,
+                                   failure_rows, level_table, overall, pair_tables, rank_key, rank_slices)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +53,9 @@ TRACE_JSON = "trace.json"
 DEFAULT_MIN_SUPPORT = 20
 #: slices and rules that get example rows
 N_EXAMPLE_SLICES = 10
+
+RANKING_TEXT = ("marginal score = lower Wilson 95% bound of the slice's failure rate - overall failure rate; slices "
+                "ranked by conditional score: the same on the rows no earlier-ranked slice covers, against their rate")
 
 IMAGE_SET_TEXT = {
     "full": "full-scene images (every ROI present)",
@@ -93,25 +106,18 @@ def _examples(rows: pd.DataFrame, mask: np.ndarray, k: int) -> list[dict[str, An
     return out
 
 
-def _summary(text: str, rec: Mapping[str, Any]) -> str:
-    """'fog_visibility_m < 200 m and class = person: failure rate 0.71 [0.63, 0.78], n = 140,
-    38% of all failures'."""
-    r = rec["rate"]
-    if r["value"] is None:
-        return f"{text}: failure rate undefined (n = 0)"
-    share = rec.get("share_of_failures")
-    return (f"{text}: failure rate {r['value']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}], n = {rec['n']}"
-            + (f", {share:.0%} of all failures" if share is not None else ""))
+#: kept for the report, which imports it by this name
+_summary = rate_summary
 
 
-def _merge_identical(ranked: list[dict[str, Any]], dims: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _merge_identical(ranked: list[dict[str, Any]], masks: Sequence[np.ndarray]
+                     ) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     """Slices holding exactly the same rows as a better-ranked one (e.g. a variant that fixes
     the fog, or several parameters of one scene) are folded into it: its ``same_rows`` lists
-    their conditions."""
+    their conditions. Returns the kept slices and their masks."""
     seen: dict[bytes, dict[str, Any]] = {}
-    out = []
-    for s in ranked:
-        mask = dims[s["dimension"]].codes == s["level_index"]
+    out, out_masks = [], []
+    for s, mask in zip(ranked, masks):
         key = hashlib.sha256(np.packbits(mask).tobytes() + str(len(mask)).encode()).digest()
         first = seen.get(key)
         if first is not None:
@@ -120,63 +126,95 @@ def _merge_identical(ranked: list[dict[str, Any]], dims: Mapping[str, Any]) -> l
         s["same_rows"] = []
         seen[key] = s
         out.append(s)
-    return out
+        out_masks.append(mask)
+    return out, out_masks
+
+
+def _ranked_slices(rows: pd.DataFrame, dims: Sequence[Any], tables: Sequence[list[dict[str, Any]]],
+                   pairs: Sequence[Mapping[str, Any]], n_examples: int) -> list[dict[str, Any]]:
+    """Every level slice and every cell of the heatmap pairs (a conjunction of two
+    conditions): identical ones folded, conditionally ranked, summaries and examples."""
+    by_col = {d.column: d for d in dims}
+    cands = [(s, by_col[s["dimension"]].codes == s["level_index"]) for s in rank_slices(tables)]
+    cands += conjunction_slices(pairs, by_col, equivalent_levels(dims))
+    cands.sort(key=lambda sm: rank_key(sm[0]))
+    merged, masks = _merge_identical([c[0] for c in cands], [c[1] for c in cands])
+    mask_of = {id(s): m for s, m in zip(merged, masks)}
+    ranked = conditional_ranking(merged, masks, rows["failure"].to_numpy(dtype=bool))
+    for s in ranked:
+        s["summary"] = _summary(s["condition"], s)
+    for s in ranked[:N_EXAMPLE_SLICES]:
+        s["examples"] = _examples(rows, mask_of[id(s)], n_examples)
+    return ranked
+
+
+def _rules(rows: pd.DataFrame, dims: Sequence[Any], *, max_depth: int, min_leaf: int, seed: int,
+           n_examples: int) -> dict[str, Any]:
+    """The rule tree with summaries and, for rules above the overall rate, examples."""
+    tree = decision_rules(rows, dims, max_depth=max_depth, min_leaf=min_leaf, seed=seed)
+    leaf_of_row = tree.pop("leaf_of_row")
+    for i, r in enumerate(tree["rules"]):
+        r["examples"] = _examples(rows, leaf_of_row == i, n_examples) if r["above_overall"] else []
+        r["summary"] = _summary(r["text"], r)
+    return tree
+
+
+def _roi_influence(outcomes: pd.DataFrame, rows: pd.DataFrame, influence: pd.DataFrame | None,
+                   boxes: Mapping[tuple[int, int], tuple[float, float, float, float]] | None) -> dict[str, Any]:
+    """Instance-level ROI influence for the classes and ROIs that fail among the traced rows."""
+    fails = rows.loc[rows["failure"]]
+    by_class = fails.groupby("category").size().to_dict() if "category" in rows.columns else {}
+    by_roi = {(int(s), int(r)): int(n) for (s, r), n in fails.groupby(["scene_id", "roi_id"]).size().items()}
+    return influence_ranking(outcomes, influence=influence, boxes=boxes, failures_by_class=by_class,
+                             failures_by_roi=by_roi)
+
+
+def _settings(image_set: str, min_support: int, max_depth: int, min_leaf: int, seed: int, top_pairs: int,
+              bins: Mapping[str, Sequence[float]] | None, plan: str | None) -> dict[str, Any]:
+    return {"image_set": image_set, "image_set_text": IMAGE_SET_TEXT[image_set], "min_support": int(min_support),
+            "max_depth": int(max_depth), "min_leaf": int(min_leaf), "seed": int(seed), "top_pairs": int(top_pairs),
+            "bins": {k: list(v) for k, v in (bins or {}).items()}, "plan": plan,
+            "failure": "outcome != hit (miss or mislabel); ignore-region and not-visible rows excluded",
+            "ranking": RANKING_TEXT}
 
 
 def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = None,
                    boxes: Mapping[tuple[int, int], tuple[float, float, float, float]] | None = None,
                    image_set: str = "full", min_support: int = DEFAULT_MIN_SUPPORT, max_depth: int = MAX_DEPTH,
                    min_leaf: int | None = None, seed: int = 0, top_pairs: int = 4,
-                   bins: Mapping[str, Sequence[float]] | None = None, n_examples: int = 3) -> dict[str, Any]:
+                   bins: Mapping[str, Sequence[float]] | None = None, n_examples: int = 3,
+                   plan: str | None = None) -> dict[str, Any]:
     """The trace.json dict (module doc) of one outcome table (outcomes.parquet's columns).
 
     image_set: ``full`` | ``permutation`` | ``all`` (``oddsuite.trace.slices.failure_rows``);
-    min_support: the fewest ROI rows a slice, a heatmap cell or a rule leaf needs to be
-    shown / ranked (``min_leaf`` defaults to it); bins: user bin edges per column.
+    min_support: slices, heatmap cells and presence rows with fewer ROI rows (units) are
+    marked ``small_n`` (still shown and ranked by their lower bound); it is also the rule
+    tree's fewest rows per leaf unless ``min_leaf`` is given; bins: user bin edges per
+    column; plan: the suite's permutation plan, named where it cannot separate a cause.
     """
     if min_support < 1:
         raise ValueError(f"min_support must be >= 1, got {min_support}")
     rows = failure_rows(outcomes, image_set)
     dims, skipped = build_dimensions(rows, bins=bins)
     tables = [level_table(rows, d, min_support=min_support) for d in dims]
-    by_col = {d.column: d for d in dims}
-    ranked = _merge_identical(rank_slices(tables), by_col)
-    for s in ranked[:N_EXAMPLE_SLICES]:
-        s["examples"] = _examples(rows, by_col[s["dimension"]].codes == s["level_index"], n_examples)
     pairs = pair_tables(rows, dims, min_support=min_support, top=top_pairs)
     for i, p in enumerate(pairs, 1):
         p["figure"] = f"heatmap_{i}.png"
-    tree = decision_rules(rows, dims, max_depth=max_depth, min_leaf=min_leaf or min_support, seed=seed)
-    leaf_of_row = tree.pop("leaf_of_row")
-    for i, r in enumerate(tree["rules"]):
-        r["examples"] = _examples(rows, leaf_of_row == i, n_examples) if r["above_overall"] else []
-    fails = rows.loc[rows["failure"]]
-    by_class = fails.groupby("category").size().to_dict() if "category" in rows.columns else {}
-    by_roi = {(int(s), int(r)): int(n) for (s, r), n in fails.groupby(["scene_id", "roi_id"]).size().items()}
-    infl = influence_ranking(outcomes, influence=influence, boxes=boxes, failures_by_class=by_class,
-                             failures_by_roi=by_roi)
-    for s in ranked:
-        s["summary"] = _summary(s["condition"], s)
-    for r in tree["rules"]:
-        r["summary"] = _summary(r["text"], r)
-    n_small = sum(1 for t in tables for s in t if not s["supported"])
+    tree = _rules(rows, dims, max_depth=max_depth, min_leaf=min_leaf or min_support, seed=seed,
+                  n_examples=n_examples)
     data = {
         "format": FORMAT,
-        "settings": {"image_set": image_set, "image_set_text": IMAGE_SET_TEXT[image_set],
-                     "min_support": int(min_support), "max_depth": int(max_depth),
-                     "min_leaf": int(min_leaf or min_support), "seed": int(seed), "top_pairs": int(top_pairs),
-                     "bins": {k: list(v) for k, v in (bins or {}).items()},
-                     "failure": "outcome != hit (miss or mislabel); ignore-region rows excluded",
-                     "ranking": "score = lower Wilson 95% bound of the slice's failure rate - overall failure rate"},
+        "settings": _settings(image_set, min_support, max_depth, min_leaf or min_support, seed, top_pairs, bins, plan),
         "overall": overall(rows),
         "dimensions": [{**d.describe(), "table": t} for d, t in zip(dims, tables)],
         "skipped_columns": skipped,
-        "slices": ranked,
-        "n_slices_below_support": n_small,
+        "slices": _ranked_slices(rows, dims, tables, pairs, n_examples),
+        "n_small_slices": sum(1 for t in tables for s in t if s["small_n"]),
         "pairs": pairs,
         "tree": {"settings": tree["settings"], "importance": tree["importance"]},
         "rules": tree["rules"],
-        "influence": infl,
+        "influence": _roi_influence(outcomes, rows, influence, boxes),
+        "presence": presence_ranking(outcomes, plan=plan, min_support=min_support),
     }
     return json_clean(data)
 
@@ -193,7 +231,7 @@ def find_suite(results_dir: Path, suite_dir: str | Path | None = None) -> Path |
     suite path when it still exists. None when neither is at hand."""
     if suite_dir is not None:
         p = Path(suite_dir)
-        if not (p / "annotations.json").is_file():
+        if not (p / ANNOTATIONS).is_file():
             raise OddsuiteError(f"{p}: not a suite folder (no annotations.json)")
         return p
     run = results_dir / "run.json"
@@ -202,9 +240,21 @@ def find_suite(results_dir: Path, suite_dir: str | Path | None = None) -> Path |
             path = json.loads(run.read_text(encoding="utf-8")).get("suite", {}).get("path")
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             path = None
-        if path and (Path(path) / "annotations.json").is_file():
+        if path and (Path(path) / ANNOTATIONS).is_file():
             return Path(path)
     return None
+
+
+def suite_plan(suite: Path) -> str | None:
+    """The permutation plan of a suite as its manifest records it (``k-subsets`` with its
+    k), None when the manifest does not say."""
+    if not (suite / MANIFEST).is_file():
+        return None
+    plan = read_manifest(suite).get("plan")
+    if not isinstance(plan, Mapping) or not plan.get("plan"):
+        return None
+    name = str(plan["plan"])
+    return f"{name} (k = {plan['k']})" if name == "k-subsets" and "k" in plan else name
 
 
 def load_outcomes(results_dir: str | Path) -> pd.DataFrame:
@@ -249,7 +299,8 @@ def trace_results(results_dir: str | Path, *, suite_dir: str | Path | None = Non
     suite = find_suite(res, suite_dir)
     boxes = None
     if suite is not None:
-        boxes = full_boxes(_read_json(suite / "annotations.json"))
+        boxes = full_boxes(read_annotations(suite))
+        options.setdefault("plan", suite_plan(suite))
     else:
         log.info("%s: suite not found (run.json's path); ROI sides from ground-plane positions", res)
     try:
@@ -268,13 +319,11 @@ def trace_results(results_dir: str | Path, *, suite_dir: str | Path | None = Non
 
 def write_trace(trace: Trace, out_dir: str | Path) -> Path:
     """trace.json and the PNG figures into ``out_dir`` (atomic writes). Returns trace.json's path."""
-    from oddsuite.evaluate.io import write_json_atomic
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, png in trace.figures.items():
         atomic_write_bytes(out / name, png)
-    write_json_atomic(out / TRACE_JSON, trace.data)
+    write_json(out / TRACE_JSON, trace.data, sort_keys=False, nan="null")
     return out / TRACE_JSON
 
 def load_trace(path: str | Path) -> dict[str, Any]:

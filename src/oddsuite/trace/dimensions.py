@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import abc
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from oddsuite.metrics.tables import MAX_LEVELS, N_BINS
+from oddsuite.odd import effects
 
 INF = math.inf
 
@@ -80,37 +82,8 @@ def _lv(label: str, lo: float, hi: float, *, lo_closed: bool = True, hi_closed: 
     return Level(label, lo, hi, lo_closed, hi_closed, text=text)
 
 
-def _intensity(unit: str) -> tuple[Level, ...]:
-    """none / light / moderate / heavy / violent precipitation (AMS glossary rain-rate classes)."""
-    return (
-        _lv("none (0)", -INF, 0.0, hi_closed=True, text="{name} = 0"),
-        _lv(f"light (< 2.5 {unit})", 0.0, 2.5, lo_closed=False),
-        _lv(f"moderate (2.5–10 {unit})", 2.5, 10.0),
-        _lv(f"heavy (10–50 {unit})", 10.0, 50.0),
-        _lv(f"violent (≥ 50 {unit})", 50.0, INF),
-    )
-
-
-#: default bins from the ODD taxonomy's own classes (ISO 34503 environment; WMO/AMS fog
-#: and precipitation classes; civil twilight at -6°)
-TAXONOMY: tuple[BinSpec, ...] = (
-    BinSpec("fog", ("fog_visibility_m",), (
-        _lv("dense fog (< 50 m)", -INF, 50.0),
-        _lv("thick fog (50–200 m)", 50.0, 200.0),
-        _lv("fog (200–1000 m)", 200.0, 1000.0),
-        _lv("mist / haze (1–10 km)", 1000.0, 10000.0),
-        _lv("no fog (≥ 10 km)", 10000.0, INF),
-    ), "m", "taxonomy: fog visibility classes, ≥ 10000 m = no fog"),
-    BinSpec("rain", ("rain_mm_h",), _intensity("mm/h"), "mm/h",
-            "taxonomy: rain rate classes (light < 2.5, moderate < 10, heavy < 50, violent ≥ 50 mm/h)"),
-    BinSpec("snow", ("snow_mm_h", "snow"), _intensity("mm/h"), "mm/h",
-            "taxonomy: snow rate, same classes as rain"),
-    BinSpec("sun", ("sun_elevation_deg",), (
-        _lv("night (< −6°)", -INF, -6.0),
-        _lv("twilight (−6° to 6°)", -6.0, 6.0),
-        _lv("low sun (6° to 20°)", 6.0, 20.0),
-        _lv("high sun (≥ 20°)", 20.0, INF),
-    ), "°", "taxonomy: sun elevation (civil twilight at −6°)"),
+#: bins of result columns that no effect declares (ROI geometry)
+_GEOMETRY: tuple[BinSpec, ...] = (
     BinSpec("distance", ("distance_m",), (
         _lv("< 10 m", -INF, 10.0),
         _lv("10–20 m", 10.0, 20.0),
@@ -127,6 +100,34 @@ TAXONOMY: tuple[BinSpec, ...] = (
         _lv("≥ 0.95 (fully visible)", 0.95, INF),
     ), "", "visible fraction bins (occlusion and truncation)"),
 )
+
+
+def _effect_bins() -> tuple[BinSpec, ...]:
+    """The taxonomy bins the declared effects give their dimensions (``odd.effects``)."""
+    return tuple(
+        BinSpec(e.name, (d.name, *d.bin_aliases),
+                tuple(_lv(b.label, b.lo, b.hi, lo_closed=b.lo_closed, hi_closed=b.hi_closed, text=b.text) for b in d.bins),
+                "°" if d.unit == "deg" else d.unit, d.bins_source)
+        for e in effects.EFFECTS.values() for d in e.dims if d.bins)
+
+
+class _Taxonomy(abc.Sequence):
+    """The default bins, read afresh from the effect declarations on every use (so an effect
+    declared later has its bins here too), then the ROI geometry bins."""
+
+    def _all(self) -> tuple[BinSpec, ...]:
+        return _effect_bins() + _GEOMETRY
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._all()[i]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+#: default bins from the ODD taxonomy's own classes (ISO 34503 environment; WMO/AMS fog
+#: and precipitation classes; civil twilight at -6°), declared with each effect
+TAXONOMY: Sequence[BinSpec] = _Taxonomy()
 
 
 @dataclass(frozen=True)

@@ -55,13 +55,14 @@ def slices_figure(data: Mapping[str, Any], top: int = TOP_SLICES) -> bytes | Non
     labels = []
     for s in slices:
         same = len(s.get("same_rows") or [])
-        labels.append(f"{_wrap(s['condition'], 44)}  (n = {s['n']})" + (f"\n(+{same} condition(s), same rows)" if same else ""))
+        labels.append(f"{_wrap(s['condition'], 44)}  (n = {s['n']}{', small n' if s.get('small_n') else ''})"
+                      + (f"\n(+{same} condition(s), same rows)" if same else ""))
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("failure rate (miss or mislabel), bars: 95% Wilson interval")
-    ax.set_title(f"Most clearly failing conditions — {data['settings']['image_set_text']}\n"
-                 f"{ov['failures']} failures in n = {ov['n']} ROI rows; slices with n ≥ "
-                 f"{data['settings']['min_support']}", fontsize=10)
+    ax.set_title(f"Most clearly failing conditions, each on what the ones above leave unexplained — "
+                 f"{data['settings']['image_set_text']}\n{ov['failures']} failures in n = {ov['n']} ROI rows; "
+                 f"small n: n < {data['settings']['min_support']}", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     return png_bytes(fig)
@@ -81,7 +82,7 @@ def heatmap_figure(pair: Mapping[str, Any], *, image_set_text: str = "", min_sup
     im = ax.imshow(masked, cmap="Reds", vmin=0, vmax=1, aspect="auto")
     for c in pair["cells"]:
         v = c["rate"]["value"]
-        small = not c["supported"]
+        small = c["small_n"]
         colour = "white" if (v is not None and v > 0.6 and not small) else ("#566573" if small else "black")
         if small:
             ax.add_patch(_hatch(fig, c["b"], c["a"]))
@@ -96,7 +97,7 @@ def heatmap_figure(pair: Mapping[str, Any], *, image_set_text: str = "", min_sup
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     cb.set_label("failure rate", fontsize=8)
     ax.set_title(f"Failure rate by {na} × {nb}\n{pair['failures']} failures, n = {pair['n']} ROI rows"
-                 f"{'; ' + image_set_text if image_set_text else ''}\nhatched: n < {min_support} (not ranked)",
+                 f"{'; ' + image_set_text if image_set_text else ''}\nhatched: n < {min_support} (small n)",
                  fontsize=9)
     return png_bytes(fig)
 

@@ -11,6 +11,12 @@ Two measures, both per (target class, other class, relation):
   ``r`` is among the other ROIs of ``S`` (a rate over those co-presences, Wilson
   interval). It is observational: the other ROIs of ``S`` are there too.
 
+Identifiability: a row whose every image pair added ``r`` to a context that already held
+another ROI of ``r``'s class (an ablation plan with two or three cars) cannot show an
+effect of the class being present; its ``influence`` is None (not 0), ``identifiable`` is
+false, ``note`` says why and ``influence_additional`` keeps the measured effect of one
+more instance. The class-level measure for that case is ``oddsuite.trace.presence``.
+
 Relation of ``r`` to ``o``: ``in front`` (nearer the camera along its axis) or ``behind``;
 ``left`` or ``right`` in the image; ``overlapping`` or ``apart`` boxes. Image side and
 overlap come from the ROIs' full (unoccluded) boxes in the suite's full-scene images when
@@ -20,12 +26,13 @@ and the overlap is ``unknown``.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from oddsuite.metrics.context import context_pairs, roi_influence
+from oddsuite.metrics.presence import instance_pair_kinds, roi_classes
 from oddsuite.metrics.stats import rate
 
 Box = tuple[float, float, float, float]
@@ -132,83 +139,113 @@ def find_flip(index: FlipIndex, scene: int, o: int, r: int) -> dict[str, Any] | 
     return None
 
 
-def influence_ranking(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = None,
-                      boxes: Mapping[tuple[int, int], Box] | None = None,
-                      failures_by_class: Mapping[str, int] | None = None,
-                      failures_by_roi: Mapping[tuple[int, int], int] | None = None,
-                      min_pairs: int = 5, top_rows: int = 8, top_rois: int = 15, examples_per_class: int = 2
-                      ) -> dict[str, Any]:
-    """The ROI-influence section of trace.json (module doc).
+RelationFn = Callable[[int, int, int], dict[str, str]]
 
-    outcomes: the whole outcome table (every image); influence: the (scene, target, other)
-    table of metrics (None: computed here); failures_by_class / failures_by_roi: failure
-    counts of the traced rows, which decide the failing classes and ROIs listed (None:
-    counted over ``outcomes``' non-ignore rows). Rows with fewer than ``min_pairs`` image
-    pairs are listed after the others.
-    """
-    source = "metrics.json"
-    if influence is None:
-        influence = roi_influence(outcomes)
-        source = "computed from outcomes.parquet"
-    scored = outcomes.loc[~outcomes["ignore"].astype(bool)]
-    if failures_by_class is None:
-        failures_by_class = scored.loc[scored["outcome"] != "hit"].groupby("category").size().to_dict()
-    if failures_by_roi is None:
-        f = scored.loc[scored["outcome"] != "hit"]
-        failures_by_roi = {(int(s), int(r)): int(n) for (s, r), n in f.groupby(["scene_id", "roi_id"]).size().items()}
+
+def _relations(outcomes: pd.DataFrame, boxes: Mapping[tuple[int, int], Box] | None) -> RelationFn:
+    """A cached ``relation(scene, o, r)`` over the outcome table's positions and the boxes."""
     positions = roi_positions(outcomes)
-    rel_cache: dict[tuple[int, int, int], dict[str, str]] = {}
+    cache: dict[tuple[int, int, int], dict[str, str]] = {}
 
     def rel(s: int, o: int, r: int) -> dict[str, str]:
         key = (s, o, r)
-        if key not in rel_cache:
-            rel_cache[key] = relation(s, o, r, positions, boxes)
-        return rel_cache[key]
+        if key not in cache:
+            cache[key] = relation(s, o, r, positions, boxes)
+        return cache[key]
 
-    infl = influence.copy()
-    if len(infl):
-        rels = [rel(int(s), int(o), int(r)) for s, o, r in
-                infl[["scene_id", "target_roi", "other_roi"]].itertuples(index=False)]
-        for k in REL:
-            infl[k] = [x[k] for x in rels]
-    else:
-        for k in REL:
-            infl[k] = pd.Series(dtype=str)
+    return rel
 
-    # co-presence breaks from the context pairs of context accuracy
-    pairs = context_pairs(outcomes)
-    pairs = pairs.loc[~pairs["ignore"].astype(bool)]
-    brk_rows = []
+
+def _add_relations(table: pd.DataFrame, rel: RelationFn) -> pd.DataFrame:
+    """``table`` (columns scene_id, target_roi, other_roi) with the REL columns added."""
+    out = table.copy()
+    if not len(out):
+        for k in REL:
+            out[k] = pd.Series(dtype=str)
+        return out
+    rels = [rel(int(s), int(o), int(r)) for s, o, r in out[["scene_id", "target_roi", "other_roi"]].itertuples(index=False)]
+    for k in REL:
+        out[k] = [x[k] for x in rels]
+    return out
+
+
+def co_presence_breaks(pairs: pd.DataFrame, cats: Mapping[tuple[int, int], Any], rel: RelationFn) -> pd.DataFrame:
+    """One row per (context pair of context accuracy, other ROI r in its S): ``broken`` when
+    the target, a hit alone, fails in S (module doc, ``breaks``)."""
+    rows = []
     for p in pairs[["scene_id", "roi_id", "subset", "category", "hit"]].itertuples(index=False):
         s, o = int(p.scene_id), int(p.roi_id)
         for x in str(p.subset).split(","):
             if x == "" or int(x) == o:
                 continue
-            brk_rows.append((s, o, int(x), p.category, not bool(p.hit)))
-    brk = pd.DataFrame(brk_rows, columns=["scene_id", "target_roi", "other_roi", "target_category", "broken"])
-    cats = {(int(s), int(r)): c for s, r, c in
-            outcomes[["scene_id", "roi_id", "category"]].drop_duplicates(["scene_id", "roi_id"]).itertuples(index=False)}
+            rows.append((s, o, int(x), p.category, not bool(p.hit)))
+    brk = pd.DataFrame(rows, columns=["scene_id", "target_roi", "other_roi", "target_category", "broken"])
     if len(brk):
         brk["other_category"] = [cats.get((s, r)) for s, r in brk[["scene_id", "other_roi"]].itertuples(index=False)]
-        rels = [rel(int(s), int(o), int(r)) for s, o, r in
-                brk[["scene_id", "target_roi", "other_roi"]].itertuples(index=False)]
-        for k in REL:
-            brk[k] = [x[k] for x in rels]
+    return _add_relations(brk, rel)
 
+
+def _identifiability(g: pd.DataFrame, other: Any) -> dict[str, Any]:
+    """From the instance pairs' kinds (``metrics.presence.instance_pair_kinds`` joined on
+    the (scene, target, other) rows of ``g``): whether any pair added the first ROI of the
+    class; when none did, the influence is not a measure of the class's presence."""
+    n_first = int(g["n_first"].fillna(0).sum()) if "n_first" in g.columns else 0
+    redundant = n_first == 0 and int(g["n"].sum()) > 0
+    return {"n_pairs_first": n_first, "identifiable": not redundant,
+            "note": (f"every image pair added a {other} beside another {other}: an effect of any {other} being "
+                     f"present cannot show here (see presence influence)") if redundant else None}
+
+
+def _class_rows(infl: pd.DataFrame, brk: pd.DataFrame) -> dict[tuple, dict[str, Any]]:
+    """(target class, other class, relation) -> influence, pair counts, identifiability, breaks."""
     rows: dict[tuple, dict[str, Any]] = {}
     if len(infl):
         w = infl.assign(weighted=infl["influence"] * infl["n"])
         for key, g in w.groupby(KEY, sort=True, dropna=False):
             n = int(g["n"].sum())
-            rows[key] = {"influence": float(g["weighted"].sum() / n) if n else None, "n_pairs": n,
-                         "n_roi_pairs": int(len(g)), "n_harmful_roi_pairs": int((g["influence"] > 0).sum())}
+            value = float(g["weighted"].sum() / n) if n else None
+            ident = _identifiability(g, key[1])
+            rows[key] = {"influence": value if ident["identifiable"] else None,
+                         "influence_additional": value, "n_pairs": n, "n_roi_pairs": int(len(g)),
+                         "n_harmful_roi_pairs": int((g["influence"] > 0).sum()), **ident}
     if len(brk):
         for key, g in brk.groupby(KEY, sort=True, dropna=False):
-            rows.setdefault(key, {"influence": None, "n_pairs": 0, "n_roi_pairs": 0, "n_harmful_roi_pairs": 0})
+            rows.setdefault(key, {"influence": None, "influence_additional": None, "n_pairs": 0, "n_roi_pairs": 0,
+                                  "n_harmful_roi_pairs": 0, "n_pairs_first": 0, "identifiable": True, "note": None})
             rows[key]["breaks"] = rate(int(g["broken"].sum()), int(len(g)))
-    flip_index = _flip_index(outcomes) if examples_per_class else {}
+    return rows
 
-    by_class = []
+
+def _row_order(min_pairs: int) -> Callable[[dict[str, Any]], tuple]:
+    def key(r: dict[str, Any]) -> tuple:
+        return (not (r["n_pairs"] >= min_pairs), -(r["influence"] if r["influence"] is not None else -9),
+                -(r["breaks"]["ci95"][0] if r["breaks"]["ci95"] else -1), str(r["other_category"]), r["relation"])
+    return key
+
+
+def _attach_examples(lst: list[dict[str, Any]], tc: Any, infl: pd.DataFrame, flip_index: FlipIndex, k: int) -> None:
+    """Give up to ``k`` harmful rows an example image pair where the target flips."""
+    shown = 0
+    for r in lst:
+        if shown >= k or not r["influence"] or r["influence"] <= 0:
+            continue
+        cand = infl.loc[(infl["target_category"] == tc) & (infl["other_category"] == r["other_category"])
+                        & (infl["depth"] == r["depth"]) & (infl["side"] == r["side"])
+                        & (infl["overlap"] == r["overlap"]) & (infl["influence"] > 0)]
+        cand = cand.sort_values(["influence", "n", "scene_id", "target_roi", "other_roi"],
+                                ascending=[False, False, True, True, True], kind="mergesort")
+        for c in cand.head(MAX_FLIP_CANDIDATES).itertuples(index=False):
+            ex = find_flip(flip_index, int(c.scene_id), int(c.target_roi), int(c.other_roi))
+            if ex is not None:
+                r["example"] = ex
+                shown += 1
+                break
+
+
+def _by_target_class(rows: Mapping[tuple, dict[str, Any]], failures_by_class: Mapping[str, int], infl: pd.DataFrame,
+                     flip_index: FlipIndex, *, min_pairs: int, top_rows: int, examples: int) -> list[dict[str, Any]]:
+    """Per failing class (most failures first): its ``top_rows`` rows, best first, with examples."""
+    out = []
     for tc, n_fail in sorted(failures_by_class.items(), key=lambda kv: (-kv[1], str(kv[0]))):
         if not n_fail:
             continue
@@ -221,36 +258,30 @@ def influence_ranking(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None 
             r.setdefault("breaks", rate(0, 0))
             r["relation"] = relation_text(r)
             lst.append(r)
-        lst.sort(key=lambda r: (not (r["n_pairs"] >= min_pairs), -(r["influence"] if r["influence"] is not None else -9),
-                                -(r["breaks"]["ci95"][0] if r["breaks"]["ci95"] else -1), str(r["other_category"]),
-                                r["relation"]))
+        lst.sort(key=_row_order(min_pairs))
         lst = lst[:top_rows]
-        shown = 0
-        for r in lst:
-            if shown >= examples_per_class or not r["influence"] or r["influence"] <= 0:
-                continue
-            cand = infl.loc[(infl["target_category"] == tc) & (infl["other_category"] == r["other_category"])
-                            & (infl["depth"] == r["depth"]) & (infl["side"] == r["side"])
-                            & (infl["overlap"] == r["overlap"]) & (infl["influence"] > 0)]
-            cand = cand.sort_values(["influence", "n", "scene_id", "target_roi", "other_roi"],
-                                    ascending=[False, False, True, True, True], kind="mergesort")
-            for c in cand.head(MAX_FLIP_CANDIDATES).itertuples(index=False):
-                ex = find_flip(flip_index, int(c.scene_id), int(c.target_roi), int(c.other_roi))
-                if ex is not None:
-                    r["example"] = ex
-                    shown += 1
-                    break
-        by_class.append({"target_category": tc, "failures": int(n_fail), "rows": lst})
+        if examples:
+            _attach_examples(lst, tc, infl, flip_index, examples)
+        out.append({"target_category": tc, "failures": int(n_fail), "rows": lst})
+    return out
 
-    matrix = []
+
+def _class_matrix(infl: pd.DataFrame) -> list[dict[str, Any]]:
+    """Pair-weighted mean influence per (target class, other class)."""
+    out = []
     if len(infl):
         w = infl.assign(weighted=infl["influence"] * infl["n"])
         for (tc, oc), g in w.groupby(["target_category", "other_category"], sort=True, dropna=False):
             n = int(g["n"].sum())
-            matrix.append({"target_category": tc, "other_category": oc,
-                           "influence": float(g["weighted"].sum() / n) if n else None, "n": n})
+            out.append({"target_category": tc, "other_category": oc,
+                        "influence": float(g["weighted"].sum() / n) if n else None, "n": n})
+    return out
 
-    per_roi = []
+
+def _per_roi(infl: pd.DataFrame, failures_by_roi: Mapping[tuple[int, int], int],
+             cats: Mapping[tuple[int, int], Any], top_rois: int) -> list[dict[str, Any]]:
+    """The ``top_rois`` most failing ROIs, each with the (up to 3) other ROIs that hurt it most."""
+    out = []
     for (s, o), n_fail in sorted(failures_by_roi.items(), key=lambda kv: (-kv[1], kv[0]))[:top_rois]:
         g = infl.loc[(infl["scene_id"] == s) & (infl["target_roi"] == o) & (infl["influence"] > 0)] if len(infl) \
             else infl
@@ -259,9 +290,54 @@ def influence_ranking(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None 
                    "p_hit_without": float(r.p_hit_without), "p_hit_with": float(r.p_hit_with), "n": int(r.n),
                    "relation": relation_text({"depth": r.depth, "side": r.side, "overlap": r.overlap})}
                   for r in g.itertuples(index=False)]
-        per_roi.append({"scene_id": s, "target_roi": o, "target_category": cats.get((s, o)), "failures": int(n_fail),
-                        "others": others})
+        out.append({"scene_id": s, "target_roi": o, "target_category": cats.get((s, o)), "failures": int(n_fail),
+                    "others": others})
+    return out
 
+
+def _failure_counts(outcomes: pd.DataFrame) -> tuple[dict[str, int], dict[tuple[int, int], int]]:
+    """Failures (scored rows, neither ignore nor not visible, that are not hits) per class and
+    per (scene, ROI)."""
+    scored = outcomes.loc[~(outcomes["ignore"].astype(bool) | outcomes["not_visible"].astype(bool))]
+    f = scored.loc[scored["outcome"] != "hit"]
+    return (f.groupby("category").size().to_dict(),
+            {(int(s), int(r)): int(n) for (s, r), n in f.groupby(["scene_id", "roi_id"]).size().items()})
+
+
+def influence_ranking(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = None,
+                      boxes: Mapping[tuple[int, int], Box] | None = None,
+                      failures_by_class: Mapping[str, int] | None = None,
+                      failures_by_roi: Mapping[tuple[int, int], int] | None = None,
+                      min_pairs: int = 5, top_rows: int = 8, top_rois: int = 15, examples_per_class: int = 2
+                      ) -> dict[str, Any]:
+    """The ROI-influence section of trace.json (module doc).
+
+    outcomes: the whole outcome table (every image); influence: the (scene, target, other)
+    table of metrics (None: computed here); failures_by_class / failures_by_roi: failure
+    counts of the traced rows, which decide the failing classes and ROIs listed (None:
+    counted over ``outcomes``' scored rows). Rows with fewer than ``min_pairs`` image
+    pairs are listed after the others. A row whose every image pair added the other ROI
+    beside another of its class has ``influence`` None and ``identifiable`` false (its
+    measured value is ``influence_additional``): a presence effect cannot show there.
+    """
+    source = "metrics.json"
+    if influence is None:
+        influence = roi_influence(outcomes)
+        source = "computed from outcomes.parquet"
+    counted = _failure_counts(outcomes) if failures_by_class is None or failures_by_roi is None else None
+    failures_by_class = failures_by_class if failures_by_class is not None else counted[0]
+    failures_by_roi = failures_by_roi if failures_by_roi is not None else counted[1]
+    rel = _relations(outcomes, boxes)
+    cats = roi_classes(outcomes)
+    kinds = instance_pair_kinds(outcomes)[["scene_id", "target_roi", "other_roi", "n_first"]]
+    infl = _add_relations(influence, rel)
+    if len(infl):
+        infl = infl.merge(kinds, on=["scene_id", "target_roi", "other_roi"], how="left")
+    pairs = context_pairs(outcomes)
+    pairs = pairs.loc[~pairs["occluded"]]
+    brk = co_presence_breaks(pairs, cats, rel)
+    rows = _class_rows(infl, brk)
+    flip_index = _flip_index(outcomes) if examples_per_class else {}
     return {
         "source": source,
         "positions": ("full boxes of the suite's full-scene images" if boxes
@@ -270,7 +346,8 @@ def influence_ranking(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None 
         "n_pairs": int(influence["n"].sum()) if len(influence) else 0,
         "n_roi_pairs": int(len(influence)),
         "n_context_pairs": int(len(pairs)),
-        "by_target_class": by_class,
-        "class_matrix": matrix,
-        "per_roi": per_roi,
+        "by_target_class": _by_target_class(rows, failures_by_class, infl, flip_index, min_pairs=min_pairs,
+                                            top_rows=top_rows, examples=examples_per_class),
+        "class_matrix": _class_matrix(infl),
+        "per_roi": _per_roi(infl, failures_by_roi, cats, top_rois),
     }

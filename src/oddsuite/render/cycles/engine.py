@@ -10,8 +10,11 @@ and kept; it loads each scene once and renders its subsets and variants by toggl
 visibility and the environment (protocol: ``protocol.py``).
 
 The colour comes from Cycles; the depth, instance ids and per-ROI stats come from the
-rasterizer's ID pass of the same Scene, and fog, rain and snow are the same image-space
-post-pass as in the raster engine (``render.engine.post_effects``). The path tracer's
+rasterizer's ID pass of the same Scene. The environment is the scene state of the
+declared effects (``render.effects.scene_pass``: the same sun, headlights, road surface,
+snow cover and shadows the rasterizer draws), which the worker maps onto Blender, and the
+image leaves through the same ``render.post.post_effects`` as the rasterizer's (fog,
+rain, snow: a visibility in metres means the same in both engines). The path tracer's
 seed derives from (suite seed, scene id) and is the same for every subset and variant of
 a scene (common random numbers: subset images differ by the scene, not by the noise).
 """
@@ -33,8 +36,9 @@ from PIL import Image
 
 from oddsuite.errors import RenderError
 from oddsuite.odd.spec import Render
-from oddsuite.render.cycles.protocol import PROTOCOL, sun_direction, write_scene
-from oddsuite.render.engine import post_effects
+from oddsuite.render.cycles.protocol import PROTOCOL, environment, write_scene
+from oddsuite.render.effects import scene_pass
+from oddsuite.render.post import post_effects
 from oddsuite.render.renderer import NEUTRAL, Frame, ObjectStats, get_renderer
 from oddsuite.scenes.scene import Scene
 
@@ -151,10 +155,6 @@ def scene_seed(scene: Scene) -> int:
                & 0x7FFFFFFF)
 
 
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
 class CyclesEngine:
     """Cycles path tracing for the colour; the rasterizer's ID pass for the labels."""
 
@@ -184,10 +184,8 @@ class CyclesEngine:
         """The clean Cycles image (HxWx3 uint8), isolate renders over the neutral background."""
         self._load(scene)
         out = self.worker.dir / "frame.png"
-        req_env = {k: _plain(v) for k, v in env.items()}
-        req_env["sun_direction"] = sun_direction(env["sun_elevation_deg"], env["sun_azimuth_deg"])
-        self.worker.call({"op": "render", "env": req_env, "rois": None if rois is None else sorted(int(r) for r in rois),
-                          "scenery": bool(scenery), "samples": self.settings.samples, "denoise": self.settings.denoise,
+        self.worker.call({"op": "render", "env": environment(scene_pass(env)),
+                          "rois": None if rois is None else sorted(int(r) for r in rois), "scenery": bool(scenery), "samples": self.settings.samples, "denoise": self.settings.denoise,
                           "seed": scene_seed(scene), "out": str(out)})
         with Image.open(out) as im:
             rgba = np.asarray(im.convert("RGBA"), dtype=np.float64)

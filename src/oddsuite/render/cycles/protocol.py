@@ -1,4 +1,4 @@
-"""The file protocol between oddsuite and its Cycles worker, ``oddsuite-cycles/1``.
+"""The file protocol between oddsuite and its Cycles worker, ``oddsuite-cycles/2``.
 
 The worker (``blender/worker.py``) runs in a separate Python that has Blender's ``bpy``
 (and NumPy 1.x, which ``bpy`` 5.0 is built against); it imports nothing from oddsuite.
@@ -12,9 +12,10 @@ The main process talks to it over the worker's stdin/stdout, one JSON object per
 - ``{"op": "render", "env": {...}, "rois": [ids] | null, "scenery": bool, "samples": N,
   "denoise": bool, "seed": S, "out": PATH.png}`` → ``{"ok", "seconds"}``: renders the loaded
   scene with only ``rois`` (all when null) and with or without the scenery, under the
-  environment ``env`` (the renderer's environment dict plus ``sun_direction``, a unit
-  vector to the sun), and writes an 8-bit RGBA PNG (alpha 0 where nothing is hit when
-  ``scenery`` is false: the caller composites the neutral background);
+  environment ``env`` (``environment``: the scene state the declared effects decide,
+  ``render.effects.scene_pass``, the same state the rasterizer draws), and writes an 8-bit
+  RGBA PNG (alpha 0 where nothing is hit when ``scenery`` is false: the caller composites
+  the neutral background);
 - a failure answers ``{"ok": false, "error": "...", "traceback": "..."}``.
 
 A scene file is a NumPy ``.npz`` (no pickles) with ``header``, a UTF-8 JSON document as
@@ -25,8 +26,12 @@ along −z with y up; ``yfov`` radians; ``width``, ``height`` pixels; ``znear``,
 metres), ``materials`` (``role``, ``color`` RGBA, ``metallic``, ``roughness``; roles are
 ``scenes.assets.MATERIALS``), ``objects`` (``name``, ``roi_id`` or null for scenery,
 ``asset``, ``pose`` 4×4 row-major object-to-world) and ``lights`` (the headlamps: spot
-lights with ``pose``, ``color``, ``inner``/``outer`` cone half-angles in radians and
-``intensity`` in the rasterizer's units, candela).
+lights with ``pose``, ``color`` and ``inner``/``outer`` cone half-angles in radians; their
+intensity comes with each render, from the headlights effect).
+
+Version 2 moved every environment formula out of the worker: it receives the effects'
+scene state and maps it onto Blender (version 1 sent the raw environment and repeated
+the daylight, headlight and snow-cover rules).
 """
 from __future__ import annotations
 
@@ -37,17 +42,40 @@ from typing import Any
 
 import numpy as np
 
-from oddsuite.render.renderer import HEADLAMP_CANDELA, HEADLAMP_CONE, headlamp_poses
+from oddsuite.render.effects import SceneState
+from oddsuite.render.renderer import HEADLAMP_CONE, headlamp_poses
 from oddsuite.scenes.scene import Scene
 
-PROTOCOL = "oddsuite-cycles/1"
+PROTOCOL = "oddsuite-cycles/2"
 
 
-def sun_direction(sun_elevation_deg: float, sun_azimuth_deg: float) -> list[float]:
-    """Unit vector from the ground to the sun, world frame (x forward, y left, z up); the
-    rasterizer's sun uses the same formula."""
-    el, az = math.radians(sun_elevation_deg), math.radians(sun_azimuth_deg)
-    return [math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)]
+def environment(state: SceneState) -> dict[str, Any]:
+    """The ``env`` of a render request: the scene state of the declared effects
+    (``render.effects.scene_pass``) as plain JSON values, in the rasterizer's units.
+
+    ``sun_direction`` (unit vector to the sun, world frame: x forward, y left, z up) with
+    ``sun_elevation_deg``/``sun_azimuth_deg`` (the same direction, for the sky model),
+    ``sun_intensity`` and ``sun_color`` (the rasterizer's directional light), ``shadows``,
+    ``headlights`` (candela per low beam, 0 when off), ``day`` (0 night … 1 day), ``cloud``
+    (fraction), ``road_state`` (dry, wet, icy, snow), ``markings_snow`` and
+    ``terrain_snow`` (snow lies on the lane markings / on terrain, pavement and kerbs)."""
+    to = np.asarray(state.sun_to, dtype=float)
+    to = to / np.linalg.norm(to)
+    horizontal = math.hypot(float(to[0]), float(to[1]))
+    return {
+        "sun_direction": [float(v) for v in to],
+        "sun_elevation_deg": math.degrees(math.atan2(float(to[2]), horizontal)),
+        "sun_azimuth_deg": math.degrees(math.atan2(float(to[1]), float(to[0]))) % 360.0 if horizontal > 1e-9 else 0.0,
+        "sun_intensity": float(state.sun_intensity),
+        "sun_color": [float(v) for v in state.sun_color],
+        "shadows": bool(state.shadows),
+        "headlights": float(state.headlights),
+        "day": float(state.day),
+        "cloud": float(state.cloud),
+        "road_state": str(state.road_state),
+        "markings_snow": state.markings_cover is not None,
+        "terrain_snow": state.terrain_cover is not None,
+    }
 
 
 def scene_document(scene: Scene) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -84,7 +112,7 @@ def scene_document(scene: Scene) -> tuple[dict[str, Any], dict[str, np.ndarray]]
         "materials": materials,
         "objects": objects,
         "lights": [{"type": "spot", "pose": T.ravel().tolist(), "color": [1.0, 0.97, 0.9], "inner": HEADLAMP_CONE[0],
-                    "outer": HEADLAMP_CONE[1], "intensity": HEADLAMP_CANDELA} for T in headlamp_poses(cam.pose)],
+                    "outer": HEADLAMP_CONE[1]} for T in headlamp_poses(cam.pose)],
     }
     return header, arrays
 

@@ -7,6 +7,8 @@ skin subsurface scattering, fabric sheen, window light at night. Textures are pr
 and live in object space (metres), so they do not stretch with an asset's size. Values
 that follow the environment (road wet / icy / snow, snow cover, night, lamps) are Value
 nodes that ``Material.set`` changes per render, which keeps Blender's persistent data.
+Which surfaces are wet, icy or snow-covered is decided in oddsuite by the declared
+effects (the road surface, snowfall); ``set`` only receives the outcome.
 """
 from __future__ import annotations
 
@@ -123,11 +125,15 @@ class Material:
             self.values[name].outputs[0].default_value = default
         return self.values[name].outputs[0]
 
-    def set(self, surface: str, snow_cover: bool, night: float, lamps: float) -> None:
+    def set(self, road: str, markings_snow: bool, terrain_snow: bool, night: float, lamps: float) -> None:
+        """``road``: the road surface state (dry, wet, icy, snow); ``markings_snow`` and
+        ``terrain_snow``: snow lies on the lane markings / on terrain, pavement and kerbs."""
+        snow = {"asphalt": road == "snow", "lane_paint": markings_snow}.get(self.role,
+                                                                          terrain_snow and self.role in SNOW_COVERED)
         vals = {
-            "wet": float(surface == "wet"),
-            "icy": float(surface == "icy"),
-            "snow": float(surface == "snow" or (snow_cover and self.role in SNOW_COVERED)),
+            "wet": float(road == "wet"),
+            "icy": float(road == "icy"),
+            "snow": float(snow),
             "night": night,
             "lamps": lamps,
         }
@@ -357,12 +363,12 @@ class World:
         out = t.node("ShaderNodeOutputWorld")
         nt.links.new(self.bg.outputs["Background"], out.inputs["Surface"])
 
-    def set(self, elevation_deg: float, azimuth_deg: float, cloud: float, strength: float) -> None:
+    def set(self, elevation_deg: float, azimuth_deg: float, cloud: float, day: float, strength: float) -> None:
+        """``day``: the daylight factor (0 night … 1 day) of oddsuite's daylight effect."""
         assign(self.sky, "sun_elevation", math.radians(max(elevation_deg, -10.0)))
         # Blender's sun_rotation turns the sun about z from +y towards -x? It is measured from
         # the +y axis clockwise seen from above; oddsuite's azimuth is from +x towards +y
         assign(self.sky, "sun_rotation", math.radians(90.0 - azimuth_deg) % (2 * math.pi))
-        day = min(max((elevation_deg + 6) / 16, 0.0), 1.0)
         g = 0.6 * day * day + 0.002
         assign(self.grey.outputs[0], "default_value", (g, g, g * 1.03, 1.0))
         assign(self.cloud.outputs[0], "default_value", min(max(cloud, 0.0), 1.0) * 0.85)

@@ -1,9 +1,11 @@
 """The Cycles worker: run as a script by the Blender Python (``.venv-cycles/bin/python``).
 
-It speaks protocol ``oddsuite-cycles/1`` (see ``oddsuite/render/cycles/protocol.py``) on
+It speaks protocol ``oddsuite-cycles/2`` (see ``oddsuite/render/cycles/protocol.py``) on
 stdin/stdout, one JSON object per line, and imports only ``bpy``, NumPy and ``shading``
 (beside it). Blender's own console output is redirected to stderr so that stdout carries
-answers only.
+answers only. It holds no rule of the environment: each render brings the scene state the
+declared effects decided in oddsuite (sun, headlights, road surface, snow cover,
+shadows), and the worker only maps it onto Blender, in the units below.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from mathutils import Matrix, Vector  # noqa: E402
 import shading  # noqa: E402
 from shading import assign  # noqa: E402
 
-PROTOCOL = "oddsuite-cycles/1"
+PROTOCOL = "oddsuite-cycles/2"
 #: rasterizer candela → Blender spot power (W), and the sun strength (W/m²) per unit of the
 #: rasterizer's directional intensity: chosen by eye so that the two engines' images have a
 #: similar mean brightness (urban_day scene 2 at 320x240: day 142 vs 132, night with
@@ -174,7 +176,7 @@ def load(req: dict) -> dict:
         lo = bpy.data.objects.new(f"headlamp{k}", ld)
         lo.matrix_world = _matrix(light["pose"])
         _link(lo)
-        STATE["lamps"].append((lo, light["intensity"]))
+        STATE["lamps"].append(lo)
     STATE["world"] = shading.world()
     for k, sc in STATE["scenes"].items():
         sc.camera = co
@@ -217,27 +219,26 @@ def _settings(sc: bpy.types.Scene, req: dict) -> None:
 
 
 def _environment(env: dict) -> None:
+    """Map the effects' scene state (protocol ``environment``) onto the Blender scene."""
     sun_dir = Vector(env["sun_direction"]).normalized()
     so = STATE["sun"]
     assign(so, "rotation_mode", "QUATERNION")
     assign(so, "rotation_quaternion", sun_dir.to_track_quat("Z", "Y"))
-    el = float(env["sun_elevation_deg"])
-    cloud = float(env["cloud_cover"])
-    # the rasterizer's sun: intensity 4·sqrt(sin el)·(1 − 0.8·cloud), warmer when low
-    direct = 4.0 * math.sqrt(max(math.sin(math.radians(el)), 0.0)) * (1 - 0.8 * cloud)
-    warm = min(max(1 - el / 15, 0.0), 1.0)
+    direct = float(env["sun_intensity"])  # the rasterizer's directional intensity
     assign(so.data, "energy", SUN_SCALE * direct)
-    assign(so.data, "color", (1.0, 1 - 0.25 * warm, 1 - 0.5 * warm))
+    assign(so.data, "color", tuple(float(c) for c in env["sun_color"]))
     assign(so, "hide_render", direct <= 0)
-    assign(so.data, "use_shadow", bool(env.get("shadows", True)))  # the variant's `shadows: false`
-    for lo, cd in STATE["lamps"]:
-        assign(lo.data, "energy", CANDELA_TO_WATT * cd if env["headlights"] else 0.0)
-        assign(lo, "hide_render", not env["headlights"])
-    STATE["world"].set(el, float(env["sun_azimuth_deg"]), cloud, SKY_STRENGTH)
-    night = 1.0 if el < -6 else 0.0
-    lamps = 1.0 if env["headlights"] else 0.0
+    assign(so.data, "use_shadow", bool(env["shadows"]))
+    beam = float(env["headlights"])  # candela per low beam, 0 when off
+    for lo in STATE["lamps"]:
+        assign(lo.data, "energy", CANDELA_TO_WATT * beam)
+        assign(lo, "hide_render", beam <= 0)
+    STATE["world"].set(float(env["sun_elevation_deg"]), float(env["sun_azimuth_deg"]), float(env["cloud"]),
+                       float(env["day"]), SKY_STRENGTH)
     for m in STATE["materials"]:
-        m.set(surface=env["road_surface"], snow_cover=float(env.get("snow_mm_h", 0)) > 2, night=night, lamps=lamps)
+        m.set(road=env["road_state"], markings_snow=bool(env["markings_snow"]),
+              terrain_snow=bool(env["terrain_snow"]), night=1.0 if float(env["day"]) <= 0 else 0.0,
+              lamps=1.0 if beam > 0 else 0.0)
 
 
 def render(req: dict) -> dict:

@@ -1,0 +1,492 @@
+"""Post-training static int8 quantization of a detector with ONNX Runtime (``oddsuite quantize``).
+
+The flow a deployment toolchain follows, made reproducible and recorded:
+
+1. the source model (any file :func:`oddsuite.models.load_detector` accepts) becomes an fp32
+   ONNX file: used as it is when it already is one, otherwise exported with
+   :func:`oddsuite.models.onnx_rt.export_onnx` at the detector's own input size;
+2. ``quant_pre_process`` (ONNX shape inference + ONNX Runtime graph optimisation; symbolic
+   shape inference too where it completes — it does not on YOLO heads with a dynamic batch,
+   and then it is skipped and the record says so);
+3. a seeded sample of the calibration suite's images, each pre-processed exactly as the
+   ONNX adapter pre-processes it (:func:`oddsuite.models.common.preprocess`: letterbox to the
+   model's input size, RGB, /255), fed in small chunks to the calibrator (min-max, entropy or
+   percentile), so memory stays bounded whatever the sample size;
+4. ``quantize_static``: QDQ format, per-channel symmetric QInt8 weights, QUInt8 (default) or
+   QInt8 activations; nodes matching ``keep_float`` stay in float (``"head"``: the last
+   Detect module and everything computed from it; ``"decode"``: only the head's decoding
+   tail, its convolutions quantized. Some float tail is needed for YOLO: its output
+   concatenates box coordinates in pixels with class scores in [0, 1], which one int8 scale
+   cannot hold, and ``"none"`` is warned about in the record);
+5. the int8 model is written atomically, keeps the source's metadata (class ``names``,
+   ``imgsz``, …, so it loads with ``load_detector``) plus a ``quantization`` entry, and a
+   record ``<out>.json`` (e.g. ``x-int8.onnx.json``) tells how it was made: source and output
+   SHA-256, every calibration image with its SHA-256, the settings, the excluded nodes and the
+   package versions.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from oddsuite.errors import ModelError, SuiteError
+from oddsuite.fileio import atomic_path, sha256_file, write_json
+from oddsuite.models.base import model_info
+from oddsuite.models.common import preprocess
+from oddsuite.suite.layout import MANIFEST
+from oddsuite.suite.reader import read_annotations, read_image
+
+log = logging.getLogger(__name__)
+
+RECORD_FORMAT = "oddsuite-quantize/1"
+METHODS = ("minmax", "entropy", "percentile")
+ACTIVATION_TYPES = ("quint8", "qint8")
+#: images per calibrator pass (intermediate outputs of a chunk are held in memory at once)
+CALIB_CHUNK = 4
+#: metadata key the int8 model carries (a JSON summary of the settings)
+META_KEY = "quantization"
+
+_MODULE_RE = re.compile(r"(?:^|/)model\.(\d+)(?=/|$)")
+
+
+# --------------------------------------------------------------------------- calibration data
+
+
+def calibration_sample(suite_dir: str | Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """A seeded sample of ``n`` images of the suite (all of them when it has fewer), in suite
+    order: ``[{"image_id", "file_name"}]``. The draw uses ``Generator(SeedSequence([seed, n_images]))``
+    over the suite's image list, so the same suite, count and seed give the same images."""
+    if n < 1:
+        raise ValueError(f"calibration images: expected a positive count, got {n}")
+    root = Path(suite_dir)
+    images = read_annotations(root)["images"]
+    if not images:
+        raise SuiteError(f"{root}: annotations.json: images: expected a non-empty list")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), len(images)]))
+    pick = np.arange(len(images)) if n >= len(images) else np.sort(rng.choice(len(images), size=n, replace=False))
+    out = []
+    for i in pick.tolist():
+        im = images[i]
+        path = root / im["file_name"]
+        if not path.is_file():
+            raise SuiteError(f"{path}: image file missing (annotations.json images id {im['id']})")
+        out.append({"image_id": int(im["id"]), "file_name": str(im["file_name"])})
+    return out
+
+
+def _calibration_reader_base():
+    from onnxruntime.quantization import CalibrationDataReader
+
+    return CalibrationDataReader
+
+
+class SuiteCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
+    """ONNX Runtime calibration data: the given images, pre-processed as the ONNX adapter does.
+
+    Each item is ``{input_name: float32 (batch, 3, H, W)}``; ``batch`` is 1, or the model's
+    fixed batch size (the last batch then repeats images from the start of the sample rather
+    than padding with black). Images are read lazily; supports ``len`` and ``set_range`` so
+    the calibrator can be fed in chunks.
+    """
+
+    def __init__(self, paths: Sequence[Path], input_name: str, input_hw: tuple[int, int], batch: int = 1):
+        self.paths = [Path(p) for p in paths]
+        self.input_name = input_name
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.batch = max(1, int(batch))
+        n = len(self.paths)
+        self.groups = [[(i + j) % n for j in range(self.batch)] for i in range(0, n, self.batch)]
+        self.start, self.end = 0, len(self.groups)
+        self.pos = 0
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.start, self.end = int(start_index), min(int(end_index), len(self.groups))
+        self.pos = self.start
+
+    def batch_array(self, k: int) -> np.ndarray:
+        x, _ = preprocess([read_image(self.paths[i]) for i in self.groups[k]], self.input_hw)
+        return x
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.pos >= self.end:
+            return None
+        x = self.batch_array(self.pos)
+        self.pos += 1
+        return {self.input_name: x}
+
+
+# --------------------------------------------------------------------------- which nodes stay float
+
+
+def _module_index(name: str) -> int | None:
+    found = _MODULE_RE.findall(name)
+    return int(found[-1]) if found else None
+
+
+def downstream_nodes(model, seeds: Iterable[str]) -> list[str]:
+    """Names of the nodes ``seeds`` and of every node computed (transitively) from their outputs."""
+    seeds = set(seeds)
+    keep: list[str] = []
+    tainted: set[str] = set()
+    for node in model.graph.node:  # ONNX graphs are topologically sorted
+        if node.name in seeds or any(i in tainted for i in node.input if i):
+            keep.append(node.name)
+            tainted.update(o for o in node.output if o)
+    return keep
+
+
+def head_nodes(model) -> list[str]:
+    """The nodes of the detection head: those of the last ``model.N`` module (ultralytics
+    module paths in node names, as both ultralytics' and oddsuite's exporters write them),
+    plus every node computed from them (decoding, concatenation of the output)."""
+    indices = [i for i in (_module_index(n.name) for n in model.graph.node) if i is not None]
+    if not indices:
+        raise ModelError("cannot tell the detection head from the node names (no '/model.N/' module paths); "
+                         "pass --keep-float with a node-name regex, or 'none'")
+    last = max(indices)
+    return downstream_nodes(model, [n.name for n in model.graph.node if _module_index(n.name) == last])
+
+
+def decode_nodes(model) -> list[str]:
+    """The decoding tail of a YOLO head: the nodes of the last ``model.N`` module that are not
+    inside one of its convolution branches (``cv2.*``, ``cv3.*``, ...), i.e. the per-level
+    concatenation, the DFL, the box arithmetic and the class sigmoid, and everything after
+    them. The head's convolutions are quantized."""
+    head = set(head_nodes(model))
+    last = max(i for i in (_module_index(n) for n in head) if i is not None)
+    branch = re.compile(rf"(?:^|/)model\.{last}/cv\d+[./]")
+    seeds = [n.name for n in model.graph.node if n.name in head and not branch.search(n.name)]
+    if not seeds or len(seeds) == len(head):
+        raise ModelError("cannot tell the head's decoding from its convolution branches (no 'cvN.' submodules "
+                         "in the last module); use --keep-float head or a node-name regex")
+    return downstream_nodes(model, seeds)
+
+
+def nodes_to_keep_float(model, keep_float: str | None) -> list[str]:
+    """``keep_float``: ``"head"``, ``"decode"``, ``"none"`` (or None / ""), or a regular
+    expression searched in node names; the matched nodes and every node computed from them
+    stay in float."""
+    spec = (keep_float or "none").strip()
+    if spec == "none":
+        return []
+    if spec == "head":
+        return head_nodes(model)
+    if spec == "decode":
+        return decode_nodes(model)
+    try:
+        rx = re.compile(spec)
+    except re.error as e:
+        raise ModelError(f"--keep-float {spec!r}: not a valid regular expression ({e})") from e
+    hit = [n.name for n in model.graph.node if n.name and rx.search(n.name)]
+    if not hit:
+        sample = [n.name for n in model.graph.node if n.name][:5]
+        raise ModelError(f"--keep-float {spec!r}: matches no node name (names look like {sample})")
+    return downstream_nodes(model, hit)
+
+
+# --------------------------------------------------------------------------- the source model
+
+
+@dataclass(frozen=True)
+class FloatSource:
+    """The fp32 ONNX file to quantize and where it came from."""
+
+    onnx_path: Path
+    kind: str  # "onnx" (given as ONNX) or "exported" (exported here from another format)
+    source_path: Path
+    source_sha256: str  # of the weights file load_detector read
+    onnx_sha256: str
+    name: str
+    classes: dict[int, str]
+    input_hw: tuple[int, int]
+
+
+def float_onnx(model: str | Path, work_dir: str | Path, *, sha256: str | None = None,
+               trust_pickle: bool = False) -> FloatSource:
+    """The model as an fp32 ONNX file: as it is, or exported into ``work_dir``."""
+    from oddsuite.models.loader import load_detector
+    from oddsuite.models.onnx_rt import onnx_file_of
+
+    det = load_detector(model, sha256=sha256, trust_pickle=trust_pickle)
+    info = model_info(det)
+    found = onnx_file_of(det, Path(work_dir) / "fp32.onnx")
+    if found is None:
+        raise ModelError(f"{model}: {type(det).__name__} can neither be quantized nor exported to ONNX")
+    path, kind = found
+    if kind == "onnx" and info.precision in ("fp16", "fp64"):
+        raise ModelError(f"{path}: input is {info.precision}; quantization needs an fp32 model")
+    hw = info.input_hw
+    return FloatSource(Path(path), "onnx" if kind == "onnx" else "exported", Path(info.source or model),
+                       str(info.sha256), sha256_file(path), str(det.name), dict(det.classes),
+                       (int(hw[0]), int(hw[1])))
+
+
+def pre_process(src: Path, dst: Path) -> dict[str, Any]:
+    """``quant_pre_process`` with symbolic shape inference when it completes; returns what was done.
+
+    Runs with the working directory set to ``dst``'s folder: ONNX Runtime's symbolic shape
+    inference leaves ``sym_shape_infer_temp.onnx`` and a ``<uuid>.data`` file in the current
+    directory when it gives up, which it does on YOLO heads with a dynamic batch.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    cwd = os.getcwd()
+    os.chdir(dst.parent)
+    try:
+        try:
+            quant_pre_process(str(src), str(dst))
+            return {"symbolic_shape_inference": True, "onnx_shape_inference": True, "ort_optimization": True}
+        except Exception as e:  # noqa: BLE001 - symbolic inference gives up on dynamic-batch YOLO heads
+            log.info("symbolic shape inference failed (%s); pre-processing without it", e)
+        try:
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+            return {"symbolic_shape_inference": False, "onnx_shape_inference": True, "ort_optimization": True}
+        except Exception as e:
+            raise ModelError(f"{src}: ONNX Runtime quantization pre-processing failed: {type(e).__name__}: {e}") from e
+    finally:
+        os.chdir(cwd)
+
+
+# --------------------------------------------------------------------------- quantize
+
+
+def output_warnings(model, max_step: float = 0.01) -> list[str]:
+    """Warnings about graph outputs that leave through a QDQ pair with a coarse step: a YOLO
+    output concatenates box coordinates (pixels) and class scores ([0, 1]) in one tensor, so
+    one int8 scale for both leaves the scores a few levels, or none, at the operating point."""
+    from onnx import numpy_helper
+
+    init = {i.name: i for i in model.graph.initializer}
+    prod = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for o in model.graph.output:
+        n = prod.get(o.name)
+        if n is None or n.op_type != "DequantizeLinear" or len(n.input) < 2 or n.input[1] not in init:
+            continue
+        step = float(np.max(numpy_helper.to_array(init[n.input[1]])))
+        if step > max_step:
+            out.append(f"output {o.name!r} is quantized with a step of {step:.4g}: class scores in [0, 1] keep "
+                       f"only {max(0, int(1 / step))} levels; keep the detection head in float (--keep-float head)")
+    return out
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    path: Path
+    record_path: Path
+    record: dict[str, Any]
+
+
+def record_path_for(out: str | Path) -> Path:
+    """``<out>.json``: the record written beside the quantized model."""
+    out = Path(out)
+    return out.with_name(out.name + ".json")
+
+
+def _versions(exported: bool) -> dict[str, str]:
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("oddsuite", "onnx", "onnxruntime", "numpy") + (("torch", "ultralytics") if exported else ()):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _chunk_size(n: int, most: int = CALIB_CHUNK) -> int:
+    """Largest divisor of n that is at most ``most`` (ORT's strided calibration needs one)."""
+    return max(d for d in range(1, min(n, most) + 1) if n % d == 0)
+
+
+def _op_counts(model) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in model.graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _suite_manifest_sha(suite: Path) -> str | None:
+    m = suite / MANIFEST
+    return sha256_file(m) if m.is_file() else None
+
+
+def _settings(method: str, activations: str, per_channel: bool, keep_float: str | None, n_kept: int,
+              percentile: float) -> dict[str, Any]:
+    return {
+        "method": method, "quant_format": "QDQ", "per_channel": bool(per_channel), "weight_type": "QInt8",
+        "weight_symmetric": True, "activation_type": "QUInt8" if activations == "quint8" else "QInt8",
+        "reduce_range": False, "keep_float": keep_float or "none", "n_nodes_kept_float": n_kept,
+        **({"percentile": float(percentile)} if method == "percentile" else {}),
+    }
+
+
+def _quantize_static(pre: Path, dst: Path, reader: SuiteCalibrationReader, *, method: str, activations: str,
+                     per_channel: bool, exclude: list[str], percentile: float, stride: int, source: Path) -> None:
+    """Step 4: ONNX Runtime's ``quantize_static`` (QDQ, QInt8 weights) fed by ``reader`` in
+    strided chunks; its progress prints are logged, its failures are ModelErrors."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    extra: dict[str, Any] = {"CalibStridedMinMax": stride, "WeightSymmetric": True}
+    if method == "percentile":
+        extra["CalibPercentile"] = float(percentile)
+    cal = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+           "percentile": CalibrationMethod.Percentile}[method]
+    act_type = QuantType.QUInt8 if activations == "quint8" else QuantType.QInt8
+    chatter = io.StringIO()  # ORT's calibrators print progress; library code only logs
+    try:
+        with contextlib.redirect_stdout(chatter):
+            quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            reduce_range=False, activation_type=act_type, weight_type=QuantType.QInt8,
+                            calibrate_method=cal, nodes_to_exclude=exclude, extra_options=extra)
+    except (SuiteError, ModelError):
+        raise
+    except Exception as e:
+        raise ModelError(f"{source}: ONNX Runtime quantization failed: {type(e).__name__}: {e}") from e
+    finally:
+        if chatter.getvalue().strip():
+            log.debug("onnxruntime: %s", chatter.getvalue().strip())
+
+
+def _publish(qm, out: Path, src: FloatSource, settings: dict[str, Any], n_images: int, seed: int,
+             input_hw: tuple[int, int]) -> None:
+    """Step 5: the int8 model keeps the source's metadata plus a ``quantization`` entry, must
+    pass the ONNX checker and load in the adapter, and only then replaces ``out``."""
+    import onnx
+
+    from oddsuite.models.onnx_rt import OnnxDetector, set_metadata
+
+    meta = {p.key: p.value for p in qm.metadata_props}
+    meta.pop("onnx.infer", None)
+    meta.update({
+        "description": f"oddsuite int8 (QDQ) of {src.name}",
+        "source_sha256": src.onnx_sha256,
+        META_KEY: json.dumps({**settings, "calibration_images": n_images, "seed": int(seed)}, sort_keys=True),
+    })
+    if "names" not in meta:
+        meta["names"] = str(src.classes)
+    if "imgsz" not in meta:
+        meta["imgsz"] = str(list(input_hw))
+    set_metadata(qm, meta)
+    onnx.checker.check_model(qm)
+    with atomic_path(out) as final_tmp:
+        onnx.save(qm, str(final_tmp))
+        OnnxDetector(final_tmp, name=out.stem)  # it must load in the adapter before it is published
+
+
+def _record(out: Path, ops: dict[str, int], src: FloatSource, input_hw: tuple[int, int], suite: Path,
+            sample: list[dict[str, Any]], *, calib_images: int, seed: int, batch: int, chunk: int,
+            settings: dict[str, Any], pre_info: dict[str, Any], exclude: list[str], warnings: list[str]) -> dict:
+    """The ``<out>.json`` record: output and source hashes, every calibration image with its
+    SHA-256, the settings, the nodes kept float, warnings and package versions."""
+    return {
+        "format": RECORD_FORMAT,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "output": {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
+                   "n_nodes": sum(ops.values()), "op_counts": ops},
+        "source": {"path": str(src.source_path), "sha256": src.source_sha256, "kind": src.kind,
+                   "onnx_sha256": src.onnx_sha256, "name": src.name,
+                   "classes": {str(k): v for k, v in sorted(src.classes.items())},
+                   "input_hw": list(input_hw)},
+        "calibration": {
+            "suite": str(suite.resolve()), "suite_manifest_sha256": _suite_manifest_sha(suite),
+            "n_requested": int(calib_images), "n_images": len(sample), "seed": int(seed),
+            "sampling": "numpy Generator(SeedSequence([seed, n_suite_images])).choice without replacement, "
+                        "in suite order",
+            "preprocess": f"oddsuite.models.common.preprocess: letterbox to {input_hw[0]}x{input_hw[1]} "
+                          "(pad 114), RGB, /255, NCHW float32",
+            "batch": batch, "chunk": chunk,
+            "images": [{**s, "sha256": sha256_file(suite / s["file_name"])} for s in sample],
+        },
+        "settings": settings,
+        "pre_process": pre_info,
+        "nodes_kept_float": exclude,
+        "warnings": warnings,
+        "versions": _versions(src.kind == "exported"),
+    }
+
+
+def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, *, calib_images: int = 64,
+                   seed: int = 0, method: str = "minmax", keep_float: str | None = "head",
+                   activations: str = "quint8", per_channel: bool = True, sha256: str | None = None,
+                   trust_pickle: bool = False, percentile: float = 99.999) -> QuantizeResult:
+    """Quantize ``model`` to int8 (QDQ) calibrated on ``calib_images`` images of ``calib_suite``;
+    write it to ``out`` and the record to ``<out>.json``. See the module doc for each step."""
+    import onnx
+
+    from oddsuite.models.onnx_rt import OnnxDetector
+
+    method, activations = method.lower(), activations.lower()
+    if method not in METHODS:
+        raise ModelError(f"--method: expected one of {list(METHODS)}, got {method!r}")
+    if activations not in ACTIVATION_TYPES:
+        raise ModelError(f"--activations: expected one of {list(ACTIVATION_TYPES)}, got {activations!r}")
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ModelError(f"{out}: the quantized model is an ONNX file; name it *.onnx")
+    suite = Path(calib_suite)
+    sample = calibration_sample(suite, calib_images, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix=".oddsuite-quant.", dir=out.parent) as tmp:
+        tmp = Path(tmp)
+        src = float_onnx(model, tmp, sha256=sha256, trust_pickle=trust_pickle)
+        probe = OnnxDetector(src.onnx_path, classes=src.classes)
+        input_name, input_hw, fixed_batch = probe.input_name, probe.input_hw, probe.fixed_batch
+        del probe
+        pre = tmp / "pre.onnx"
+        pre_info = pre_process(src.onnx_path, pre)
+        exclude = nodes_to_keep_float(onnx.load(str(pre)), keep_float)
+        reader = SuiteCalibrationReader([suite / s["file_name"] for s in sample], input_name, input_hw,
+                                        batch=fixed_batch or 1)
+        stride = _chunk_size(len(reader))
+        log.info("quantizing %s: %d calibration images, %s, %d nodes kept float", src.onnx_path, len(sample),
+                 method, len(exclude))
+        _quantize_static(pre, tmp / "int8.onnx", reader, method=method, activations=activations,
+                         per_channel=per_channel, exclude=exclude, percentile=percentile, stride=stride,
+                         source=src.onnx_path)
+        qm = onnx.load(str(tmp / "int8.onnx"))
+        warnings = output_warnings(qm)
+        for w in warnings:
+            log.warning("%s: %s", out, w)
+        settings = _settings(method, activations, per_channel, keep_float, len(exclude), percentile)
+        _publish(qm, out, src, settings, len(sample), seed, input_hw)
+        ops = _op_counts(qm)
+
+    record = _record(out, ops, src, input_hw, suite, sample, calib_images=calib_images, seed=seed,
+                     batch=int(fixed_batch or 1), chunk=int(stride), settings=settings, pre_info=pre_info,
+                     exclude=exclude, warnings=warnings)
+    rec_path = record_path_for(out)
+    write_json(rec_path, record, sort_keys=False, nan="null")
+    return QuantizeResult(out, rec_path, record)
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """The record of a quantized model (``<model>.json``, or the model path itself)."""
+    p = Path(path)
+    if p.suffix == ".onnx":
+        p = record_path_for(p)
+    try:
+        rec = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"{p}: cannot read the quantization record: {e}") from e
+    if not isinstance(rec, Mapping) or rec.get("format") != RECORD_FORMAT:
+        raise ModelError(f"{p}: not an oddsuite quantization record (format {RECORD_FORMAT})")
+    return dict(rec)
