@@ -63,7 +63,11 @@ def write_suite(root: Path) -> Path:
     rois = [{"scene_id": s, "roi_id": r, "category": CATS[c - 1]["name"], "category_id": c,
              "distance_m": 10.0 + 5 * r} for s, rr in SCENES.items() for r, (c, _, _) in rr.items()]
     pd.DataFrame(rois).to_parquet(root / "rois.parquet", index=False)
-    (root / "manifest.json").write_text(json.dumps({"seed": 7}))
+    from oddsuite.suite.manifest import FORMAT, canonical_bytes, folder_files
+
+    n = len(images)
+    (root / "manifest.json").write_bytes(canonical_bytes({"format": FORMAT, "seed": 7, "scenes": len(SCENES),
+                                                          "images": n, "files": folder_files(root)}))
     return root
 
 
@@ -229,7 +233,7 @@ def test_cli_evaluate(suite_dir, tmp_path, monkeypatch, capsys):
     model.write_bytes(b"not a real model: load_detector is replaced below")
     seen = {}
 
-    def load_detector(path, sha256=None, trust_pickle=False):
+    def load_detector(path, sha256=None, trust_pickle=False, weights=None, model_args=None):
         """What the real loader does for the command: the detector with its ModelInfo (the pin)."""
         import hashlib
 
@@ -237,7 +241,7 @@ def test_cli_evaluate(suite_dir, tmp_path, monkeypatch, capsys):
 
         seen.update(path=path, sha256=sha256, trust_pickle=trust_pickle)
         det = PixelDetector()
-        det.info = ModelInfo(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), source=str(path))
+        det.info = ModelInfo(sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest(), source=str(path))
         return det
 
     monkeypatch.setattr(oddsuite.models, "load_detector", load_detector)
@@ -245,7 +249,7 @@ def test_cli_evaluate(suite_dir, tmp_path, monkeypatch, capsys):
     code = cli.main(["evaluate", str(suite_dir), "--model", str(model), "--class-map", "person=pedestrian",
                      "--batch", "4", "--no-progress", "--out", str(out)])
     assert code == 0
-    assert seen == {"path": model, "sha256": None, "trust_pickle": False}
+    assert seen == {"path": str(model), "sha256": None, "trust_pickle": False}
     text = capsys.readouterr().out
     assert "full-scene mAP@[.5:.95]" in text and "1.000" in text and "context accuracy" in text
     run = json.loads((out / "run.json").read_text())

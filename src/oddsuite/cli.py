@@ -29,6 +29,7 @@ COMMANDS = [
     "quantize",
     "compare",
     "demo",
+    "convert",
 ]
 
 
@@ -37,11 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="oddsuite",
         description="Validate object detectors against an ODD: generate scene suites, evaluate, compare, inject faults, trace, report.",
     )
+    from oddsuite import __version__
+
+    p.add_argument("--version", action="version", version=f"oddsuite {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"oddsuite.commands.{name}").register(sub)
+    for sp in sub.choices.values():  # -v after the sub-command too; SUPPRESS keeps a -v given before it
+        sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log debug messages")
     return p
 
 

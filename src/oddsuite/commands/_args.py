@@ -22,3 +22,29 @@ def unit_float(text: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return v
+
+
+def model_arg(text: str) -> tuple[str, object]:
+    """``--model-arg KEY=VALUE``: VALUE a Python literal (number, bool, list, quoted text) or plain text."""
+    from oddsuite.models.torchvision_det import parse_model_arg
+
+    try:
+        return parse_model_arg(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """``--model REF --sha256 --trust-pickle --weights --model-arg``: what ``load_detector`` takes."""
+    p.add_argument("--model", required=True, metavar="REF",
+                   help="a model file or folder (.safetensors with its yaml, .onnx, a trusted .pt), "
+                        "torchvision:NAME with --weights, or package.module:function (a factory returning a Detector)")
+    p.add_argument("--sha256", metavar="HEX", default=None,
+                   help="expected SHA-256 of the model file (of --weights for torchvision: and factory models)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow model formats that unpickle Python objects (only for files you trust)")
+    p.add_argument("--weights", metavar="FILE", default=None,
+                   help="weights of a torchvision:NAME model (a state dict: torch.save(model.state_dict()) or "
+                        ".safetensors) or of a factory model (passed to it as weights=PATH)")
+    p.add_argument("--model-arg", type=model_arg, action="append", default=[], metavar="KEY=VALUE",
+                   help="a builder (torchvision) or factory argument, e.g. min_size=320; repeatable")

@@ -27,8 +27,9 @@ def register(subparsers: Any) -> None:
                     "images with the most flips, A | B), and, when both are ONNX or exportable, DIR/layers.json "
                     "and layers.png (per-tensor SQNR of B against A along the network).")
     p.add_argument("suite", metavar="SUITE", type=Path, help="suite folder (from `oddsuite generate`)")
-    p.add_argument("--model", required=True, action="append", type=Path, metavar="PATH",
-                   help="give twice: A (the reference, e.g. fp32) then B (e.g. int8)")
+    p.add_argument("--model", required=True, action="append", metavar="REF",
+                   help="give twice: A (the reference, e.g. fp32) then B (e.g. int8); a model file or folder, "
+                        "or package.module:function")
     p.add_argument("--sha256", action="append", default=None, metavar="HEX",
                    help="expected SHA-256 of A, then of B ('-' for none)")
     p.add_argument("--trust-pickle", action="store_true", help="allow pickled .pt models (only files you trust)")

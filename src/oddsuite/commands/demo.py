@@ -35,7 +35,8 @@ def run(args) -> int:
         ["generate", args.spec, "--out", str(suite), "--scenes", str(args.scenes), "--seed", str(args.seed),
          "--workers", str(args.workers), "--renderer", "composite"],
         ["verify", str(suite)],
-        ["evaluate", str(suite), "--model", args.model, "--out", str(results)],
+        ["evaluate", str(suite), "--model", args.model, "--out", str(results),
+         "--inference", "reference,scale:0.25,tiles:2x2:0.2,crop:0.6"],
         ["trace", str(results)],
         ["report", str(results), "--out", str(report)],
     ]

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable
-
-from tqdm import tqdm
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,46 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="remove-mode subsets: exact re-render, or composite (1 + n renders per scene and variant)")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="where scenes run (default local)")
     p.add_argument("--address", default=None, help="Ray cluster address (with --executor ray), e.g. auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-class SceneProgress:
-    """The progress of a generate run on the terminal: a header line once the run is planned,
-    then a bar of scenes done (with the images written so far). Use as a context manager and
-    pass ``on_start`` and ``on_scene`` to ``generate_suite``."""
-
-    def __init__(self, header: Callable[[int], str]):
-        self.header = header  # n_scenes -> the line printed when the run starts
-        self.bar = None
-        self.images = 0
-
-    def on_start(self, plan) -> None:
-        print(self.header(plan.scenes), flush=True)
-        self.bar = tqdm(total=plan.scenes, unit="scene", desc="rendering")
-
-    def on_scene(self, n_images: int) -> None:
-        self.images += n_images
-        self.bar.set_postfix(images=self.images, refresh=False)
-        self.bar.update(1)
-
-    def __enter__(self) -> "SceneProgress":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def run(args) -> int:
     from oddsuite.run import make_executor
     from oddsuite.suite import generate_suite
+    from oddsuite.suite.progress import ImageBar
 
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes is not None else None
-    with SceneProgress(lambda n: f"{args.spec}: {n} scenes -> {args.out}") as progress:
+    with ImageBar(enabled=not args.no_progress, header=lambda plan: f"{args.spec}: {plan.scenes} scenes -> {args.out}") as bar:
         res = generate_suite(args.spec, args.out, scenes=args.scenes, seed=args.seed, workers=args.workers,
                              plan=args.plan, modes=modes, renderer=args.renderer,
                              executor=make_executor(args.executor, args.workers, args.address),
-                             on_start=progress.on_start, on_scene=progress.on_scene)
+                             on_start=bar.on_start, on_scene=bar.on_scene, on_image=bar.on_image)
     if res.status == "unchanged":
         print(f"{res.out_dir}: already a finished suite of {res.scenes} scenes ({res.images} images); nothing to do")
         return 0

@@ -78,17 +78,17 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from oddsuite.commands.generate import SceneProgress
+    from oddsuite.suite.progress import ImageBar
     from oddsuite.training.suite_data import build_training_data, train_on
 
     specs = list(args.spec)
     if len(args.scenes) not in (1, len(specs)):
         raise UserError(f"--scenes has {len(args.scenes)} numbers for {len(specs)} specs; give one, or one per spec")
-    shown: dict[str, SceneProgress] = {}
+    shown: dict[str, ImageBar] = {}
 
     def on_start(spec: Path, suite_dir: Path, suite_seed: int, plan) -> None:
-        shown["p"] = SceneProgress(lambda n: f"{spec}: training suite of {n} scenes (suite seed {suite_seed}) -> "
-                                             f"{suite_dir}")
+        shown["p"] = ImageBar(header=lambda plan: f"{spec}: training suite of {plan.scenes} scenes "
+                                                  f"(suite seed {suite_seed}) -> {suite_dir}")
         shown["p"].on_start(plan)
 
     def on_done(spec: Path) -> None:
@@ -98,7 +98,8 @@ def run(args) -> int:
     data = build_training_data(specs, args.out, scenes=list(args.scenes) * len(specs) if len(args.scenes) == 1
                                else list(args.scenes), seed=args.seed, plan=args.plan, images=args.images,
                                val_fraction=args.val_fraction, workers=args.workers, on_start=on_start,
-                               on_scene=lambda n: shown["p"].on_scene(n), on_done=on_done)
+                               on_scene=lambda n: shown["p"].on_scene(n),
+                               on_image=lambda n: shown["p"].on_image(n), on_done=on_done)
     for n in data.failures.values():
         print(f"warning: {n} scenes failed to render and are left out", file=sys.stderr)
     print(f"data set: {data.data_yaml}; training {args.arch} for {args.epochs} epochs at imgsz {args.imgsz} (CPU)")

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -359,7 +359,10 @@ def _dropped_section(dropped: Mapping[str, Sequence[int]] | None, invalid: int |
 
 def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None, *, iou: float, conf: float,
                  dropped: Mapping[str, Sequence[int]] | None, invalid: int | None,
-                 slices: Mapping[str, Iterable[int]] | None, model_sha256: str | None = None) -> dict[str, Any]:
+                 slices: Mapping[str, Iterable[int]] | None, model_sha256: str | None = None,
+                 view: Any = None) -> dict[str, Any]:
+    if view is not None:  # an inference condition: its own ground truth and outcome columns
+        suite = replace(suite, gt=view.ground_truth(suite.gt))
     scores = score_predictions(suite.gt, preds, iou=iou, conf=conf, rois=suite.rois, scenes=suite.scenes,
                                slices=slices)
     metrics = dict(scores.metrics)
@@ -371,6 +374,8 @@ def _score_suite(suite: Suite, preds: list[dict[str, Any]], out_dir: Path | None
         front = OUTCOME_COLUMNS + ["not_visible"]
         outcomes = outcomes[[c for c in dict.fromkeys(front) if c in outcomes.columns]
                             + [c for c in outcomes.columns if c not in front]]
+        if view is not None:
+            outcomes = view.outcome_columns(outcomes, suite.gt)
         write_parquet(Path(out_dir) / OUTCOMES, outcomes)
         write_json(Path(out_dir) / METRICS, metrics, sort_keys=False, nan="null")
     return metrics
@@ -429,12 +434,15 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
                    conf: float = DEFAULT_CONF, batch: int = 8, class_map: Mapping[str, str] | str | None = None,
                    model_sha256: str | None = None, progress: bool = True,
                    slices: Mapping[str, Iterable[int]] | None = None, executor: Any = None,
-                   recipe: Any = None) -> dict[str, Any]:
+                   recipe: Any = None, view: Any = None) -> dict[str, Any]:
     """Run ``detector`` on every image of the suite (resuming a partial run in ``out_dir``),
     write predictions.json, outcomes.parquet, metrics.json and run.json, return the metrics.
 
     ``class_map`` and ``model_sha256`` default to the detector's ``info`` (ModelInfo);
-    ``executor`` / ``recipe``: see :func:`predict_suite`."""
+    ``executor`` / ``recipe``: see :func:`predict_suite`. ``view``: how an inference condition
+    (``oddsuite.studies.reduced_context``) is scored: ``view.ground_truth(gt)`` gives the
+    annotations.json dict scored instead of the suite's (a crop clips it) and
+    ``view.outcome_columns(outcomes, gt)`` the outcome table written (columns added)."""
     if not isinstance(detector, Detector):
         raise ModelError(f"{detector!r} is not a Detector (needs name, classes, predict)")
     suite = load_suite(suite_dir)
@@ -448,7 +456,7 @@ def evaluate_suite(suite_dir: str | Path, detector: Detector, out_dir: str | Pat
     if model_sha256 is None:
         model_sha256 = model_info(detector).sha256
     metrics = _score_suite(suite, run.predictions, out, iou=iou, conf=conf, dropped=run.dropped,
-                           invalid=run.invalid, slices=slices, model_sha256=model_sha256)
+                           invalid=run.invalid, slices=slices, model_sha256=model_sha256, view=view)
     write_json(out / RUN, run_record(suite, suite_dir, detector, run, out, model_sha256=model_sha256,
                                      class_map=class_map, iou=iou, conf=conf, batch=batch), sort_keys=False, nan="null")
     return metrics

@@ -8,7 +8,13 @@ directory with ``model.safetensors``   ultralytics model: yaml + safetensors (+ 
                                        ``model.yaml``, the card's ``arch``, or the only yaml)
 ``X.onnx`` (or a directory with one)   ONNX Runtime, fp32 or int8
 ``X.pt`` / ``X.pth``                   pickled ultralytics checkpoint: only with
-                                       ``trust_pickle=True`` (unpickling runs code)
+                                       ``trust_pickle=True`` (unpickling runs code);
+                                       ``oddsuite convert`` turns it into yaml + safetensors
+``torchvision:NAME`` + ``weights``     torchvision detection model NAME built without
+                                       download, its state dict read with
+                                       ``torch.load(weights_only=True)`` or safetensors
+``package.module:function``            a user's factory returning a Detector, called with
+                                       ``weights`` (checked first) and ``model_args``
 =====================================  =====================================================
 
 Integrity: ``sha256`` pins the model whole. For a ``.safetensors`` or ``.pt`` model it is
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -37,6 +43,8 @@ from oddsuite.fileio import sha256_file
 from oddsuite.models.base import Detector, model_info
 from oddsuite.models.classmap import check_class_map, parse_class_map
 from oddsuite.models.common import check_files_pin, check_sha256, parse_names
+from oddsuite.models.factory import is_factory_ref, load_factory
+from oddsuite.models.torchvision_det import load_torchvision
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +117,9 @@ def _resolve_dir(d: Path) -> tuple[Path, dict, Path | None]:
         if cand.is_file():
             return cand, card, (card_path if card else None)
     pickles = sorted(p.name for s in PICKLE_SUFFIXES for p in d.glob(f"*{s}"))
-    hint = (f"; it has pickled checkpoints {pickles}: pass one by its file path with trust_pickle=True "
-            "(--trust-pickle) if you trust it") if pickles else ""
+    hint = (f"; it has pickled checkpoints {pickles}: convert one (`oddsuite convert {d / pickles[0]} --out DIR "
+            "--trust-pickle`), or pass it by its file path with trust_pickle=True (--trust-pickle) if you trust it"
+            ) if pickles else ""
     raise ModelError(f"{d}: no model.safetensors or .onnx file in this directory{hint}")
 
 
@@ -187,7 +196,8 @@ def _load_pickle(found: _Found, pin: str | None, trust_pickle: bool, **kw) -> tu
     if not trust_pickle:
         raise ModelError(
             f"{path}: is a pickled checkpoint; unpickling runs arbitrary code from the file, so it is refused by "
-            "default. Convert it to yaml + safetensors or ONNX, or, for a file you trust, pass "
+            "default. Convert it to yaml + safetensors once, on a machine where you trust the file: "
+            f"`oddsuite convert {path} --out DIR --trust-pickle` (then load DIR), or, for a file you trust, pass "
             "trust_pickle=True (CLI: --trust-pickle), ideally with its sha256 pinned.")
     sha = check_sha256(path, pin)
     _check_card_hashes(card, found.card_path, path, {path.name: sha}, {})
@@ -254,6 +264,21 @@ LOADERS: dict[str, tuple[str, Callable[..., tuple[Detector, dict[str, str]]]]] =
     ".pth": ("pickle", _load_pickle),
 }
 
+#: model references that name no file, ``SCHEME:NAME`` -> (format, loader(name, weights, pin,
+#: model_args, **options)); ``package.module:function`` (a user's factory) is the fallback
+SCHEMES: dict[str, tuple[str, Callable[..., tuple[Detector, dict[str, str]]]]] = {
+    "torchvision": ("torchvision", load_torchvision),
+}
+
+
+def _hashable(v: Any) -> Any:
+    """A hashable stand-in of ``v``: lists as tuples, mappings as sorted (key, value) tuples."""
+    if isinstance(v, (list, tuple)):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, Mapping):
+        return tuple(sorted((str(k), _hashable(x)) for k, x in v.items()))
+    return v
+
 
 @dataclass(frozen=True)
 class DetectorRecipe:
@@ -266,53 +291,96 @@ class DetectorRecipe:
     trust_pickle: bool = False
     class_map: Any = None  # a mapping is kept as sorted items, so recipes hash
     options: tuple = ()  # adapter options (batch_size, iou, ...) as sorted items
+    weights: str | None = None  # the weights file of a torchvision: or factory model
+    #: builder or factory arguments, handed on as given; recipes compare and hash by ``args_key``
+    model_args: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    args_key: tuple = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.class_map, Mapping):
             object.__setattr__(self, "class_map", tuple(sorted(self.class_map.items())))
         if isinstance(self.options, Mapping):
             object.__setattr__(self, "options", tuple(sorted(self.options.items())))
+        object.__setattr__(self, "model_args", dict(self.model_args))
+        object.__setattr__(self, "args_key", _hashable(self.model_args))
 
     def load(self) -> Detector:
         cm = dict(self.class_map) if isinstance(self.class_map, tuple) else self.class_map
         return load_detector(self.path, sha256=self.sha256, trust_pickle=self.trust_pickle, class_map=cm,
-                             **dict(self.options))
+                             weights=self.weights, model_args=self.model_args, **dict(self.options))
+
+
+def _reference(model: str) -> tuple[str, Callable[..., tuple[Detector, dict[str, str]]], str] | None:
+    """(format, loader, name) of a model reference that names no file, or None for a path."""
+    scheme, sep, rest = model.partition(":")
+    if not sep or Path(model).expanduser().exists():
+        return None
+    if scheme in SCHEMES:
+        fmt, loader = SCHEMES[scheme]
+        return fmt, loader, rest
+    if is_factory_ref(model):
+        return "factory", load_factory, model
+    return None
 
 
 def load_detector(path: str | Path, sha256: str | None = None, trust_pickle: bool = False,
-                  class_map: Mapping[str, str] | str | None = None, **options) -> Detector:
-    """Load a detector from a local model file or directory (see the module doc for what is accepted).
+                  class_map: Mapping[str, str] | str | None = None, *, weights: str | Path | None = None,
+                  model_args: Mapping[str, Any] | None = None, **options) -> Detector:
+    """Load a detector from a local model file or directory, a torchvision model by name, or a
+    user's factory (see the module doc for what is accepted).
 
-    sha256: the model's pin; a mismatch raises ModelError naming the files, expected and
-    actual hash, and nothing is loaded. The pin of a safetensors or pickled model is the
-    SHA-256 of its weights file; of an ONNX model, of the ``.onnx`` file when it is the only
-    file, and with external data the canonical hash over the ``.onnx`` and every external
-    data file (:func:`oddsuite.models.common.files_pin`: SHA-256 of the sorted
+    path: a file or folder; ``"torchvision:NAME"`` (with ``weights``); or
+    ``"package.module:function"``, a factory returning a Detector. sha256: the model's pin; a
+    mismatch raises ModelError naming the files, expected and actual hash, and nothing is
+    loaded. The pin of a safetensors or pickled model, and of a torchvision or factory model's
+    ``weights``, is the SHA-256 of its weights file; of an ONNX model, of the ``.onnx`` file
+    when it is the only file, and with external data the canonical hash over the ``.onnx`` and
+    every external data file (:func:`oddsuite.models.common.files_pin`: SHA-256 of the sorted
     ``"<sha256>  <path>"`` lines, as ``sha256sum`` prints them). trust_pickle: allow pickled
     ``.pt`` checkpoints (arbitrary code execution on load; a warning is logged). class_map:
     explicit ``detector class -> suite category`` names (dict or ``"a=b,c=d"``); checked
-    against the detector's classes. options: passed to the adapter (batch_size, iou, max_det;
-    threads/providers for ONNX).
+    against the detector's classes. weights / model_args: the weights file and the builder's
+    (torchvision) or factory's keyword arguments. options: passed to the adapter (batch_size,
+    iou, max_det; threads/providers for ONNX; batch_size/threads for torchvision; to a factory
+    as keyword arguments).
 
     The returned detector's ``info`` (ModelInfo) holds the pin, every file's SHA-256, the
     source, format, precision, input size, the class map and a recipe (:class:`DetectorRecipe`)
     that re-creates it in a worker; ultralytics ones are :class:`TorchDetector`.
     """
-    found = _locate(Path(path).expanduser())
-    suffix = found.weights.suffix.lower()
-    if suffix not in LOADERS:
-        raise ModelError(f"{found.weights}: unsupported model file type {suffix or '(none)'!r}; expected a directory, "
-                         ".safetensors (with its yaml), .onnx, or a trusted .pt")
-    fmt, loader = LOADERS[suffix]
-    det, files = loader(found, sha256, trust_pickle, **options)
+    model_args = dict(model_args or {})
+    ref = _reference(str(path))
+    if ref is not None:
+        fmt, loader, name = ref
+        if loader is not load_factory and weights is None:
+            raise ModelError(f"{path}: needs its weights file (weights=..., CLI: --weights FILE); "
+                             "nothing is downloaded")
+        det, files = loader(name, Path(weights) if weights is not None else None, sha256, model_args, **options)
+        where = str(path)
+        recipe_path = str(path)
+    else:
+        if weights is not None or model_args:
+            raise ModelError(f"{path}: weights and model arguments apply to torchvision:NAME and "
+                             "package.module:function models; a model file or folder carries its own")
+        found = _locate(Path(path).expanduser())
+        suffix = found.weights.suffix.lower()
+        if suffix not in LOADERS:
+            raise ModelError(f"{found.weights}: unsupported model file type {suffix or '(none)'!r}; expected a "
+                             "directory, .safetensors (with its yaml), .onnx, a trusted .pt, torchvision:NAME "
+                             "with --weights, or package.module:function")
+        fmt, loader = LOADERS[suffix]
+        det, files = loader(found, sha256, trust_pickle, **options)
+        where = str(found.weights)
+        recipe_path = str(Path(path).expanduser().resolve())
     cm = None
     if class_map:
         try:
             cm = parse_class_map(class_map)
         except ValueError as e:
             raise ModelError(f"class map: {e}") from e
-        check_class_map(cm, det.classes, str(found.weights))
-    recipe = DetectorRecipe(str(Path(path).expanduser().resolve()), model_info(det).sha256, trust_pickle, cm, options)
-    det.info = replace(model_info(det), files=dict(sorted(files.items())), format=fmt, class_map=cm or None,
-                       recipe=recipe)
+        check_class_map(cm, det.classes, where)
+    recipe = DetectorRecipe(recipe_path, model_info(det).sha256, trust_pickle, cm, options,
+                            str(Path(weights).expanduser().resolve()) if weights is not None else None, model_args)
+    det.info = replace(model_info(det), files=dict(sorted(files.items())), format=model_info(det).format or fmt,
+                       class_map=cm or None, recipe=recipe)
     return det

@@ -5,7 +5,8 @@ Sections: suite and run summary with sample images; mAP tables; ROI outcomes; co
 accuracy; context-induced false positives; false positives on full scenes and the TIDE
 error breakdown (``report.scoring``); failure slices, heatmaps and rules (from the
 trace), each with example images; ROI influence; quantization consistency and fault
-injection when their folders are there. Every rate carries its interval and count, and a
+injection when their folders are there; reduced context (``report.reduced_context``) when
+the results were evaluated under inference conditions. Every rate carries its interval and count, and a
 rate over nothing is written "undefined", never 0.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from oddsuite.suite.layout import MANIFEST
 from oddsuite.suite.manifest import read_manifest
 from oddsuite.suite.reader import read_annotations
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
+from oddsuite.report.reduced_context import reduced_context_section
 from oddsuite.report.scoring import full_fp_section, tide_section
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ SECTIONS = [
     ("influence", "ROI influence"),
     ("consistency", "Quantization consistency"),
     ("faults", "Fault injection"),
+    ("reduced-context", "Reduced context"),
     ("method", "Method and settings"),
 ]
 MODE_ORDER = {"isolate": 0, "remove": 1, "cutout": 2}
@@ -394,7 +397,8 @@ def _trace_examples(trace_data: Mapping[str, Any], examples: _Examples, n_exampl
         out = []
         for e in exs:
             key = (int(e["scene_id"]), str(e["variant"]), int(e["roi_id"]))
-            if key in shown or len(out) >= n_examples:
+            if key in shown or len(out) >= n_examples or e.get("inference", "reference") != "reference":
+                # (a failure under another inference condition: drawn in the reduced-context section)
                 continue
             shown.add(key)
             out.append(examples.group(e))
@@ -477,6 +481,8 @@ def report_context(results_dir: str | Path, *, suite_dir: str | Path | None = No
         "tide": tide_section(inp.metrics), "trace": inp.trace,
         "trace_source": inp.trace_source, "figs": figs, **trace_ex,
         "compare": compare_data, "faults": faults_data,
+        "reduced_context": reduced_context_section(inp.metrics, inp.res, inp.suite, inp.gt, inp.conf,
+                                                   **({"width": image_width} if image_width else {})),
         "colours": {k: "rgb%s" % (v,) for k, v in {**OUTCOME_COLOURS, "prediction": PRED_COLOUR,
                                                    "unmatched": FP_COLOUR}.items()},
         "has_images": inp.drawer is not None,

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pybullet as pb
 import trimesh
 
 from oddsuite.errors import SpecError
 from oddsuite.odd.sampling import SceneParams
 from oddsuite.odd.spec import OddSpec
 from oddsuite.scenes import assets as A
+from oddsuite.scenes._pybullet import pb  # pybullet, imported without its build-time banner
 
 #: objects must keep this gap (m) to everything else
 CLEARANCE_M = 0.05

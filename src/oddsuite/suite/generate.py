@@ -29,6 +29,7 @@ from oddsuite.suite.io import parquet_bytes, png_bytes
 from oddsuite.suite.layout import (ANNOTATIONS, ANNOTATIONS_FULL, FORMAT, IMAGES, JOB, LOCK, MANIFEST, MAX_SCENES, ROIS,
                                    SCENES, SPEC, STATE, TABLES, scene_folder, scene_record)
 from oddsuite.suite.lock import SuiteLock
+from oddsuite.suite.progress import watched
 from oddsuite.suite.state import decide, inspect_folder, job_key, sweep_temporaries, withdraw_manifest
 
 log = logging.getLogger(__name__)
@@ -278,13 +279,15 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
                    plan: Optional[str] = None, modes: Optional[tuple[str, ...]] = None,
                    renderer: Optional[str] = None, executor: Any = None,
                    on_start: Optional[Callable[[SuitePlan], None]] = None,
-                   on_scene: Optional[Callable[[int], None]] = None) -> GenerateResult:
+                   on_scene: Optional[Callable[[int], None]] = None,
+                   on_image: Optional[Callable[[int], None]] = None) -> GenerateResult:
     """Generate, resume or extend a suite (see ``oddsuite.suite.state`` for what a folder
     may hold and which runs are refused). One run at a time holds the folder's lock.
 
     ``on_start(plan)`` is called once the run is planned (at once: scenes are sampled as
     they are rendered, never all up front); ``on_scene(n_images)`` after each scene is done
-    or found done by an earlier run. Raises SuiteError when scenes failed (finished ones
+    or found done by an earlier run; ``on_image(n)`` with the number of images finished so
+    far, as they are written, on any executor (:func:`oddsuite.suite.progress.watch_images`). Raises SuiteError when scenes failed (finished ones
     are kept: the same command resumes) or the disk is full."""
     from oddsuite.odd import load_spec
 
@@ -317,7 +320,7 @@ def generate_suite(spec_path: str | Path, out_dir: str | Path, *, scenes: int, s
             if action == "extend":
                 log.info("%s: extending a finished suite of %s scenes to %d", out, state.scenes, scenes)
                 withdraw_manifest(out)
-        resumed = _render(out, spec, str(spec_path), seed, scenes, opts, executor, workers, on_scene)
+        resumed = _render(out, spec, str(spec_path), seed, scenes, opts, executor, workers, on_scene, on_image)
         with _writing(out, "the suite's tables and manifest"):
             n_images, render = _assemble(out, spec, seed, scenes, opts)
         status = "extended" if action == "extend" else "resumed" if resumed else "generated"
@@ -345,7 +348,8 @@ def _remove_what_we_made(out: Path, keep_folder: bool) -> None:
 
 
 def _render(out: Path, spec: OddSpec, spec_path: str, seed: int, scenes: int, opts: PlanOptions, executor: Any,
-            workers: int, on_scene: Optional[Callable[[int], None]]) -> int:
+            workers: int, on_scene: Optional[Callable[[int], None]],
+            on_image: Optional[Callable[[int], None]] = None) -> int:
     """Render every scene without a record, streamed through the executor; returns how many
     scenes an earlier run had finished."""
     from oddsuite.run import LocalExecutor, TaskFailure
@@ -368,7 +372,8 @@ def _render(out: Path, spec: OddSpec, spec_path: str, seed: int, scenes: int, op
     if executor is None:
         executor = LocalExecutor(workers)
     failures: list[TaskFailure] = []
-    results = executor.map(render_scene, jobs(), key=lambda j: j.scene_id)
+    mapped = executor.map(render_scene, jobs(), key=lambda j: j.scene_id)
+    results = watched(mapped, out, on_image)
     try:
         for _, rec in results:
             if isinstance(rec, TaskFailure):
@@ -380,7 +385,8 @@ def _render(out: Path, spec: OddSpec, spec_path: str, seed: int, scenes: int, op
             if on_scene:
                 on_scene(len(rec["images"]))
     finally:
-        close = getattr(results, "close", None)
+        results.close()  # stops the image watcher
+        close = getattr(mapped, "close", None)
         if close:
             close()
     full = [f for f in failures if f.disk_full]

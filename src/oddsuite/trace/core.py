@@ -18,6 +18,11 @@ count and Wilson 95% interval:
   position, instance by instance (``oddsuite.trace.influence``);
 - ``presence``: the effect of any ROI of a class being present, with the contrasts the
   plan provided and what it could not separate (``oddsuite.trace.presence``).
+
+A results folder evaluated under inference conditions (``evaluate --inference``, metrics.md
+§7) adds the conditions' outcome tables to the slicing rows, the reference's rows labelled
+``inference = reference``: the condition is a dimension like any other (``inference =
+tiles:2x2:0.2``), and so is ``tile_cut``. Influence and presence stay the reference's.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from oddsuite.errors import OddsuiteError
 from oddsuite.suite.layout import ANNOTATIONS, MANIFEST
 from oddsuite.suite.manifest import read_manifest
 from oddsuite.suite.reader import read_annotations
+from oddsuite.metrics.reduced_context import INFERENCE_COLUMN, REFERENCE
 from oddsuite.metrics.stats import json_clean
 from oddsuite.trace.dimensions import build_dimensions
 from oddsuite.trace.influence import full_boxes, influence_ranking
@@ -103,6 +109,8 @@ def _examples(rows: pd.DataFrame, mask: np.ndarray, k: int) -> list[dict[str, An
                     "variant": str(r["variant"]), "mode": str(r["mode"]), "category": r.get("category"),
                     "outcome": str(r["outcome"]),
                     "visible_fraction": float(r["visible_fraction"]) if "visible_fraction" in r else None})
+        if INFERENCE_COLUMN in r:
+            out[-1][INFERENCE_COLUMN] = str(r[INFERENCE_COLUMN])
     return out
 
 
@@ -183,18 +191,23 @@ def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = N
                    image_set: str = "full", min_support: int = DEFAULT_MIN_SUPPORT, max_depth: int = MAX_DEPTH,
                    min_leaf: int | None = None, seed: int = 0, top_pairs: int = 4,
                    bins: Mapping[str, Sequence[float]] | None = None, n_examples: int = 3,
-                   plan: str | None = None) -> dict[str, Any]:
+                   plan: str | None = None, conditions: pd.DataFrame | None = None) -> dict[str, Any]:
     """The trace.json dict (module doc) of one outcome table (outcomes.parquet's columns).
 
     image_set: ``full`` | ``permutation`` | ``all`` (``oddsuite.trace.slices.failure_rows``);
     min_support: slices, heatmap cells and presence rows with fewer ROI rows (units) are
     marked ``small_n`` (still shown and ranked by their lower bound); it is also the rule
     tree's fewest rows per leaf unless ``min_leaf`` is given; bins: user bin edges per
-    column; plan: the suite's permutation plan, named where it cannot separate a cause.
+    column; plan: the suite's permutation plan, named where it cannot separate a cause;
+    conditions: the outcome rows of other inference conditions (column ``inference``), sliced
+    with ``outcomes`` (module doc).
     """
     if min_support < 1:
         raise ValueError(f"min_support must be >= 1, got {min_support}")
-    rows = failure_rows(outcomes, image_set)
+    table = outcomes
+    if conditions is not None and len(conditions):
+        table = pd.concat([outcomes.assign(**{INFERENCE_COLUMN: REFERENCE}), conditions], ignore_index=True)
+    rows = failure_rows(table, image_set)
     dims, skipped = build_dimensions(rows, bins=bins)
     tables = [level_table(rows, d, min_support=min_support) for d in dims]
     pairs = pair_tables(rows, dims, min_support=min_support, top=top_pairs)
@@ -202,9 +215,14 @@ def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = N
         p["figure"] = f"heatmap_{i}.png"
     tree = _rules(rows, dims, max_depth=max_depth, min_leaf=min_leaf or min_support, seed=seed,
                   n_examples=n_examples)
+    settings = _settings(image_set, min_support, max_depth, min_leaf or min_support, seed, top_pairs, bins, plan)
+    if table is not outcomes:
+        names = list(dict.fromkeys(table[INFERENCE_COLUMN].astype(str)))
+        settings["inference"] = names
+        settings["image_set_text"] += f", under {len(names)} inference conditions ({', '.join(names)})"
     data = {
         "format": FORMAT,
-        "settings": _settings(image_set, min_support, max_depth, min_leaf or min_support, seed, top_pairs, bins, plan),
+        "settings": settings,
         "overall": overall(rows),
         "dimensions": [{**d.describe(), "table": t} for d, t in zip(dims, tables)],
         "skipped_columns": skipped,
@@ -213,7 +231,8 @@ def trace_outcomes(outcomes: pd.DataFrame, *, influence: pd.DataFrame | None = N
         "pairs": pairs,
         "tree": {"settings": tree["settings"], "importance": tree["importance"]},
         "rules": tree["rules"],
-        "influence": _roi_influence(outcomes, rows, influence, boxes),
+        "influence": _roi_influence(outcomes, rows if table is outcomes else
+                                    rows.loc[rows[INFERENCE_COLUMN] == REFERENCE], influence, boxes),
         "presence": presence_ranking(outcomes, plan=plan, min_support=min_support),
     }
     return json_clean(data)
@@ -281,6 +300,26 @@ def load_influence(results_dir: str | Path) -> pd.DataFrame | None:
     return df.dropna(subset=["influence"])
 
 
+def load_condition_outcomes(results_dir: str | Path) -> pd.DataFrame | None:
+    """The outcome tables of the inference conditions that metrics.json's ``reduced_context``
+    lists (``evaluate --inference``), concatenated; None when there are none."""
+    res = Path(results_dir)
+    path = res / "metrics.json"
+    section = _read_json(path).get("reduced_context") if path.is_file() else None
+    if not isinstance(section, Mapping):
+        return None
+    tables = []
+    for c in section.get("conditions") or []:
+        if c.get("folder") in (None, "."):
+            continue
+        p = res / str(c["folder"]) / "outcomes.parquet"
+        if not p.is_file():
+            raise OddsuiteError(f"{p}: missing, but {path} lists inference condition {c.get('name')!r}; run the "
+                                f"same `oddsuite evaluate --inference` again to finish it")
+        tables.append(load_outcomes(p.parent))
+    return pd.concat(tables, ignore_index=True) if tables else None
+
+
 def trace_results(results_dir: str | Path, *, suite_dir: str | Path | None = None, write: bool = True,
                   out_dir: str | Path | None = None, **options: Any) -> Trace:
     """Trace a results folder (outcomes.parquet; metrics.json and the suite when there).
@@ -304,7 +343,8 @@ def trace_results(results_dir: str | Path, *, suite_dir: str | Path | None = Non
     else:
         log.info("%s: suite not found (run.json's path); ROI sides from ground-plane positions", res)
     try:
-        data = trace_outcomes(outcomes, influence=load_influence(res), boxes=boxes, **options)
+        data = trace_outcomes(outcomes, influence=load_influence(res), boxes=boxes,
+                              conditions=load_condition_outcomes(res), **options)
     except (KeyError, ValueError) as e:
         raise OddsuiteError(f"{res / 'outcomes.parquet'}: {e.args[0] if e.args else e}") from e
     data["results_dir"] = str(res.resolve())

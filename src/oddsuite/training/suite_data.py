@@ -52,13 +52,15 @@ def build_training_data(specs: Sequence[str | Path], out: str | Path, *, scenes:
                         plan: str = "full", images: str = "full", val_fraction: float = 0.2, workers: int = 1,
                         on_start: Callable[[Path, Path, int, Any], None] | None = None,
                         on_scene: Callable[[int], None] | None = None,
+                        on_image: Callable[[int], None] | None = None,
                         on_done: Callable[[Path], None] | None = None) -> TrainingData:
     """Render (or resume) a training suite per spec and export each as a YOLO data set.
 
     scenes: one count per spec (``len(scenes) == len(specs)``). seed: the training seed in
     [0, 2**32); the suites use :func:`training_suite_seed` of it and the train/val split uses it
     as well. ``on_start(spec, suite_dir, suite_seed, plan)`` is called when a
-    suite's work is planned (``plan``: the suite's :class:`oddsuite.suite.SuitePlan`), ``on_scene(n_images)`` after each scene, ``on_done(spec)`` when its
+    suite's work is planned (``plan``: the suite's :class:`oddsuite.suite.SuitePlan`), ``on_scene(n_images)`` after each scene,
+    ``on_image(n)`` with the images finished so far, ``on_done(spec)`` when its
     rendering ends (also on an error)."""
     from oddsuite.odd import load_spec
     from oddsuite.suite import generate_suite
@@ -79,7 +81,7 @@ def build_training_data(specs: Sequence[str | Path], out: str | Path, *, scenes:
             res = generate_suite(sp, suite_dir, scenes=n_scenes, seed=suite_seed, workers=workers, plan=plan,
                                  on_start=(lambda the_plan, sp=sp, d=suite_dir:
                                            on_start(Path(sp), d, suite_seed, the_plan)) if on_start else None,
-                                 on_scene=on_scene)
+                                 on_scene=on_scene, on_image=on_image)
         finally:
             if on_done:
                 on_done(Path(sp))
