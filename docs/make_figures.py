@@ -1,14 +1,17 @@
-"""Make the README's figures: one rendered scene, and that scene as a grid of ROI subsets,
-masking modes and environment variants. Run: .venv/bin/python docs/make_figures.py"""
+"""Make the README's figures: one rendered scene, that scene as a grid of ROI subsets,
+masking modes and environment variants, and the same scene drawn by both engines
+(raster and Cycles, which needs .venv-cycles). Run: .venv/bin/python docs/make_figures.py
+[--only grid|engines]"""
+import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from oddsuite.odd import load_spec, sample_scene
-from oddsuite.odd.spec import Variant
+from oddsuite.odd.spec import Render, Variant
 from oddsuite.permute import cutout, environment_of
-from oddsuite.render import get_renderer
+from oddsuite.render import get_engine, get_renderer
 from oddsuite.scenes import build_scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,5 +57,28 @@ def main() -> None:
     grid.save(ROOT / "docs" / "grid.png")
 
 
+def engines(samples: int = 32) -> None:
+    """docs/engines.png: one scene by day and at night on a wet road, raster left, Cycles right."""
+    spec = load_spec(ROOT / "odd_specs" / "urban_day.yaml")
+    sc = build_scene(spec, sample_scene(spec, 7, 2))
+    raster = get_engine(Render(), 640, 480)
+    cycles = get_engine(Render(engine="cycles", samples=samples, denoise=True), 640, 480)
+    rows = []
+    for v in (None, Variant(name="night_wet", sun_elevation_deg=-20, headlights=True, road_surface="wet")):
+        env = environment_of(sc, v)
+        name = v.name if v else "day"
+        a = raster.render(sc, env, rng=sc.params.rng(f"weather:{name}")).rgb
+        b = cycles.render(sc, env, rng=sc.params.rng(f"weather:{name}")).rgb
+        rows.append(np.concatenate([np.asarray(label(a, f"raster, {name}")),
+                                    np.asarray(label(b, f"cycles {samples} spp + denoise, {name}"))], 1))
+    Image.fromarray(np.concatenate(rows, 0)).save(ROOT / "docs" / "engines.png")
+
+
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["grid", "engines"])
+    a = ap.parse_args()
+    if a.only != "engines":
+        main()
+    if a.only != "grid":
+        engines()

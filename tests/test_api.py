@@ -104,6 +104,9 @@ def test_generate_from_python_renders_the_same_scenes(tiny_spec, tiny_suite, tmp
     for name in suite.scenes["file_name"]:
         assert (suite.folder / name).read_bytes() == (tiny_suite / name).read_bytes()
     assert oddsuite.verify(suite.folder).ok and suite.manifest["images"] == 4
+    # the engine as the manifest records it, and the time per frame this run measured beside it
+    assert suite.render["engine"] == "raster" and suite.render["frames"] == 4 and suite.render["seconds_per_frame"] > 0
+    assert suite.manifest["render"] == {k: v for k, v in suite.render.items() if k != "seconds_per_frame"}
     again = oddsuite.generate(tiny_spec, tmp_path / "s", **options)
     assert again.n_resumed == 2
 

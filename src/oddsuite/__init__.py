@@ -153,7 +153,7 @@ def generate(spec: str | Path, out: str | Path, *, scenes: int = 20, seed: int =
                              modes=tuple(modes) if modes is not None else None, renderer=renderer,
                              executor=_executor(executor, workers, address, in_process=False),
                              on_start=bar.on_start, on_scene=bar.on_scene, on_image=bar.on_image)
-    return Suite(Path(res.out_dir), res.scenes, res.images, res.resumed)
+    return Suite(Path(res.out_dir), res.scenes, res.images, res.resumed, render=res.render)
 
 
 def verify(suite: str | Path) -> Verification:

@@ -17,6 +17,10 @@ class ModelError(OddsuiteError):
     """A model file is missing, fails its SHA-256 pin, or needs an explicit trust flag."""
 
 
+class RenderError(OddsuiteError):
+    """A render engine is not installed, or its worker failed."""
+
+
 class UserError(OddsuiteError):
     """A problem with the user's command-line input (options that do not fit together): printed
     as one clear message, exit code 2."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -34,13 +34,16 @@ class Suite:
     ``n_images``; ``n_resumed``: scenes kept from an earlier run into the same folder.
     Tables: :attr:`scenes` (scenes.parquet: one row per image, every ODD parameter in
     effect, in physical units), :attr:`rois` (rois.parquet: one row per scene and ROI);
-    :attr:`manifest` (manifest.json)."""
+    :attr:`manifest` (manifest.json). ``render``: the engine that drew it (the manifest's
+    ``render`` block: engine, version, device, settings, frames) and ``seconds_per_frame``,
+    the mean wall time per render measured by the run (not in the manifest: it varies)."""
 
     folder: Path
     n_scenes: int
     n_images: int
     n_resumed: int = 0
     figures: tuple[Path, ...] = ()
+    render: dict[str, Any] = field(default_factory=dict)
 
     @functools.cached_property
     def scenes(self) -> pd.DataFrame:

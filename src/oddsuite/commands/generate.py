@@ -40,5 +40,9 @@ def run(args) -> int:
         return 0
     extra = {"extended": f" (extended; {res.resumed} scenes kept)",
              "resumed": f" ({res.resumed} scenes kept from an earlier run)"}.get(res.status, "")
+    r = res.render
+    if r.get("frames"):
+        print(f"render: {r['engine']} {r['version']} on {r['device']}, {r['frames']} frames, "
+              f"{r['seconds_per_frame']:.3g} s per frame")
     print(f"suite written: {res.out_dir} ({res.scenes} scenes, {res.images} images){extra}")
     return 0

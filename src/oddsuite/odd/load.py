@@ -4,7 +4,8 @@
 (``odd.spec``), then runs the checks that need the whole spec, all before any work
 starts: rules are type-checked against their dimensions (``odd.rules``), every
 permutation plan is bounded by ``permutations.max_subsets`` for the largest scene the
-counts allow, the spec's sampler may refuse it (the grid bounds its cell count), and user
+counts allow, layer compositing is refused with an engine other than the rasterizer
+(``render``), the spec's sampler may refuse it (the grid bounds its cell count), and user
 meshes are loaded and checked (``odd.meshes``).
 """
 from __future__ import annotations
@@ -21,7 +22,9 @@ from oddsuite.odd.meshes import mesh_problem
 from oddsuite.odd.reader import Problem, YamlDoc, path_on_line, read_yaml, spec_error
 from oddsuite.odd.rules import rule_problems
 from oddsuite.odd.samplers import SAMPLERS
-from oddsuite.odd.spec import ObjectClass, OddSpec, Permutations, Rule, overrides_model, plan_size, section_model
+from oddsuite.odd.spec import (ObjectClass, OddSpec, Permutations, Render, Rule, overrides_model, plan_size,
+                               section_model)
+
 
 def parse_spec(text: str, source: str = "<string>", *, meshes: bool = True) -> OddSpec:
     """Parse and validate spec text; ``source`` names the file in error messages.
@@ -93,6 +96,7 @@ def _allowed_keys(parent: tuple) -> list[str]:
     models: dict[tuple, Any] = {
         (): OddSpec, **{(g,): section_model(g) for g in GROUPS}, ("permutations",): Permutations,
         ("objects", str): ObjectClass, ("rules", int): Rule, ("acceptance", int): Criterion,
+        ("render",): Render,
     }
     shape = tuple(type(p) if i else p for i, p in enumerate(parent)) if len(parent) == 2 else tuple(parent)
     if len(parent) == 2 and parent[0] == "variants":
@@ -106,8 +110,8 @@ def _allowed_keys(parent: tuple) -> list[str]:
 def whole_spec_problems(spec: OddSpec, *, meshes: bool = True) -> list[tuple[tuple, str]]:
     """Problems that need more than one field: (YAML path, message) each."""
     dims = spec.dimensions()
-    return (rule_problems(spec.rules, dims) + plan_problems(spec) + SAMPLERS[spec.sampler].problems(spec)
-            + (mesh_problems(spec) if meshes else []) + acceptance_problems(spec))
+    return (rule_problems(spec.rules, dims) + plan_problems(spec) + render_problems(spec)
+            + SAMPLERS[spec.sampler].problems(spec) + (mesh_problems(spec) if meshes else []) + acceptance_problems(spec))
 
 
 def plan_problems(spec: OddSpec) -> list[tuple[tuple, str]]:
@@ -123,6 +127,16 @@ def plan_problems(spec: OddSpec) -> list[tuple[tuple, str]]:
              f"{' with ' + knob[1] if knob[1] else ''} gives up to {size} subsets per scene, above "
              f"permutations.max_subsets = {p.max_subsets}; lower the counts"
              f"{' or ' + knob[0] if knob[0] != 'plan' else ''}, use ablation or sampled, or raise max_subsets")]
+
+
+def render_problems(spec: OddSpec) -> list[tuple[tuple, str]]:
+    """Layer compositing approximates the rasterizer only: refused with another engine."""
+    if spec.permutations.renderer == "composite" and spec.render.engine != "raster":
+        return [(("permutations", "renderer"),
+                 f"composite is refused with render.engine: {spec.render.engine} (under global illumination an "
+                 f"object also lights and shows in reflections of its surroundings, which layers cannot remove); "
+                 f"use exact")]
+    return []
 
 
 def mesh_problems(spec: OddSpec) -> list[tuple[tuple, str]]:

@@ -172,6 +172,24 @@ class Permutations(_Strict):
     renderer: Literal["exact", "composite"] = "exact"
 
 
+class Render(_Strict):
+    """How images are rendered. Labels (instance ids, boxes, visible fractions) always come
+    from the rasterizer's ID pass of the same Scene, so they do not depend on the engine."""
+
+    engine: Literal["raster", "cycles"] = "raster"
+    samples: int = Field(32, ge=1, le=65536, description="cycles: path-traced samples per pixel")
+    denoise: bool = Field(True, description="cycles: Open Image Denoise on the final samples")
+    supersample: int = Field(1, ge=1, le=4, description="raster: render k×k pixels per pixel and average")
+    threads: int = Field(0, ge=0, le=1024, description="cycles CPU threads (0: one per core)")
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="cycles: gpu (CUDA/OptiX/HIP/oneAPI) when auto finds one")
+
+    @model_validator(mode="after")
+    def _engine_options(self) -> "Render":
+        if self.engine == "cycles" and self.supersample != 1:
+            raise ValueError("supersample applies to the raster engine; cycles anti-aliases through its samples")
+        return self
+
+
 class Rule(_Strict):
     """``exclude``: a sample is rejected when all its conditions hold.
     ``require``: when all ``if`` conditions hold, all ``then`` conditions must hold."""
@@ -203,6 +221,7 @@ class OddSpec(_Strict):
     rules: tuple[Rule, ...] = ()
     permutations: Permutations = Field(default_factory=Permutations)
     variants: tuple[Variant, ...] = (Variant(name="base"),)
+    render: Render = Field(default_factory=Render)
     max_placement_tries: int = Field(200, ge=1, le=100000)
     #: acceptance criteria the detector must meet (``odd.acceptance``); optional
     acceptance: tuple[Criterion, ...] = ()

@@ -11,6 +11,12 @@ Where it differs from exact ``remove`` re-rendering (benchmarks/permute.py measu
 - where two ROIs' shadows overlap, multiplying ratios darkens more than one shadow does;
 - anti-aliased ROI edges keep the scenery behind them from their own render, even where
   another ROI stands behind them in the composite (a one-pixel fringe).
+
+It is an approximation of a local-lighting rasterizer only. Under global illumination
+(the Cycles engine) an object also bounces light onto its surroundings, shows in
+reflections (wet road, car paint, glass) and shades indirect light, none of which a
+per-object layer can remove; engines whose ``supports_composite`` is false (Cycles) are
+refused, and their ``remove`` subsets are always re-rendered exactly.
 """
 from __future__ import annotations
 
@@ -18,8 +24,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from oddsuite.render import Frame, Renderer
-from oddsuite.render.effects import image_pass
+from oddsuite.render import Frame, Renderer, post_effects
 from oddsuite.scenes.scene import Scene
 
 
@@ -27,6 +32,9 @@ class CompositeRenderer:
     """Per (scene, environment) layers; ``frame(subset)`` composites them."""
 
     def __init__(self, renderer: Renderer, scene: Scene, env: dict[str, Any]):
+        if not getattr(renderer, "supports_composite", True):
+            raise ValueError(f"layer compositing approximates the rasterizer only, not the {renderer.name} engine "
+                             f"(global illumination); render remove subsets exactly")
         self.r, self.scene, self.env = renderer, scene, env
         bg = renderer.render(scene, env, rois=[], scenery=True, apply_weather=False)
         self.bg_rgb = bg.rgb.astype(np.float32)
@@ -64,5 +72,5 @@ class CompositeRenderer:
         out = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
         depth = np.where(ids >= 0, zbuf, self.bg_depth).astype(np.float32)
         if apply_weather:
-            out = image_pass(out, depth, self.env, self.scene.camera, rng)
+            out = post_effects(out, depth, self.env, self.scene.camera, rng)
         return Frame(out, depth, ids, self.r.stats(self.scene, ids, set(sub)))

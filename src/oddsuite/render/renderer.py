@@ -2,12 +2,13 @@
 
 A ``Renderer`` uploads a scene once and then renders any subset of its ROIs under any
 environment (the effects of ``render.effects``: sun, clouds, headlights, road surface,
-shadows, then fog, rain, snow on the image), giving a
+shadows, then ``render.post.post_effects`` on the image: fog, rain, snow), giving a
 ``Frame``: rgb, depth, per-pixel instance ids and, per visible ROI, its visible box, full
-(unoccluded, unclipped) box, visible fraction and truncation. The camera's sensor effects
-(blur, exposure, noise, tone curve, JPEG) are not applied here: they run on the finished
-(masked) image, ``effects.apply_sensor``, called by ``permute.VariantFrames`` for every
-image alike.
+(unoccluded, unclipped) box, visible fraction and truncation. Its ID pass (``labels``) is
+the source of every engine's labels. The camera's sensor effects (blur, exposure, noise,
+tone curve, JPEG) are not applied here: they run on the finished (masked) image,
+``effects.apply_sensor``, called by ``permute.VariantFrames`` for every image alike, whichever
+engine rendered it.
 """
 from __future__ import annotations
 
@@ -32,11 +33,27 @@ except Exception:  # noqa: BLE001 - absent or broken triton: nothing to protect
     pass
 import pyrender  # noqa: E402
 
-from oddsuite.render.effects import SceneState, image_pass, scene_pass  # noqa: E402
+from oddsuite.render.effects import SceneState, scene_pass  # noqa: E402
+from oddsuite.render.post import post_effects  # noqa: E402
+from oddsuite.scenes.assets import SNOW_COVERED  # noqa: E402
 from oddsuite.scenes.scene import Scene  # noqa: E402
 
 NEUTRAL = (0.5, 0.5, 0.5)  # background of isolate / fill of cutout
 
+#: headlamp spot lights: inner and outer cone half-angles (rad); their intensity is the
+#: headlights effect's (``render.effects.headlights``)
+HEADLAMP_CONE = (0.25, 0.6)
+
+
+def headlamp_poses(camera_pose: np.ndarray) -> list[np.ndarray]:
+    """The two headlamps' poses: at (0.5, ±0.7, 0.7) m, aimed where the camera looks."""
+    out = []
+    for dy in (-0.7, 0.7):
+        T = np.eye(4)
+        T[:3, :3] = camera_pose[:3, :3]
+        T[:3, 3] = [0.5, dy, 0.7]
+        out.append(T)
+    return out
 
 
 @dataclass(frozen=True)
@@ -119,7 +136,7 @@ class Renderer:
         self._scenery_nodes: list[pyrender.Node] = []
         self._object_nodes: dict[int, pyrender.Node] = {}
         for item in scene.scenery:
-            node = ps.add(self._mesh(item.asset, kind=item.asset.name), pose=item.pose)
+            node = ps.add(self._mesh(item.asset), pose=item.pose)
             self._scenery_nodes.append(node)
         for obj in scene.objects:
             self._object_nodes[obj.roi_id] = ps.add(self._mesh(obj.asset), pose=obj.pose)
@@ -130,11 +147,9 @@ class Renderer:
         self._sun = pyrender.DirectionalLight(color=[1, 1, 1], intensity=3.0)
         self._sun_node = ps.add(self._sun, pose=np.eye(4))
         self._heads = []
-        for dy in (-0.7, 0.7):
-            T = np.eye(4)
-            T[:3, :3] = cam.pose[:3, :3]
-            T[:3, 3] = [0.5, dy, 0.7]
-            light = pyrender.SpotLight(color=[1.0, 0.97, 0.9], intensity=0.0, innerConeAngle=0.25, outerConeAngle=0.6)
+        for T in headlamp_poses(cam.pose):
+            light = pyrender.SpotLight(color=[1.0, 0.97, 0.9], intensity=0.0, innerConeAngle=HEADLAMP_CONE[0],
+                                       outerConeAngle=HEADLAMP_CONE[1])
             self._heads.append(light)
             ps.add(light, pose=T)
         far = max([o.distance_m for o in scene.objects] + [20.0])
@@ -146,16 +161,16 @@ class Renderer:
             self._seg_map[n] = [(rid + 1) % 256, (rid + 1) // 256, 0]
         self._ps, self._scene_key, self._unocc = ps, key, {}
 
-    def _mesh(self, asset, kind: str = "") -> pyrender.Mesh:
+    def _mesh(self, asset) -> pyrender.Mesh:
         prims = []
-        for part in asset.parts:
+        for part in asset.parts:  # the road roles follow the surface state (see _apply_env)
             mat = pyrender.MetallicRoughnessMaterial(baseColorFactor=list(part.color), metallicFactor=part.metallic,
                                                      roughnessFactor=part.roughness)
-            if kind == "ground/road":
+            if part.material == "asphalt":
                 self._road_mats.append(mat)
-            elif kind == "ground/marking":
+            elif part.material == "lane_paint":
                 self._marking_mats.append((mat, part.color))
-            elif kind in ("ground/terrain", "ground/sidewalk", "ground/kerb"):
+            elif part.material in SNOW_COVERED:
                 self._terrain_mats.append((mat, part.color))
             m = part.mesh  # flat shading: one normal per face
             prims.append(pyrender.Primitive(positions=m.vertices[m.faces].reshape(-1, 3).astype(np.float32),
@@ -209,28 +224,70 @@ class Renderer:
             self._unocc[rid] = int(seg[..., :2].any(-1).sum())
         return self._unocc[rid]
 
-    # -- the main entry
-    def render(self, scene: Scene, env: dict[str, Any], rois: Optional[Iterable[int]] = None,
-               scenery: bool = True, rng: Optional[np.random.Generator] = None, apply_weather: bool = True) -> Frame:
-        """Render ``scene`` with only ``rois`` present (all when None); without scenery for isolate.
-        ``rng``: the scene's weather Generator (``params.rng('weather:<variant>')``), needed when
-        an image effect draws (rain, snow). ``apply_weather=False`` returns the clean render
-        (the image-stage effects not yet applied)."""
+    def _colour(self, flags: int, k: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """The colour pass (4x MSAA in pyrender); with ``k`` > 1 rendered at k·W × k·H with
+        the intrinsics scaled by k and box-filtered back in linear light (sRGB decoded with
+        gamma 2.2, pyrender's own encoding). The depth of a supersampled pass is not returned."""
+        if k == 1:
+            return self._r.render(self._ps, flags=flags)
+        cam = self._cam_node.camera
+        saved = (cam.fx, cam.fy, cam.cx, cam.cy)
+        cam.fx, cam.fy, cam.cx, cam.cy = (v * k for v in saved)
+        self._r.viewport_width, self._r.viewport_height = self.width * k, self.height * k
+        try:
+            color, _ = self._r.render(self._ps, flags=flags)
+        finally:
+            cam.fx, cam.fy, cam.cx, cam.cy = saved
+            self._r.viewport_width, self._r.viewport_height = self.width, self.height
+        lin = (color[..., :3].astype(np.float64) / 255.0) ** 2.2
+        lin = lin.reshape(self.height, k, self.width, k, 3).mean(axis=(1, 3))
+        return np.round(255.0 * lin ** (1 / 2.2)).astype(np.uint8), None
+
+    def _ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """The instance-id pass (no multisampling): ids (roi id, -1 elsewhere) and its depth."""
+        seg, depth = self._r.render(self._ps, flags=pyrender.RenderFlags.SEG, seg_node_map=self._seg_map)
+        return seg[..., 0].astype(np.int32) + 256 * seg[..., 1].astype(np.int32) - 1, depth
+
+    def _check(self, scene: Scene) -> None:
         if (scene.camera.width, scene.camera.height) != (self.width, self.height):
             raise ValueError(f"renderer is {self.width}x{self.height}, scene camera is "
                              f"{scene.camera.width}x{scene.camera.height}")
+
+    def labels(self, scene: Scene, rois: Optional[Iterable[int]] = None,
+               scenery: bool = True) -> tuple[np.ndarray, np.ndarray, dict[int, ObjectStats]]:
+        """The labels of an image without its colour: depth (HxW float32 m), ids (HxW int32)
+        and per-ROI stats, from the ID pass. Every engine's labels come from here (or from
+        ``render``, whose ids and stats are the same pass), so they agree by construction."""
+        self._check(scene)
+        self._upload(scene)
+        show = self._visible(rois, scenery)
+        ids, depth = self._ids()
+        stats = self.stats(scene, ids, show)
+        self._visible(None, True)
+        return depth.astype(np.float32), ids, stats
+
+    # -- the main entry
+    def render(self, scene: Scene, env: dict[str, Any], rois: Optional[Iterable[int]] = None,
+               scenery: bool = True, rng: Optional[np.random.Generator] = None, apply_weather: bool = True,
+               supersample: int = 1) -> Frame:
+        """Render ``scene`` with only ``rois`` present (all when None); without scenery for isolate.
+        ``rng``: the scene's weather Generator (``params.rng('weather:<variant>')``), needed when
+        an image effect draws (rain, snow). ``apply_weather=False`` returns the clean render
+        (``post_effects`` not yet applied). ``supersample`` k renders the colour at k×k the
+        resolution and averages (labels and depth stay at the native resolution)."""
+        self._check(scene)
         self._upload(scene)
         show = self._visible(rois, scenery)
         state = self._apply_env(env, isolate=not scenery)
         flags = pyrender.RenderFlags.NONE
         if state.shadows and scenery:
             flags |= pyrender.RenderFlags.SHADOWS_DIRECTIONAL
-        color, depth = self._r.render(self._ps, flags=flags)
-        seg, _ = self._r.render(self._ps, flags=pyrender.RenderFlags.SEG, seg_node_map=self._seg_map)
-        ids = seg[..., 0].astype(np.int32) + 256 * seg[..., 1].astype(np.int32) - 1
+        color, depth = self._colour(flags, int(supersample))
+        ids, id_depth = self._ids()
+        depth = id_depth if depth is None else depth
         rgb = np.ascontiguousarray(color[..., :3])
         if apply_weather:
-            rgb = image_pass(rgb, depth, env, scene.camera, rng, isolate=not scenery)
+            rgb = post_effects(rgb, depth, env, scene.camera, rng, isolate=not scenery)
         stats = self.stats(scene, ids, show)
         self._visible(None, True)
         return Frame(rgb, depth.astype(np.float32), ids, stats)

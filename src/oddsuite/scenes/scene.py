@@ -120,9 +120,9 @@ def _ground(road_half: float, road_type: str, rng: np.random.Generator) -> list[
     L, cx = L1 - L0, (L1 + L0) / 2
     out: list[Placed] = []
     terrain_col = (0.5, 0.5, 0.48, 1) if road_type == "urban" else (0.25, 0.4, 0.18, 1)
-    out.append(Placed(A.Asset("ground/terrain", (A.Part(A._box([L, 800, 0.1], [0, 0, -0.06]), terrain_col, 0, 0.95),)),
+    out.append(Placed(A.Asset("ground/terrain", (A.Part(A._box([L, 800, 0.1], [0, 0, -0.06]), terrain_col, 0, 0.95, "ground"),)),
                       pose(cx, 0), collides=False))
-    out.append(Placed(A.Asset("ground/road", (A.Part(A._box([L, 2 * road_half, 0.1], [0, 0, -0.05]), (0.22, 0.22, 0.23, 1), 0, 0.9),)),
+    out.append(Placed(A.Asset("ground/road", (A.Part(A._box([L, 2 * road_half, 0.1], [0, 0, -0.05]), (0.22, 0.22, 0.23, 1), 0, 0.9, "asphalt"),)),
                       pose(cx, 0), collides=False))
     return out
 
@@ -132,17 +132,17 @@ def _markings(lanes: int, lane_w: float, road_half: float, road_type: str) -> li
     white, yellow = (0.92, 0.92, 0.9, 1), (0.9, 0.75, 0.1, 1)
     L0, L1 = -10.0, 400.0
     for sy in (-1, 1):  # solid edge lines
-        out.append(Placed(A.Asset("ground/marking", (A.Part(A._box([L1 - L0, 0.15, 0.01], [0, 0, 0.005]), white, 0, 0.6),)),
+        out.append(Placed(A.Asset("ground/marking", (A.Part(A._box([L1 - L0, 0.15, 0.01], [0, 0, 0.005]), white, 0, 0.6, "lane_paint"),)),
                           pose((L0 + L1) / 2, sy * (road_half - 0.3)), collides=False))
     for i in range(1, lanes):
         y = -road_half + i * lane_w
         centre = (i == lanes // 2) and road_type != "highway"
         if centre:
-            out.append(Placed(A.Asset("ground/marking", (A.Part(A._box([L1 - L0, 0.14, 0.01], [0, 0, 0.005]), yellow, 0, 0.6),)),
+            out.append(Placed(A.Asset("ground/marking", (A.Part(A._box([L1 - L0, 0.14, 0.01], [0, 0, 0.005]), yellow, 0, 0.6, "lane_paint"),)),
                               pose((L0 + L1) / 2, y), collides=False))
         else:
             dashes = [A._box([3.0, 0.13, 0.01], [x, 0, 0.005]) for x in np.arange(L0, L1, 9.0)]
-            out.append(Placed(A.Asset("ground/marking", (A.Part(trimesh.util.concatenate(dashes), white, 0, 0.6),)),
+            out.append(Placed(A.Asset("ground/marking", (A.Part(trimesh.util.concatenate(dashes), white, 0, 0.6, "lane_paint"),)),
                               pose(0, y), collides=False))
     return out
 
@@ -156,9 +156,9 @@ def _scenery(sc: dict[str, Any], rng: np.random.Generator) -> tuple[list[Placed]
     items = _ground(road_half, road_type, rng) + _markings(lanes, lane_w, road_half, road_type)
     if road_type == "urban":
         for sy in (-1, 1):
-            kerb = A.Asset("ground/kerb", (A.Part(A._box([410, 0.25, 0.14], [0, 0, 0.07]), (0.62, 0.62, 0.6, 1), 0, 0.9),))
+            kerb = A.Asset("ground/kerb", (A.Part(A._box([410, 0.25, 0.14], [0, 0, 0.07]), (0.62, 0.62, 0.6, 1), 0, 0.9, "kerb"),))
             items.append(Placed(kerb, pose(195, sy * (road_half + 0.12)), collides=False))
-            walk = A.Asset("ground/sidewalk", (A.Part(A._box([410, 3.0, 0.1], [0, 0, -0.045]), (0.58, 0.57, 0.55, 1), 0, 0.95),))
+            walk = A.Asset("ground/sidewalk", (A.Part(A._box([410, 3.0, 0.1], [0, 0, -0.045]), (0.58, 0.57, 0.55, 1), 0, 0.95, "pavement"),))
             items.append(Placed(walk, pose(195, sy * (road_half + 1.75)), collides=False))
             x = -8.0 + float(rng.uniform(0, 6))
             while clutter > 0 and x < 160:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from oddsuite import __version__
-from oddsuite.errors import OddsuiteError, SpecError, SuiteError
+from oddsuite.errors import OddsuiteError, RenderError, SpecError, SuiteError
 from oddsuite.fileio import atomic_write_bytes, is_disk_full, json_bytes, sha256_file, write_json
 from oddsuite.odd import OddSpec, SceneParams, effects, parse_spec, sample_scene
 from oddsuite.odd.samplers.search import scene_scope
@@ -59,6 +59,10 @@ class PlanOptions:
             raise SpecError(f"unknown masking mode(s) {bad}; expected remove, isolate or cutout")
         if renderer not in (None, "exact", "composite"):
             raise SpecError(f"unknown renderer {renderer!r}; expected exact or composite")
+        if renderer == "composite" and spec.render.engine != "raster":  # the spec's own choice is checked at load
+            raise SpecError(f"--renderer composite is refused with render.engine {spec.render.engine} in "
+                            f"{spec.source_path} (under global illumination an object also lights and reflects in "
+                            f"its surroundings, which layers cannot remove); use exact")
         return PlanOptions(plan or p.plan, tuple(modes) if modes is not None else tuple(p.modes), p.k, p.n,
                            p.max_subsets, renderer or p.renderer)
 
@@ -126,7 +130,7 @@ def _annotations(frame, subset: tuple[int, ...], scene, min_visible: float) -> l
 def render_scene(job: SceneJob) -> dict[str, Any]:
     """Render every image of one scene and write them; returns (and saves) the scene record."""
     from oddsuite.permute import VariantFrames, environment_of
-    from oddsuite.render import get_renderer
+    from oddsuite.render import get_engine
     from oddsuite.scenes import build_scene
 
     spec = parse_spec(job.spec_text, source=job.spec_path)
@@ -135,7 +139,8 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
     out = Path(job.out_dir)
     sub_list = job.plan.subsets_of(params)
     n = len(scene.objects)
-    r = get_renderer(spec.camera.width, spec.camera.height)
+    r = get_engine(spec.render, spec.camera.width, spec.camera.height)
+    frames0, seconds0 = r.frames, r.seconds
     images: list[dict[str, Any]] = []
     files: dict[str, str] = {}
     folder = scene_folder(job.scene_id)
@@ -170,7 +175,7 @@ def render_scene(job: SceneJob) -> dict[str, Any]:
              "heading_deg": o.heading_deg, "scale": o.scale, "x_m": float(o.pose[0, 3]), "y_m": float(o.pose[1, 3]),
              "placement_tries": o.tries} for o in scene.objects]
     record = {"scene_id": job.scene_id, "params": _jsonable(params.flat()), "rois": rois, "images": images,
-              "files": files}
+              "files": files, "render": {**r.describe(), "frames": r.frames - frames0, "seconds": r.seconds - seconds0}}
     write_json(out / scene_record(job.scene_id), record)
     return record
 
@@ -189,6 +194,10 @@ class GenerateResult:
     resumed: int  # scenes found finished from an earlier run
     failures: list = field(default_factory=list)
     status: str = "generated"  # generated, resumed, extended or unchanged (a finished suite, nothing to do)
+    #: the manifest's ``render`` block plus ``seconds_per_frame``, the engine's mean wall time
+    #: per render (labels included) over every scene of the suite: measured, so kept out of
+    #: the manifest, whose bytes are the suite's identity
+    render: dict = field(default_factory=dict)
 
 
 #: seeds are non-negative integers below 2**64 (numpy's SeedSequence takes any non-negative
@@ -288,6 +297,12 @@ def generate_suite(spec_path: str | Path | OddSpec, out_dir: str | Path, *, scen
     spec = spec_path if isinstance(spec_path, OddSpec) else load_spec(spec_path)
     spec_path = spec.source_path or SPEC
     opts = PlanOptions.from_spec(spec, plan, modes, renderer)
+    if spec.render.engine == "cycles":  # fail before any work, not once per scene
+        from oddsuite.render.cycles import cycles_unavailable
+
+        why = cycles_unavailable()
+        if why:
+            raise RenderError(f"{spec_path}: render.engine cycles: {why}")
     the_plan = plan_suite(spec, seed, scenes, opts)
     out = Path(out_dir)
     key = job_key(spec.sha256, seed, opts.as_dict())
@@ -311,9 +326,9 @@ def generate_suite(spec_path: str | Path | OddSpec, out_dir: str | Path, *, scen
                 withdraw_manifest(out)
         resumed = _render(out, spec, str(spec_path), seed, scenes, opts, executor, workers, on_scene, on_image)
         with _writing(out, "the suite's tables and manifest"):
-            n_images = _assemble(out, spec, seed, scenes, opts)
+            n_images, render = _assemble(out, spec, seed, scenes, opts)
         status = "extended" if action == "extend" else "resumed" if resumed else "generated"
-        return GenerateResult(out, scenes, n_images, resumed, status=status)
+        return GenerateResult(out, scenes, n_images, resumed, status=status, render=render)
     except BaseException:
         if fresh and not any((out / STATE).glob("scene_*.json")):
             _remove_what_we_made(out, existed)  # nothing finished: leave no half-made folder behind
@@ -401,16 +416,20 @@ def _records(out: Path, n_scenes: int) -> Iterator[dict[str, Any]]:
                              f"command to render the scene again") from e
 
 
-def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOptions) -> int:
+def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOptions) -> tuple[int, dict[str, Any]]:
     """Write annotations.json, scenes.parquet, rois.parquet and spec.yaml from the scene
-    records, then the manifest (last: a suite without one is unfinished). Returns the image count."""
+    records, then the manifest (last: a suite without one is unfinished). Returns the image
+    count and the render summary with its timing (``render_summary``)."""
     for folder, recursive in ((out, False), (out / STATE, False), (out / IMAGES, True)):
         sweep_temporaries(folder, recursive)  # left by writers killed in earlier runs
     cats = [{"id": i + 1, "name": n, "supercategory": "object"} for i, n in enumerate(spec.class_names)]
     images, anns, rows, rois = [], [], [], []
     files: dict[str, str] = {}
+    renders: list[dict[str, Any]] = []
     for rec in _records(out, n_scenes):
         rois.extend(rec["rois"])
+        if "render" in rec:
+            renders.append(rec["render"])
         files.update(rec["files"])
         for im in rec["images"]:
             iid = len(images) + 1
@@ -440,6 +459,7 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
                 "scale", "x_m", "y_m", "placement_tries"]
     atomic_write_bytes(out / ROIS, parquet_bytes(pd.DataFrame(rois, columns=roi_cols)))
     atomic_write_bytes(out / SPEC, (spec.source_text or "").encode())
+    summary = render_summary(renders)
     for name in TABLES:
         files[name] = sha256_file(out / name)
     manifest = {
@@ -452,10 +472,28 @@ def _assemble(out: Path, spec: OddSpec, seed: int, n_scenes: int, opts: PlanOpti
         "variants": [v.name for v in spec.variants],
         "categories": [c["name"] for c in cats],
         "packages": package_versions(spec.sensor_given),
+        "render": {k: v for k, v in summary.items() if k != "seconds_per_frame"},
         "files": dict(sorted(files.items())),
     }
     write_json(out / MANIFEST, manifest)
-    return len(images)
+    return len(images), summary
+
+
+def render_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The render block of a suite from its scenes' records: engine, version, device(s),
+    settings and ``frames`` (what the manifest records), plus ``seconds_per_frame``, the
+    measured mean wall time per render (over the scenes of earlier runs too when a run
+    resumed). The manifest leaves the time out: its bytes name the suite, and the same
+    spec and seed must give the same identity."""
+    if not runs:
+        return {}
+    frames = sum(r["frames"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    out = {k: runs[0][k] for k in ("engine", "version", "settings")}
+    out["device"] = "; ".join(sorted({r["device"] for r in runs}))
+    out["frames"] = frames
+    out["seconds_per_frame"] = round(seconds / frames, 4) if frames else None
+    return out
 
 
 def package_versions(sensor: bool = False) -> dict[str, str]:

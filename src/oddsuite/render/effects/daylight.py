@@ -29,6 +29,7 @@ def scene(state: SceneState, env: dict[str, Any]) -> None:
     cloud = float(env["cloud_cover"])
     state.sun_to = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
     day = day_factor(env["sun_elevation_deg"])
+    state.day, state.cloud = day, cloud
     warm = float(np.clip(1 - env["sun_elevation_deg"] / 15, 0, 1))  # low sun is orange
     state.sun_intensity = 4.0 * math.sqrt(max(math.sin(el), 0.0)) * (1 - 0.8 * cloud)
     state.sun_color = np.array([1.0, 1 - 0.25 * warm, 1 - 0.5 * warm])

@@ -3,10 +3,12 @@
 An effect acts at one or more of three stages:
 
 - ``scene``: before the render, it sets what the renderer shows (``SceneState``: sun,
-  sky, ambient light, headlights, road material, snow cover, shadows). The renderer maps
-  the state onto its engine; an effect never touches the engine.
+  sky, ambient light, headlights, road material, snow cover, shadows). Each engine maps
+  the state onto its own scene (the rasterizer's lights and materials, the Cycles
+  worker's; ``render.cycles.protocol.environment``); an effect never touches an engine.
 - ``image``: after the render, it changes the pixels (``ImageContext``: depth, camera,
-  environment, the scene's weather Generator): fog, rain, snow.
+  environment, the scene's weather Generator): fog, rain, snow. Every engine's image passes
+  through this stage in ``render.post.post_effects``.
 - ``sensor``: the camera that records the (weathered, masked) image: defocus, motion
   blur, vignetting, exposure, noise, tone mapping, JPEG. A sensor effect names its
   pipeline ``stage`` (``SENSOR_STAGES``, which also fixes the pixel domain it works in);
@@ -36,8 +38,11 @@ class SceneState:
     sun_color: np.ndarray = field(default_factory=lambda: np.ones(3))
     ambient: np.ndarray = field(default_factory=lambda: np.zeros(3))
     sky: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    day: float = 0.0  # 0 at night (sun below civil twilight) to 1 in full day (``daylight.day_factor``)
+    cloud: float = 0.0  # cloud cover fraction (an engine with a physical sky blends it towards overcast)
     headlights: float = 0.0  # intensity of each low beam
     road: tuple = ((0.22, 0.22, 0.23), 0.0, 0.9)  # base colour, metallic, roughness
+    road_state: str = "dry"  # the surface state ``road`` stands for (an engine's own road shading reads it)
     markings_cover: Optional[tuple] = None  # colour covering the lane markings (snow), or None
     terrain_cover: Optional[tuple] = None  # colour covering terrain, sidewalk and kerbs, or None
     shadows: bool = False

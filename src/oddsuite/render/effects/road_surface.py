@@ -19,6 +19,7 @@ SNOW_COVER = SURFACES["snow"][0]
 
 def scene(state: SceneState, env: dict[str, Any]) -> None:
     state.road = SURFACES[env["road_surface"]]
+    state.road_state = env["road_surface"]
     if env["road_surface"] == "snow":
         state.markings_cover = state.terrain_cover = SNOW_COVER
 
