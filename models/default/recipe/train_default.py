@@ -3,8 +3,8 @@ from validation seeds). Exports each suite as YOLO, remaps labels to one class l
 import json, shutil, sys
 from pathlib import Path
 import yaml
-from oddsuite.models.yolo_dataset import export_yolo
-from oddsuite.models.train import train_detector
+from oddsuite.training.yolo_dataset import export_yolo
+from oddsuite.training.train import train_detector
 
 ROOT = Path("/work/main")
 CLASSES = ["car", "truck", "person", "bicycle", "stop sign", "traffic cone"]
