@@ -91,3 +91,30 @@ def test_help_lists_the_new_options(argv, capsys):
         assert "--no-progress" in text
     if argv[0] == "evaluate":
         assert "torchvision:NAME" in text and "--weights" in text and "--model-arg" in text
+
+
+def test_report_refuses_a_folder_without_results(tmp_path, capsys):
+    """A suite (or any folder) given where a results folder belongs: exit 2, nothing written."""
+    from oddsuite import cli
+
+    (tmp_path / "a.txt").write_text("x")
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert "a report needs a results folder" in capsys.readouterr().err
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_folder_given_as_the_spec_is_named_as_such(tmp_path, capsys):
+    from oddsuite import cli
+
+    assert cli.main(["generate", str(tmp_path), "--out", str(tmp_path / "s"), "--scenes", "1"]) == 2
+    assert "a folder, not a spec file" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    """`oddsuite verify DIR | head -1`: the reader leaves before the command writes; it ends quietly."""
+    p = subprocess.Popen([sys.executable, "-m", "oddsuite.cli", "--version"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()  # before the command has printed anything (it is still importing)
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from oddsuite.errors import OddsuiteError, UserError  # noqa: F401 - UserError kept importable from here
@@ -57,10 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
         return int(args.func(args) or 0)
     except OddsuiteError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -68,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`oddsuite verify DIR | head -1`): not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # no second BrokenPipeError when Python flushes at exit
+        except OSError:
+            pass
+        return 0
 
 
 if __name__ == "__main__":

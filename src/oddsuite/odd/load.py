@@ -49,6 +49,8 @@ def parse_spec(text: str, source: str = "<string>", *, meshes: bool = True) -> O
 def load_spec(path: str | Path) -> OddSpec:
     """Read and parse the spec file at ``path`` (UTF-8 YAML)."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecError(f"{p}: a folder, not a spec file: give the YAML file (e.g. odd_specs/urban_day.yaml)")
     if not p.is_file():
         raise SpecError(f"{p}: spec file not found")
     try:

@@ -270,6 +270,10 @@ def _read_inputs(res: Path, suite_dir: str | Path | None, trace: Mapping[str, An
 
     if not res.is_dir():
         raise OddsuiteError(f"{res}: not a results folder")
+    if not any((res / name).is_file() for name in ("metrics.json", "outcomes.parquet")):
+        what = "a suite" if (res / MANIFEST).is_file() and (res / "annotations.json").is_file() else "no results folder"
+        raise OddsuiteError(f"{res}: {what}: a report needs a results folder with metrics.json or outcomes.parquet "
+                            f"(run `oddsuite evaluate SUITE --model M --out RES` or `oddsuite score` first)")
     notes: list[str] = []
     metrics = _read_json(res / "metrics.json", "scores", notes) or {}
     run = _read_json(res / "run.json", "run details", notes) or {}

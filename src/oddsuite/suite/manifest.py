@@ -63,7 +63,7 @@ def check_relative_path(rel: Any, where: str) -> str:
     if any(p in ("", ".", "..") for p in parts):
         raise SuiteError(f"{where}: {shown!r}: a path may not hold '..', '.' or empty parts (it must stay "
                          f"inside the folder)")
-    if rel in UNHASHED_FILES or parts[0] in UNHASHED_DIRS:
+    if rel in UNHASHED_FILES or any(p in UNHASHED_DIRS for p in parts[:-1]):  # resume state, at any depth
         raise SuiteError(f"{where}: {shown!r}: this file is never part of a manifest")
     return rel
 
@@ -154,9 +154,7 @@ def folder_files(folder: str | Path) -> dict[str, str]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath)
         rel_dir = base.relative_to(root).as_posix()
-        if rel_dir == ".":
-            dirnames[:] = [d for d in dirnames if d not in UNHASHED_DIRS]
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in UNHASHED_DIRS)  # resume state, at any depth
         for name in sorted(filenames) + [d for d in dirnames if (base / d).is_symlink()]:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             if rel in UNHASHED_FILES:

@@ -104,8 +104,7 @@ def verify_folder(folder: str | Path, public_key: str | Path | None = None) -> V
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath)
         rel_dir = base.relative_to(root).as_posix()
-        if rel_dir == ".":
-            dirnames[:] = [d for d in dirnames if d not in UNHASHED_DIRS]
+        dirnames[:] = [d for d in dirnames if d not in UNHASHED_DIRS]  # resume state, at any depth
         for name in filenames + [d for d in dirnames if (base / d).is_symlink()]:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             if rel in UNHASHED_FILES or rel in listed:
