@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+    return "undefined" if x is None else f"{x:.{digits}f}"
 
 
 def summary_lines(r: dict[str, Any]) -> list[str]:

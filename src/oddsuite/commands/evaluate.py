@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+    return "undefined" if x is None else f"{x:.{digits}f}"
 
 
 def _ci(fig: dict[str, Any]) -> str:

@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
+    return "undefined" if x is None else f"{x:.4f}"
 
 
 def _run_mlp(args: argparse.Namespace) -> int:

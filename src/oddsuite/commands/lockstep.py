@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     jac = "undefined" if fp["jaccard"] is None else f"{fp['jaccard']:.3f}"
     print(f"  false positives        A {fp['n_a']}, B {fp['n_b']}, shared {fp['shared']} (Jaccard {jac})")
     ma, mb = r["map"]["A"], r["map"]["B"]
-    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
+    fmt = lambda x: "undefined" if x is None else f"{x:.4f}"  # noqa: E731
     print(f"  full-scene mAP         A {fmt(ma)}, B {fmt(mb)}")
     print(f"wrote {args.out}/lockstep.json, images.csv, lockstep.png")
     return 0
