@@ -56,7 +56,8 @@ def figure_text(fig: Mapping[str, Any]) -> str:
     ci = fig.get("ci95")
     if ci:
         s += f" [{_fmt(ci[0])}, {_fmt(ci[1])}]"
-    s += f", n = {fig.get('n', 0)} {fig.get('unit', '')}"
+    n, unit = fig.get("n", 0), fig.get("unit", "")
+    s += f", n = {n} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
     if fig.get("unit") != "images":
         n_img = fig.get("n_images", 0)
         s += f" in {n_img} image{'' if n_img == 1 else 's'}"
