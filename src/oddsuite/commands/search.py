@@ -88,7 +88,7 @@ def run(args) -> int:
     def on_start(plan) -> None:
         if "search" in bars:
             bars["search"].close()
-        bar = bars["render"] = ImageBar(enabled=not getattr(args, "no_progress", False),
+        bar = bars["render"] = ImageBar(enabled=not args.no_progress,
                                         header=lambda p: f"suite of the searched scenes: {p.scenes} scenes -> {args.out}")
         bar.on_start(plan)
 
@@ -100,7 +100,7 @@ def run(args) -> int:
                            on_image=lambda n: bars["render"].on_image(n))
     finally:
         for b in bars.values():
-            b.__exit__(None, None, None) if isinstance(b, ImageBar) else b.close()
+            b.close()
     n = len(res.trials)
     top = max(res.trials, key=lambda t: (t.score.objective, -t.scene))
     print(f"searched {n} scenes: {len(res.failing)} failing ({100 * len(res.failing) / n:.0f}%), "

@@ -93,7 +93,7 @@ def run(args) -> int:
 
     def on_done(spec: Path) -> None:
         if "p" in shown:
-            shown.pop("p").__exit__(None, None, None)
+            shown.pop("p").close()
 
     data = build_training_data(specs, args.out, scenes=list(args.scenes) * len(specs) if len(args.scenes) == 1
                                else list(args.scenes), seed=args.seed, plan=args.plan, images=args.images,

@@ -26,7 +26,7 @@ import pandas as pd
 from oddsuite.errors import OddsuiteError, SuiteError
 from oddsuite.report.argument import preface
 from oddsuite.report.extras import consistency_summary, find_extra_dirs, read_extra
-from oddsuite.suite.layout import MANIFEST
+from oddsuite.suite.layout import ANNOTATIONS, MANIFEST
 from oddsuite.suite.manifest import read_manifest
 from oddsuite.suite.reader import read_annotations
 from oddsuite.report.images import OUTCOME_COLOURS, PRED_COLOUR, FP_COLOUR, ImageDrawer, png_data_uri
@@ -271,7 +271,7 @@ def _read_inputs(res: Path, suite_dir: str | Path | None, trace: Mapping[str, An
     if not res.is_dir():
         raise OddsuiteError(f"{res}: not a results folder")
     if not any((res / name).is_file() for name in ("metrics.json", "outcomes.parquet")):
-        what = "a suite" if (res / MANIFEST).is_file() and (res / "annotations.json").is_file() else "no results folder"
+        what = "a suite" if (res / MANIFEST).is_file() and (res / ANNOTATIONS).is_file() else "no results folder"
         raise OddsuiteError(f"{res}: {what}: a report needs a results folder with metrics.json or outcomes.parquet "
                             f"(run `oddsuite evaluate SUITE --model M --out RES` or `oddsuite score` first)")
     notes: list[str] = []

@@ -139,6 +139,10 @@ class ImageBar:
     def __enter__(self) -> "ImageBar":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
+        """Close the bar (once started); what ``with`` does at its end."""
         if self.bar is not None:
             self.bar.close()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
