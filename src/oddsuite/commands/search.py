@@ -79,7 +79,9 @@ def run(args) -> int:
     def on_trial(trial, budget: int) -> None:
         if "search" not in bars:
             print(f"{args.spec}: searching {budget} scenes with {args.optimizer} for failures of {detector.name}")
-            bars["search"] = tqdm(total=budget, unit="scene", desc="searching", disable=args.no_progress)
+            # smoothing=0: the average rate since the start; trials are scored a batch at a time (and a
+            # resumed search replays its scored trials at once), which makes the moving rate meaningless
+            bars["search"] = tqdm(total=budget, unit="scene", desc="searching", disable=args.no_progress, smoothing=0)
         if best["v"] is None or trial.score.severity > best["v"]:
             best["v"] = trial.score.severity
         bars["search"].set_postfix(best_severity=f"{best['v']:.2f}")
