@@ -162,3 +162,21 @@ def test_evidence_json_links_every_figure_to_its_files(results, tmp_path):
     assert "url(" not in html and not re.search(r"https?://", html)
     assert np.isclose(float(re.search(r"<td>2-way</td><td>(\d+)</td><td>(\d+)</td>", html).group(1)),
                       json.loads((results / "metrics.json").read_text())["coverage"]["ways"]["2"]["n_allowed"])
+
+
+def test_check_says_why_a_results_folder_has_no_suite(tmp_path, capsys):
+    """No run.json, an unreadable one, and a suite path that is gone: three different causes,
+    each named in check's error (exit 2), each with the way out (--suite)."""
+    res = tmp_path / "res"
+    res.mkdir()
+    cases = [
+        (None, "has no run.json"),
+        ("{not json", "cannot be read as JSON"),
+        (json.dumps({"suite": {"path": str(tmp_path / "moved")}}), "holds no annotations.json any more"),
+    ]
+    for text, why in cases:
+        if text is not None:
+            (res / "run.json").write_text(text)
+        assert cli.main(["check", str(res)]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "--suite DIR" in err and str(res) in err, err

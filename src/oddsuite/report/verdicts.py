@@ -171,6 +171,22 @@ def _read_json(path: Path) -> Any:
         raise OddsuiteError(f"{path}: not valid JSON ({e})") from e
 
 
+def _why_no_suite(res: Path) -> str:
+    """Why ``find_suite`` found no suite for the results folder ``res``, in words."""
+    import json
+
+    run = res / "run.json"
+    if not run.is_file():
+        return "it has no run.json, which `oddsuite evaluate` writes: is it a results folder?"
+    try:
+        path = json.loads(run.read_text(encoding="utf-8")).get("suite", {}).get("path")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return f"{run} cannot be read as JSON with a suite.path"
+    if not path:
+        return f"{run} names no suite.path"
+    return f"run.json's suite path {path} holds no annotations.json any more"
+
+
 @dataclass
 class Inputs:
     """Everything the verdicts rest on: the results folder, its suite, the spec."""
@@ -191,7 +207,7 @@ class Inputs:
             raise OddsuiteError(f"{res}: not a results folder")
         suite = find_suite(res, suite_dir)
         if suite is None:
-            raise OddsuiteError(f"{res}: its suite was not found (run.json's suite path is gone); pass --suite DIR")
+            raise OddsuiteError(f"{res}: its suite was not found ({_why_no_suite(res)}); pass --suite DIR")
         if spec_path is not None:
             spec, sp = load_spec(spec_path), Path(spec_path)
         else:
