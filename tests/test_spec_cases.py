@@ -25,7 +25,7 @@ EXPECTED = {
     "15_yaml11_bool_surface.yaml": (7, "scenery.road_surface", "write 'no' in quotes"),
     "23_normal_inf_std.yaml": (14, "objects.car.distance_m.normal.1", "not a finite number"),
     "25_weight_nan.yaml": (7, "scenery.road_surface.choices.dry", "not a finite number"),
-    "29_mesh_not_mesh.yaml": (15, "objects.blob.mesh", "junk.obj: cannot be read as a mesh"),
+    "29_mesh_not_mesh.yaml": (15, "objects.blob.mesh", "junk.obj: cannot be read as a triangle mesh: expected a valid OBJ file"),
     "37_recursive_alias.yaml": (22, "variants.0", "anchors"),
     "39_billion_laughs_in_rules.yaml": (24, "extra_bomb.x0", "anchors"),
     "40_kSubsets_huge.yaml": (20, "permutations.k", "above permutations.max_subsets = 256"),

@@ -39,7 +39,9 @@ def _load(path: str, mtime_ns: int, size: int):
     try:
         m = trimesh.load(path, force="mesh")
     except Exception as e:  # noqa: BLE001 - trimesh raises many kinds on a bad file
-        raise ValueError(f"cannot be read as a mesh ({type(e).__name__}: {e})") from None
+        # the parser's own exception says where it stopped (kept, after what was expected)
+        raise ValueError(f"cannot be read as a triangle mesh: expected a valid {Path(path).suffix.upper().lstrip('.')} "
+                         f"file with vertices and faces (the reader stopped: {type(e).__name__}: {e})") from None
     if not isinstance(m, trimesh.Trimesh) or len(m.faces) == 0:
         raise ValueError("holds no triangles (points or lines only?); export it as a triangle mesh")
     v, f = np.asarray(m.vertices), np.asarray(m.faces)
