@@ -171,22 +171,6 @@ def _read_json(path: Path) -> Any:
         raise OddsuiteError(f"{path}: not valid JSON ({e})") from e
 
 
-def _why_no_suite(res: Path) -> str:
-    """Why ``find_suite`` found no suite for the results folder ``res``, in words."""
-    import json
-
-    run = res / "run.json"
-    if not run.is_file():
-        return "it has no run.json, which `oddsuite evaluate` writes: is it a results folder?"
-    try:
-        path = json.loads(run.read_text(encoding="utf-8")).get("suite", {}).get("path")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return f"{run} cannot be read as JSON with a suite.path"
-    if not path:
-        return f"{run} names no suite.path"
-    return f"run.json's suite path {path} holds no annotations.json any more"
-
-
 @dataclass
 class Inputs:
     """Everything the verdicts rest on: the results folder, its suite, the spec."""
@@ -200,14 +184,14 @@ class Inputs:
     def load(cls, results_dir: str | Path, *, suite_dir: str | Path | None = None,
              spec_path: str | Path | None = None) -> "Inputs":
         """Raises OddsuiteError naming what is missing (the suite, its spec, a results file)."""
-        from oddsuite.trace import find_suite
+        from oddsuite.trace.core import find_suite, recorded_suite
 
         res = Path(results_dir)
         if not res.is_dir():
             raise OddsuiteError(f"{res}: not a results folder")
         suite = find_suite(res, suite_dir)
         if suite is None:
-            raise OddsuiteError(f"{res}: its suite was not found ({_why_no_suite(res)}); pass --suite DIR")
+            raise OddsuiteError(f"{res}: its suite was not found ({recorded_suite(res)[1]}); pass --suite DIR")
         if spec_path is not None:
             spec, sp = load_spec(spec_path), Path(spec_path)
         else:

@@ -245,23 +245,32 @@ def _read_json(path: Path) -> Any:
         raise OddsuiteError(f"{path}: not readable JSON ({e})") from e
 
 
+def recorded_suite(results_dir: Path) -> tuple[Path | None, str]:
+    """The suite that ``results_dir``'s run.json names, when it still holds annotations.json;
+    else None and why, in words (no run.json, unreadable, no suite.path, the suite gone)."""
+    run = results_dir / "run.json"
+    if not run.is_file():
+        return None, "it has no run.json, which `oddsuite evaluate` writes: is it a results folder?"
+    try:
+        path = json.loads(run.read_text(encoding="utf-8")).get("suite", {}).get("path")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None, f"{run} cannot be read as JSON with a suite.path"
+    if not path:
+        return None, f"{run} names no suite.path"
+    if not (Path(path) / ANNOTATIONS).is_file():
+        return None, f"run.json's suite path {path} holds no annotations.json any more"
+    return Path(path), ""
+
+
 def find_suite(results_dir: Path, suite_dir: str | Path | None = None) -> Path | None:
     """The suite a results folder was made from: ``suite_dir`` when given, else run.json's
-    suite path when it still exists. None when neither is at hand."""
+    suite path when it still exists (``recorded_suite``). None when neither is at hand."""
     if suite_dir is not None:
         p = Path(suite_dir)
         if not (p / ANNOTATIONS).is_file():
             raise OddsuiteError(f"{p}: not a suite folder (no annotations.json)")
         return p
-    run = results_dir / "run.json"
-    if run.is_file():
-        try:
-            path = json.loads(run.read_text(encoding="utf-8")).get("suite", {}).get("path")
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            path = None
-        if path and (Path(path) / ANNOTATIONS).is_file():
-            return Path(path)
-    return None
+    return recorded_suite(results_dir)[0]
 
 
 def suite_plan(suite: Path) -> str | None:
