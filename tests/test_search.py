@@ -44,12 +44,12 @@ variants:
 """
 
 
-def _record(spec, points, expanded=()):
-    space = SearchSpace(spec)
+def _record(spec, points, expanded=(), placement=False):
+    space = SearchSpace(spec, placement)
     return {"source": {"file": "s.yaml", "sha256": spec.sha256, "sampler": spec.sampler},
             "detector": {"name": "d", "sha256": None}, "optimizer": "tpe", "seed": 0, "batch": 1, "startup": 0,
             "objective": "severity", "classes": [], "conf": 0.25, "iou": 0.5, "fail_above": 0.0,
-            "expand": "failing", "variant": "base", "infeasible": 0, "dimensions": [p for _, p in space.free],
+            "expand": "failing", "variant": "base", "infeasible": 0, "dimensions": [p for p, _ in space.searched],
             "points": [list(p) for p in points], "scores": [[0.0, 0.0, 1, 0, 0.5]] * len(points),
             "expanded": list(expanded)}
 
@@ -59,7 +59,7 @@ def _record(spec, points, expanded=()):
 
 def test_the_search_block_replays_its_points_exactly():
     spec = parse_spec(SPEC, source="s.yaml")
-    space = SearchSpace(spec)
+    space = SearchSpace(spec, placement=False)
     assert [p for _, p in space.free] == ["scenery.road_surface", "environment.fog_visibility_m", "objects.car.count"]
     points = [space.unit_point({"scenery.road_surface": "dry", "environment.fog_visibility_m": 0.1234567,
                                 "objects.car.count": 3}),
@@ -82,7 +82,7 @@ def test_the_search_block_replays_its_points_exactly():
 
 def test_a_point_that_breaks_a_rule_is_refused_at_load():
     spec = parse_spec(SPEC, source="s.yaml")
-    space = SearchSpace(spec)
+    space = SearchSpace(spec, placement=False)
     bad = space.unit_point({"scenery.road_surface": "wet", "environment.fog_visibility_m": 0.1, "objects.car.count": 1})
     assert broken_rule(spec.rules, space.values(bad)) == 0
     with pytest.raises(SpecError, match=r"search\.points\.0: breaks rules\.0"):
@@ -105,6 +105,44 @@ def test_the_search_block_is_checked_against_the_spec():
         parse_spec(text.replace("expanded: []", "expanded: [3]"), source="s.yaml")
 
 
+def test_object_slots_are_searched_and_replayed():
+    """With placement (the default) every car slot's distance, lateral offset, heading and
+    body family is a searched coordinate; a replayed scene puts its cars exactly there, the
+    built asset is of the chosen family, and the other scenes' draws are untouched."""
+    from oddsuite.odd.samplers.search import object_dimensions
+    from oddsuite.scenes.assets import FAMILIES
+    from oddsuite.scenes.scene import build_scene
+
+    spec = parse_spec(SPEC, source="s.yaml")
+    space = SearchSpace(spec)
+    slots = [p for p, _ in space.searched][len(space.free):]
+    assert slots == [f"objects.car[{j}].{f}" for j in range(3) for f in ("distance_m", "lateral_m", "heading_deg",
+                                                                           "asset")]
+    assert [od.path for od in object_dimensions(spec)] == slots
+    params = {"scenery.road_surface": "dry", "environment.fog_visibility_m": 0.9, "objects.car.count": 2}
+    for j, (d, lat, head, body) in enumerate([(0.0, 0.25, 180, "van"), (0.999, 0.75, 0, "pickup"),
+                                              (0.5, 0.5, 0, "taxi")]):
+        params |= {f"objects.car[{j}].distance_m": d, f"objects.car[{j}].lateral_m": lat,
+                   f"objects.car[{j}].heading_deg": head, f"objects.car[{j}].asset": body}
+    pt = space.unit_point(params)
+    assert len(pt) == len(space.searched) and all(0.0 <= x < 1.0 for x in pt)
+    replay = replay_spec(spec, _record(spec, [pt], placement=True))
+    assert replay.search["dimensions"] == [p for p, _ in space.searched]
+    p = sample_scene(replay, 5, 0)
+    assert [(o.distance_m, o.lateral_m, o.heading_deg, o.family) for o in p.objects] == [
+        (6.0, -1.5, 180, "van"), (pytest.approx(6 + 0.999 * 14), 1.5, 0, "pickup")]
+    scene = build_scene(replay, p)
+    assert [o.asset.name for o in scene.objects] == ["car/van", "car/pickup"]
+    assert set(FAMILIES["car"]) >= {"van", "pickup", "taxi"}
+    # a record without object coordinates still loads (a --no-placement search); a wrong width does not
+    assert replay_spec(spec, _record(spec, [pt[:len(space.free)]])).search["points"][0] == list(pt[:3])
+    with pytest.raises(SpecError, match=r"search\.points\.0: 4 coordinates; expected 15"):
+        replay_spec(spec, _record(spec, [pt[:4]], placement=True))
+    # a plain suite draws what it always drew: the sampler fixes nothing
+    plain = sample_scene(spec, 5, 0)
+    assert all(o.family is None for o in plain.objects)
+
+
 def test_the_sampler_line_must_be_one_line_to_be_replaced():
     spec = parse_spec(SPEC.replace("sampler: halton   # replaced by the search", "sampler:\n  halton"), source="s.yaml")
     with pytest.raises(SpecError, match="one line `sampler: NAME`"):
@@ -116,7 +154,7 @@ def test_the_sampler_line_must_be_one_line_to_be_replaced():
 def test_unit_points_give_the_proposed_values():
     spec = parse_spec(SPEC.replace("clutter: 0.5", "clutter: {normal: [1, 0.3], min: 0.5, max: 2}")
                       .replace("{dry: 3, wet: 1}", "{dry: 3, wet: 1, icy: 0.000001}"), source="s.yaml")
-    space = SearchSpace(spec)
+    space = SearchSpace(spec, placement=False)
     dims = dict(spec.dimensions())
     for surface, count, u in itertools.product(("dry", "wet", "icy"), (1, 2, 3), (0.0, 0.3333333333, 0.9999999)):
         params = {"scenery.road_surface": surface, "scenery.clutter": u, "environment.fog_visibility_m": u,

@@ -50,6 +50,9 @@ def register(subparsers: Any) -> None:
                    help="a scene fails when its severity is above this (default 0: any ROI missed or mislabelled)")
     p.add_argument("--expand", choices=["failing", "all"], default="failing",
                    help="which scenes get ROI permutations and variants afterwards (default failing)")
+    p.add_argument("--no-placement", action="store_true",
+                   help="search the spec's global dimensions only; each object's distance, lateral offset, heading "
+                        "and asset family are then drawn from the scene seed as in generate (default: searched too)")
     p.add_argument("--plan", choices=["full", "exhaustive", "k-subsets", "ablation", "sampled"],
                    help="ROI permutation plan of the expanded scenes (default: the spec's)")
     p.add_argument("--modes", help="masking modes, comma-separated: remove,isolate,cutout (default: the spec's)")
@@ -71,7 +74,8 @@ def run(args) -> int:
     options = SearchOptions(
         budget=args.budget, seed=args.seed, optimizer=args.optimizer, batch=args.batch, startup=args.startup,
         objective=args.objective, classes=tuple(c.strip() for c in args.classes.split(",") if c.strip()),
-        conf=args.conf, iou=args.iou, fail_above=args.fail_above, expand=args.expand)
+        conf=args.conf, iou=args.iou, fail_above=args.fail_above, expand=args.expand,
+        placement=not args.no_placement)
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes is not None else None
     bars: dict[str, Any] = {}
     best = {"v": None}

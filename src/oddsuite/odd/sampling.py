@@ -2,8 +2,9 @@
 
 The spec's sampler (``odd.samplers``: ``random``, ``grid``, ``halton``, …) chooses the
 global dimensions (scenery, environment, camera and the per-class object counts);
-per-object placement (distance, lateral offset, heading, scale) is always drawn from the
-scene's own Generator. Every scene's parameters derive from the suite seed and the scene
+per-object placement (distance, lateral offset, heading, scale) and asset family are drawn
+from the scene's own Generators, except where the sampler fixes them (``Sampler.placement``:
+a search suite's searched object slots). Every scene's parameters derive from the suite seed and the scene
 id alone, so any scene can be re-made by itself, on any worker, identically.
 
 Include/exclude rules are enforced by rejection: a sample that breaks a rule is re-drawn
@@ -35,6 +36,8 @@ class ObjectParams:
     lateral_m: float
     heading_deg: float
     scale: float
+    #: the asset family the sampler fixed (``scenes.assets.FAMILIES``); None: drawn when built
+    family: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,12 @@ def sample_scene(spec: OddSpec, seed: int, scene_id: int) -> SceneParams:
     orng = np.random.default_rng(np.random.SeedSequence([int(seed), int(scene_id), 1]))
     names = spec.class_names
     for ci, (key, oc) in enumerate(spec.objects.items()):
-        for _ in range(counts[key]):
-            u = orng.random(4)
+        for slot in range(counts[key]):
+            u = orng.random(4)  # drawn always: a fixed slot leaves the other objects' draws as they were
+            fixed = sampler.placement(int(scene_id), key, slot) or {}
+            for j, name in enumerate(("distance_m", "lateral_m", "heading_deg")):
+                if name in fixed:
+                    u[j] = float(fixed[name])
             objs.append(
                 ObjectParams(
                     roi_id=len(objs),
@@ -123,6 +130,7 @@ def sample_scene(spec: OddSpec, seed: int, scene_id: int) -> SceneParams:
                     lateral_m=float(oc.lateral_m.at(u[1])),
                     heading_deg=float(oc.heading_deg.at(u[2])),
                     scale=float(1.0 + oc.scale_jitter * (2 * u[3] - 1)),
+                    family=fixed.get("family"),
                 )
             )
     return SceneParams(int(seed), int(scene_id), groups["scenery"], groups["environment"], groups["camera"],

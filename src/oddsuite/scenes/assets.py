@@ -246,10 +246,22 @@ def _car_body(s: CarShape, L: float, W: float) -> list[tuple[list, str]]:
     return out
 
 
-def car(rng: np.random.Generator) -> Asset:
-    """One of 13 body families (``CAR_SHAPES``) with jittered proportions, a paint drawn by
-    real colour shares (metallic or solid), glass tint, rims and tyre size."""
-    kind = _pick(rng, sorted(CAR_SHAPES))
+def _family(rng: np.random.Generator, table: dict, family: str | None) -> str:
+    """The family of one asset: drawn from ``rng`` (always, so the draws after it are the
+    same), or ``family`` when one is given (a searched scene: ``odd.samplers.search``)."""
+    drawn = _pick(rng, sorted(table))
+    if family is None:
+        return drawn
+    if family not in table:
+        raise ValueError(f"unknown asset family {family!r}; expected one of {', '.join(sorted(table))}")
+    return family
+
+
+def car(rng: np.random.Generator, family: str | None = None) -> Asset:
+    """One of 13 body families (``CAR_SHAPES``; ``family`` picks one, else it is drawn) with
+    jittered proportions, a paint drawn by real colour shares (metallic or solid), glass
+    tint, rims and tyre size."""
+    kind = _family(rng, CAR_SHAPES, family)
     s = CAR_SHAPES[kind]
     k = float(rng.uniform(0.96, 1.04))
     L, W = s.L * k, s.W * float(rng.uniform(0.97, 1.03))
@@ -506,10 +518,11 @@ def _pose(pose: str, s: float, bw: float, phase: float, stride: float) -> dict:
     return P
 
 
-def person(rng: np.random.Generator) -> Asset:
-    """One of 10 person variants (``PERSON_VARIANTS``): height, build, clothing colours,
-    skin, hair and the phase of the stride are drawn too."""
-    kind = _pick(rng, sorted(PERSON_VARIANTS))
+def person(rng: np.random.Generator, family: str | None = None) -> Asset:
+    """One of 10 person variants (``PERSON_VARIANTS``; ``family`` picks one, else it is
+    drawn): height, build, clothing colours, skin, hair and the phase of the stride are
+    drawn too."""
+    kind = _family(rng, PERSON_VARIANTS, family)
     clothing, pose, acc = PERSON_VARIANTS[kind]
     adult = float(np.clip(rng.normal(1.72, 0.08), 1.5, 1.95))
     h = {"child": float(rng.uniform(1.05, 1.4)), "elderly": float(rng.uniform(1.55, 1.75))}.get(kind, adult)
@@ -542,10 +555,11 @@ def _ik_knee(hip: np.ndarray, foot: np.ndarray, a: float, b: float) -> np.ndarra
     return hip + along * u + up * perp
 
 
-def bicycle(rng: np.random.Generator) -> Asset:
-    """A city, road or mountain bicycle (frame colour drawn), ridden in half the draws: the
-    rider is part of the ROI, as in nuScenes' and KITTI's cyclist boxes."""
-    kind = _pick(rng, sorted(BIKES))
+def bicycle(rng: np.random.Generator, family: str | None = None) -> Asset:
+    """A city, road or mountain bicycle (``family`` picks one, else it is drawn; frame
+    colour drawn), ridden in half the draws: the rider is part of the ROI, as in nuScenes'
+    and KITTI's cyclist boxes."""
+    kind = _family(rng, BIKES, family)
     g = BIKES[kind]
     frame_c = _rgba(_jit(rng, _weighted(rng, CAR_PAINTS)))
     frame = dict(color=frame_c, metallic=0.5, roughness=0.4, material="paint")
@@ -675,14 +689,25 @@ def user_mesh(path: Path, scale_m: float, rng: np.random.Generator) -> Asset:
 
 BUILDERS = {"car": car, "truck": truck, "person": person, "bicycle": bicycle, "stop sign": stop_sign,
             "traffic cone": traffic_cone}
+#: the asset families a built-in class is drawn from (uniformly), by class key; a search can
+#: choose one per object (``odd.samplers.search.object_dimensions``). The ROI table's
+#: ``asset`` column reads ``key/family``.
+FAMILIES: dict[str, tuple[str, ...]] = {"car": tuple(sorted(CAR_SHAPES)), "person": tuple(sorted(PERSON_VARIANTS)),
+                                        "bicycle": tuple(sorted(BIKES))}
 
 
 def object_asset(key: str, rng: np.random.Generator, mesh: Path | None = None, size_m: float | None = None,
-                 units: str | None = None) -> Asset:
+                 units: str | None = None, family: str | None = None) -> Asset:
     """The asset of one object of class ``key``: a built-in builder, or the user mesh with
-    its scale (exactly one of ``size_m``, ``units``: the spec requires it)."""
+    its scale (exactly one of ``size_m``, ``units``: the spec requires it). ``family``
+    (a key of ``FAMILIES[key]``) fixes a built-in asset's family instead of drawing it;
+    the draws that follow are the same either way. ValueError for a family the class lacks."""
     if mesh is not None:
         return user_mesh(mesh, mesh_scale(mesh, size_m, units), rng)
+    if family is not None:
+        if key not in FAMILIES:
+            raise ValueError(f"objects.{key}: has no asset families to choose from")
+        return BUILDERS[key](rng, family=family)
     return BUILDERS[key](rng)
 
 

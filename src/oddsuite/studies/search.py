@@ -14,9 +14,15 @@ The search, step by step:
    unit cube (``SearchSpace.unit_point``; coordinates rounded to 6 decimals, the point
    of a choice at the middle of its option's interval), mapped by ``Domain.at`` exactly
    as every other sampler's.
-   The first ``startup`` proposals are the spec's own halton points (the scenes a halton
-   suite of the same seed starts with), so the optimiser starts from an even cover of the
-   ODD; from then on it proposes where the scores are high.
+   With ``placement`` (the default), every object slot is searched too: the distance,
+   lateral offset and heading of the ``j``-th object of each class (through the class's
+   domains) and its asset family (``odd.samplers.search.object_dimensions``). Where each
+   object stands and what it is decide occlusion and what the detector sees; left to
+   the scene seed, they make the objective noise as a function of the searched point.
+   The first ``startup`` proposals take the spec's own halton points for the global
+   dimensions (the scenes a halton suite of the same seed starts with; the object
+   coordinates drawn by the seeded optimiser), so the optimiser starts from an even
+   cover of the ODD; from then on it proposes where the scores are high.
 2. **Rules.** A proposal that breaks one of the spec's rules is never rendered: it is
    told to optuna as PRUNED (TPE ranks pruned trials below every finished one, so it
    learns to avoid the excluded region; CMA-ES ignores them), counted as ``infeasible``,
@@ -76,7 +82,8 @@ from oddsuite.odd.domains import Domain
 from oddsuite.odd.reader import read_yaml
 from oddsuite.odd.rules import broken_rule
 from oddsuite.odd.samplers.halton import HaltonSampler
-from oddsuite.odd.samplers.search import OBJECTIVE_TEXT, SCORE_COLUMNS, free_dimensions, searched_variant
+from oddsuite.odd.samplers.search import (OBJECTIVE_TEXT, SCORE_COLUMNS, free_dimensions, object_dimensions,
+                                         searched_variant)
 from oddsuite.suite import GenerateResult, PlanOptions, generate_suite, render_scene
 from oddsuite.suite.generate import SceneJob
 
@@ -163,36 +170,32 @@ def _option_unit(d: Domain, option: Any) -> float:
 
 
 class SearchSpace:
-    """The spec's free dimensions as optuna distributions, and proposals as unit points."""
+    """The spec's free dimensions (and, with ``placement``, its object slots' dimensions:
+    ``odd.samplers.search.object_dimensions``) as optuna distributions, and proposals as
+    unit points (the free global coordinates first, then the object ones)."""
 
-    def __init__(self, spec: OddSpec):
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
+    def __init__(self, spec: OddSpec, placement: bool = True):
         self.spec = spec
         self.dims = spec.dimensions()
         self.free = free_dimensions(spec)
-        if not self.free:
+        self.objects = object_dimensions(spec) if placement else []
+        #: (path, domain) of every searched coordinate, in the order of a unit point
+        self.searched: list[tuple[str, Domain]] = [(p, self.dims[i][1]) for i, p in self.free] + [
+            (od.path, od.domain) for od in self.objects]
+        if not self.searched:
             raise SpecError(f"{spec.source_path}: every dimension is fixed: there is nothing to search")
-        self.distributions: dict[str, Any] = {}
-        for i, path in self.free:
-            d = self.dims[i][1]
-            if d.kind == "choices":
-                self.distributions[path] = CategoricalDistribution(list(d.values() or ()))
-            elif d.kind == "range" and d.integer:
-                self.distributions[path] = IntDistribution(int(d.lo), int(d.hi))
-            else:
-                self.distributions[path] = FloatDistribution(0.0, 1.0)
+        self.distributions: dict[str, Any] = {p: _distribution(d) for p, d in self.searched}
 
     @property
     def categorical(self) -> list[str]:
         return [p for p, dist in self.distributions.items() if type(dist).__name__ == "CategoricalDistribution"]
 
     def unit_point(self, params: Mapping[str, Any]) -> tuple[float, ...]:
-        """One coordinate per free dimension, in [0, 1), rounded to ``DIGITS`` decimals
+        """One coordinate per searched dimension, in [0, 1), rounded to ``DIGITS`` decimals
         where the rounded coordinate still gives the proposed value."""
         out = []
-        for i, path in self.free:
-            d, v = self.dims[i][1], params[path]
+        for path, d in self.searched:
+            v = params[path]
             if d.kind == "choices":
                 u = _option_unit(d, v)
             elif d.kind == "range" and d.integer:
@@ -206,8 +209,9 @@ class SearchSpace:
         return tuple(out)
 
     def params(self, u: Sequence[float]) -> dict[str, Any]:
-        """The optuna parameters of a point ``u`` of the whole unit cube (one coordinate per
-        dimension of the spec, as a UnitSampler gives)."""
+        """The optuna parameters of the free global dimensions at a point ``u`` of the whole
+        unit cube (one coordinate per dimension of the spec, as a UnitSampler gives); the
+        object dimensions are left to the optimiser."""
         out: dict[str, Any] = {}
         for i, path in self.free:
             d = self.dims[i][1]
@@ -215,11 +219,24 @@ class SearchSpace:
         return out
 
     def values(self, point: Sequence[float]) -> dict[str, Any]:
-        """The value of every dimension (fixed ones included) at a unit point of the free ones."""
+        """The value of every global dimension (fixed ones included) at a unit point (its
+        object coordinates are not global values: rules cannot name them)."""
         u = [0.5] * len(self.dims)
-        for (i, _), x in zip(self.free, point):
+        for (i, _), x in zip(self.free, point[:len(self.free)]):
             u[i] = x
         return {p: d.at(x) for (p, d), x in zip(self.dims, u)}
+
+
+def _distribution(d: Domain) -> Any:
+    """The optuna distribution of one searched dimension: categorical over a choice
+    domain's options, an integer range as integers, anything else as its quantile."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if d.kind == "choices":
+        return CategoricalDistribution(list(d.values() or ()))
+    if d.kind == "range" and d.integer:
+        return IntDistribution(int(d.lo), int(d.hi))
+    return FloatDistribution(0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- the spec written for the suite
@@ -303,7 +320,9 @@ class SearchOptions:
     anything, the spec's own halton points (default: a tenth of the budget, at least 10); objective: a key of ``OBJECTIVES``; classes: score only ROIs of
     these suite categories (all when empty); conf, iou: the operating threshold and match
     IoU of ROI outcomes; fail_above: a scene fails when its severity exceeds it; expand:
-    ``failing`` or ``all`` scenes get ROI permutations and variants."""
+    ``failing`` or ``all`` scenes get ROI permutations and variants; placement: search
+    every object slot's distance, lateral offset, heading and asset family too
+    (``odd.samplers.search.object_dimensions``), not only the global dimensions."""
 
     budget: int
     seed: int = 0
@@ -316,6 +335,7 @@ class SearchOptions:
     iou: float = DEFAULT_IOU
     fail_above: float = 0.0
     expand: str = "failing"
+    placement: bool = True
 
     @property
     def n_startup(self) -> int:
@@ -435,7 +455,7 @@ class _Search:
 
         self.spec, self.out, self.detector, self.o, self.plan = spec, out, detector, o, plan
         self.executor, self.on_trial = executor, on_trial
-        self.space = SearchSpace(spec)
+        self.space = SearchSpace(spec, o.placement)
         self.study = optuna.create_study(direction="maximize",
                                          sampler=_optuna_sampler(o, len(self.space.categorical)))
         halton = HaltonSampler(spec, o.seed)
@@ -504,7 +524,7 @@ class _Search:
             "objective": o.objective, "classes": list(o.classes), "conf": o.conf, "iou": o.iou,
             "fail_above": o.fail_above, "expand": o.expand, "variant": searched_variant(src).name,  # type: ignore[union-attr]
             "infeasible": self.infeasible,
-            "dimensions": [p for _, p in self.space.free],
+            "dimensions": [p for p, _ in self.space.searched],
             "points": [list(p) for p in points], "scores": scores, "expanded": list(expanded),
         }
 

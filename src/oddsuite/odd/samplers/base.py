@@ -42,6 +42,15 @@ class Sampler(ABC):
         """One value per dimension (in ``self.dims`` order) for scene ``scene_id``.
         ``rng`` is the scene's own Generator (``SeedSequence([seed, scene_id])``)."""
 
+    def placement(self, scene_id: int, key: str, slot: int) -> dict[str, Any] | None:
+        """What the sampler fixes of object ``slot`` (0-based, in the order of its class)
+        of class ``key`` in scene ``scene_id``: a dict of unit coordinates in [0, 1) for
+        ``distance_m``, ``lateral_m``, ``heading_deg`` (each mapped by the class's
+        domain) and the asset ``family`` (a name of ``scenes.assets.FAMILIES[key]``),
+        any of them absent; None (the default) when the scene's own Generators draw it
+        all, as in every sampler but ``search``."""
+        return None
+
     @classmethod
     def problems(cls, spec: OddSpec) -> list[tuple[tuple, str]]:
         """(YAML path, message) of what makes ``spec`` unusable with this sampler; checked at load."""

@@ -10,20 +10,31 @@ as every other unit-cube sampler; so ``sample_scene(spec, seed, i)`` re-makes a 
 scene anywhere, and the suite's ``spec.yaml`` (hashed in its manifest) is the record of
 the search that ``verify`` and resume check.
 
+A search moves the spec's free global dimensions and, unless told not to, every object
+slot's placement and asset family as well (``object_dimensions``: distance, lateral
+offset and heading through the class's own domains, and the family of a built-in asset),
+as VerifAI searches object positions: which car is where decides occlusion and what the
+detector sees, so a search that leaves it to the scene seed scores noise. Slot ``j`` of
+class ``key`` is the ``j``-th object of that class in the scene (used only when the
+scene's count is above ``j``); ``Sampler.placement`` hands its coordinates to
+``sample_scene``, which otherwise draws them from the scene's Generator as usual.
+
 The block is checked when the spec loads (``problems``): its dimensions must be the
-spec's free dimensions in order, every point must lie in [0, 1) and keep the spec's
+spec's free dimensions in order (followed by its object dimensions, when searched), every point must lie in [0, 1) and keep the spec's
 rules (a searched scene never breaks a rule: ``sample_scene`` would otherwise redraw it
 at random), and the scores and expanded scenes must match the points.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oddsuite.errors import SpecError
+from oddsuite.odd.domains import Domain
 from oddsuite.odd.rules import broken_rule
 from oddsuite.odd.samplers.base import UnitSampler
 from oddsuite.odd.spec import OddSpec, Variant
@@ -115,6 +126,50 @@ def free_dimensions(spec: OddSpec) -> list[tuple[int, str]]:
     return [(i, p) for i, (p, d) in enumerate(spec.dimensions()) if not d.is_fixed]
 
 
+#: the placement fields of an object slot a search moves (each through the class's domain)
+PLACEMENT_FIELDS = ("distance_m", "lateral_m", "heading_deg")
+
+
+@dataclass(frozen=True)
+class ObjectDimension:
+    """One searched coordinate of one object slot: ``field`` (a ``PLACEMENT_FIELDS`` name
+    or ``family``) of the ``slot``-th object (0-based) of class ``key``; ``path`` is how
+    the search block and the report name it, e.g. ``objects.car[0].distance_m``."""
+
+    path: str
+    key: str
+    slot: int
+    field: str
+    domain: Domain
+
+
+def object_dimensions(spec: OddSpec) -> list[ObjectDimension]:
+    """The object slots' searchable coordinates, class by class (spec order), slot by slot
+    up to the class's largest count: each placement field whose domain is not fixed, then
+    the asset family of a built-in class with families (``scenes.assets.FAMILIES``; all
+    families equally likely, as ``generate`` draws them; a user mesh has none)."""
+    from oddsuite.scenes.assets import FAMILIES
+
+    out: list[ObjectDimension] = []
+    for key, oc in spec.objects.items():
+        families = FAMILIES.get(key) if oc.mesh is None else None
+        for slot in range(int(oc.count.largest)):
+            for name in PLACEMENT_FIELDS:
+                d = getattr(oc, name)
+                if not d.is_fixed:
+                    out.append(ObjectDimension(f"objects.{key}[{slot}].{name}", key, slot, name, d))
+            if families and len(families) > 1:
+                fam = Domain("choices", options=tuple(families), weights=(1.0,) * len(families))
+                out.append(ObjectDimension(f"objects.{key}[{slot}].asset", key, slot, "family", fam))
+    return out
+
+
+def searched_objects(spec: OddSpec, record: "SearchRecord") -> list[ObjectDimension]:
+    """The object dimensions a search record holds: all of ``object_dimensions`` (after the
+    free global dimensions), or none (a search of the global dimensions only)."""
+    return object_dimensions(spec) if len(record.dimensions) > len(free_dimensions(spec)) else []
+
+
 def searched_variant(spec: OddSpec) -> Variant | None:
     """The variant a search renders and scores: the first one that overrides nothing
     (normally ``base``), so the sampled dimensions are what the detector sees. None when
@@ -140,6 +195,18 @@ class SearchSampler(UnitSampler):
         super().__init__(spec, seed)
         self.record = search_record(spec)
         self.free = [i for i, _ in free_dimensions(spec)]
+        self.objects = searched_objects(spec, self.record) if self.record is not None else []
+
+    def placement(self, scene_id: int, key: str, slot: int) -> dict[str, Any] | None:
+        if not self.objects:
+            return None
+        self.unit(scene_id, None)  # the same error for a scene that was not searched
+        point = self.record.points[scene_id][len(self.free):]  # type: ignore[union-attr]
+        out: dict[str, Any] = {}
+        for od, u in zip(self.objects, point):
+            if od.key == key and od.slot == slot:
+                out[od.field] = od.domain.at(u) if od.field == "family" else float(u)
+        return out
 
     def unit(self, scene_id: int, rng: np.random.Generator) -> Sequence[float]:
         if self.record is None or not 0 <= scene_id < len(self.record.points):
@@ -147,7 +214,7 @@ class SearchSampler(UnitSampler):
             raise SpecError(f"{self.spec.source_path}: search: scene {scene_id} was not searched (the search block "
                             f"holds {n} points); a search suite has exactly its searched scenes")
         u = [0.5] * len(self.dims)  # a fixed domain gives its value at any u
-        for i, ui in zip(self.free, self.record.points[scene_id]):
+        for i, ui in zip(self.free, self.record.points[scene_id][:len(self.free)]):
             u[i] = float(ui)
         return u
 
@@ -171,10 +238,13 @@ def _key(x: Any) -> Any:
 def _record_problems(spec: OddSpec, rec: SearchRecord) -> list[tuple[tuple, str]]:
     out: list[tuple[tuple, str]] = []
     free = [p for _, p in free_dimensions(spec)]
-    if list(rec.dimensions) != free:
+    slots = [od.path for od in object_dimensions(spec)]
+    if list(rec.dimensions) not in (free, free + slots):
         return [(("search", "dimensions"), f"the searched dimensions {list(rec.dimensions)} are not the spec's free "
-                                           f"dimensions {free}: the spec was changed after the search; run the "
-                                           f"search again")]
+                                           f"dimensions {free} (followed by its object dimensions {slots}, when "
+                                           f"searched): the spec was changed after the search; run the search "
+                                           f"again")]
+    width = len(rec.dimensions)
     if searched_variant(spec) is None or searched_variant(spec).name != rec.variant:
         out.append((("search", "variant"), f"the searched variant {rec.variant!r} is not the spec's first variant "
                                            f"without overrides"))
@@ -184,14 +254,14 @@ def _record_problems(spec: OddSpec, rec: SearchRecord) -> list[tuple[tuple, str]
     dims = spec.dimensions()
     idx = [i for i, _ in free_dimensions(spec)]
     for k, pt in enumerate(rec.points):
-        if len(pt) != len(free):
-            out.append((("search", "points", k), f"{len(pt)} coordinates; expected {len(free)} (one per dimension)"))
+        if len(pt) != width:
+            out.append((("search", "points", k), f"{len(pt)} coordinates; expected {width} (one per dimension)"))
             continue
         if not all(0.0 <= u < 1.0 for u in pt):
             out.append((("search", "points", k), "every coordinate must lie in [0, 1)"))
             continue
         u = [0.5] * len(dims)
-        for i, ui in zip(idx, pt):
+        for i, ui in zip(idx, pt[:len(free)]):
             u[i] = ui
         values = {p: d.at(x) for (p, d), x in zip(dims, u)}
         bad = broken_rule(spec.rules, values)
