@@ -305,6 +305,14 @@ def test_evaluate_and_report_show_the_search(searched):
     _cli("report", str(d / "r"), "--out", str(d / "r" / "report.html"))
     html = (d / "r" / "report.html").read_text()
     assert 'id="search"' in html and "not ODD-wide rates" in html and "6 scenes one after another" in html
+    # the object slots were searched (the default): the report reads each slot's values from rois.parquet
+    from oddsuite.report.search import _scene_values, read_search
+
+    rec = read_search(d / "a")
+    vals = _scene_values(d / "a", rec)
+    j = list(rec.dimensions).index("objects.car[0].distance_m")
+    assert vals["objects.car[0].distance_m"].tolist() == pytest.approx([6 + 14 * p[j] for p in rec.points])
+    assert vals["objects.car[0].asset"].str.startswith("car/").all()
 
 
 PLANTED_SPEC = """\

@@ -36,7 +36,7 @@ class ObjectParams:
     lateral_m: float
     heading_deg: float
     scale: float
-    #: the asset family the sampler fixed (``scenes.assets.FAMILIES``); None: drawn when built
+    #: the asset family the sampler fixed (``odd.families.ASSET_FAMILIES``); None: drawn when built
     family: str | None = None
 
 

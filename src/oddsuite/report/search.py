@@ -10,6 +10,7 @@ directly (no pyplot)."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -109,6 +110,8 @@ def dimensions_figure(df: pd.DataFrame, values: pd.DataFrame, dims: Sequence[str
     for k, d in enumerate(dims):
         ax = fig.add_subplot(rows, cols, k + 1)
         v = values[d].reindex(df["scene"])
+        has = v.notna().to_numpy()  # an object slot a scene does not fill has no value
+        v, sev, colours_d = v[has], df["severity"].to_numpy()[has], [c for c, h in zip(colours, has) if h]
         if pd.api.types.is_numeric_dtype(v):
             x = v.to_numpy(dtype=float)
             if pd.api.types.is_integer_dtype(v):
@@ -119,8 +122,9 @@ def dimensions_figure(df: pd.DataFrame, values: pd.DataFrame, dims: Sequence[str
             levels = sorted(v.astype(str).unique())
             x = np.array([levels.index(s) for s in v.astype(str)], dtype=float) + rng.uniform(-0.15, 0.15, len(v))
             ax.set_xticks(range(len(levels)))
-            ax.set_xticklabels(levels, fontsize=7)
-        ax.scatter(x, df["severity"], c=colours, s=10)
+            ax.set_xticklabels(levels, fontsize=7, rotation=45 if len(levels) > 4 else 0, ha="right"
+                               if len(levels) > 4 else "center")
+        ax.scatter(x, sev, c=colours_d, s=10)
         ax.set_title(d, fontsize=8)
         if k % cols == 0:
             ax.set_ylabel("severity", fontsize=8)
@@ -131,15 +135,43 @@ def dimensions_figure(df: pd.DataFrame, values: pd.DataFrame, dims: Sequence[str
     return png_bytes(fig)
 
 
+#: an object slot's dimension path (``odd.samplers.search.ObjectDimension.path``): key, slot, field
+_SLOT = re.compile(r"^objects\.(?P<key>.+)\[(?P<slot>\d+)\]\.(?P<field>[a-z_]+)$")
+
+
 def _scene_values(suite_dir: Path, rec: SearchRecord) -> pd.DataFrame:
-    """The value of every searched dimension per scene (scenes.parquet, the searched variant's full image)."""
+    """The value of every searched dimension per scene: global ones from scenes.parquet (the
+    searched variant's full image); an object slot's from rois.parquet (the ``slot``-th ROI
+    of its class in the scene, as sampled: ``distance_m``, ``lateral_m``, ``heading_deg``,
+    ``asset``; missing where the scene holds fewer objects of the class)."""
     p = suite_dir / "scenes.parquet"
     if not p.is_file():
         return pd.DataFrame()
     df = pd.read_parquet(p)
     full = df[(df["mode"] == "full") & (df["variant"] == rec.variant)]
     cols = [d for d in rec.dimensions if d in full.columns]
-    return full.drop_duplicates("scene_id").set_index("scene_id")[cols]
+    out = full.drop_duplicates("scene_id").set_index("scene_id")[cols]
+    slots = [(d, m) for d in rec.dimensions if d not in full.columns and (m := _SLOT.match(d))]
+    if slots and (suite_dir / "rois.parquet").is_file():
+        keys = _object_keys(suite_dir / "spec.yaml")
+        rois = pd.read_parquet(suite_dir / "rois.parquet").sort_values(["scene_id", "roi_id"])
+        rois["slot"] = rois.groupby(["scene_id", "category_id"]).cumcount()
+        for d, m in slots:
+            if m["key"] not in keys:
+                continue
+            col = "asset" if m["field"] == "asset" else m["field"]
+            sel = rois[(rois["category_id"] == keys.index(m["key"]) + 1) & (rois["slot"] == int(m["slot"]))]
+            out[d] = sel.set_index("scene_id")[col].reindex(out.index)
+    return out
+
+
+def _object_keys(spec_path: Path) -> list[str]:
+    """The object class keys of a suite's spec, in spec order (their category ids - 1)."""
+    try:
+        data = read_yaml(spec_path.read_text(encoding="utf-8"), str(spec_path)).data
+        return [str(k) for k in (data.get("objects") or {})]
+    except (SpecError, OSError, UnicodeDecodeError, AttributeError):
+        return []
 
 
 def search_section(suite_dir: str | Path | None, trace: Optional[Mapping[str, Any]] = None,

@@ -19,6 +19,7 @@ import trimesh
 
 import pybullet_data
 
+from oddsuite.odd.families import ASSET_FAMILIES
 from oddsuite.odd.meshes import load_mesh, mesh_scale
 
 
@@ -691,9 +692,11 @@ BUILDERS = {"car": car, "truck": truck, "person": person, "bicycle": bicycle, "s
             "traffic cone": traffic_cone}
 #: the asset families a built-in class is drawn from (uniformly), by class key; a search can
 #: choose one per object (``odd.samplers.search.object_dimensions``). The ROI table's
-#: ``asset`` column reads ``key/family``.
-FAMILIES: dict[str, tuple[str, ...]] = {"car": tuple(sorted(CAR_SHAPES)), "person": tuple(sorted(PERSON_VARIANTS)),
-                                        "bicycle": tuple(sorted(BIKES))}
+#: ``asset`` column reads ``key/family``. The names are ``odd.families``'s, checked here.
+FAMILIES = ASSET_FAMILIES
+for _key, _table in (("car", CAR_SHAPES), ("person", PERSON_VARIANTS), ("bicycle", BIKES)):
+    if tuple(sorted(_table)) != FAMILIES[_key]:
+        raise AssertionError(f"odd.families.ASSET_FAMILIES[{_key!r}] does not name the shapes scenes.assets builds")
 
 
 def object_asset(key: str, rng: np.random.Generator, mesh: Path | None = None, size_m: float | None = None,

@@ -46,7 +46,7 @@ class Sampler(ABC):
         """What the sampler fixes of object ``slot`` (0-based, in the order of its class)
         of class ``key`` in scene ``scene_id``: a dict of unit coordinates in [0, 1) for
         ``distance_m``, ``lateral_m``, ``heading_deg`` (each mapped by the class's
-        domain) and the asset ``family`` (a name of ``scenes.assets.FAMILIES[key]``),
+        domain) and the asset ``family`` (a name of ``odd.families.ASSET_FAMILIES[key]``),
         any of them absent; None (the default) when the scene's own Generators draw it
         all, as in every sampler but ``search``."""
         return None

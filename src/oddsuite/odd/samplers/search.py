@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oddsuite.errors import SpecError
 from oddsuite.odd.domains import Domain
+from oddsuite.odd.families import ASSET_FAMILIES
 from oddsuite.odd.rules import broken_rule
 from oddsuite.odd.samplers.base import UnitSampler
 from oddsuite.odd.spec import OddSpec, Variant
@@ -146,13 +147,11 @@ class ObjectDimension:
 def object_dimensions(spec: OddSpec) -> list[ObjectDimension]:
     """The object slots' searchable coordinates, class by class (spec order), slot by slot
     up to the class's largest count: each placement field whose domain is not fixed, then
-    the asset family of a built-in class with families (``scenes.assets.FAMILIES``; all
-    families equally likely, as ``generate`` draws them; a user mesh has none)."""
-    from oddsuite.scenes.assets import FAMILIES
-
+    the asset family of a built-in class with families (``odd.families.ASSET_FAMILIES``;
+    all families equally likely, as ``generate`` draws them; a user mesh has none)."""
     out: list[ObjectDimension] = []
     for key, oc in spec.objects.items():
-        families = FAMILIES.get(key) if oc.mesh is None else None
+        families = ASSET_FAMILIES.get(key) if oc.mesh is None else None
         for slot in range(int(oc.count.largest)):
             for name in PLACEMENT_FIELDS:
                 d = getattr(oc, name)
