@@ -43,7 +43,8 @@ The search, step by step:
    scenes to expand (``odd.samplers.search``), and ``suite.generate_suite`` renders the
    suite from it: failing scenes (severity above ``fail_above``; every scene with
    ``expand="all"``) get their ROI permutations and every variant, the others their full
-   scene in the searched variant.
+   scene in the searched variant. That one image is the image the search scored: its
+   render is moved into the suite as it is (``_adopt_scored_renders``), not rendered again.
 
 The default objective, ``severity``, is the share of the scene's scored ROIs (visible, not
 ignore regions, of ``classes`` when given) that the detector misses or mislabels, plus a
@@ -396,6 +397,16 @@ class SearchResult:
     fail_above: float
     suite: Optional[GenerateResult] = None
     record: dict[str, Any] = field(default_factory=dict)
+    #: scenes whose scored render became the suite's image as it was (not rendered again)
+    adopted: int = 0
+
+    @property
+    def rendered(self) -> int:
+        """Images rendered in all: one per trial while searching, plus what the suite
+        rendered afterwards (the expanded scenes' images, and any scored image that could
+        not be kept)."""
+        extra = 0 if self.suite is None else self.suite.images - self.adopted
+        return len(self.trials) + extra
 
     @property
     def failing(self) -> list[int]:
@@ -576,8 +587,6 @@ class _Search:
               "annotations": [{**a, "id": k + 1, "image_id": 1} for k, a in enumerate(im["annotations"])]}
         roi_cats = {(int(r["scene_id"]), int(r["roi_id"])): int(r["category_id"]) for r in rec["rois"]}
         outcomes, _ = outcome_tables(gt, dets, iou=self.o.iou, conf=self.o.conf, roi_categories=roi_cats)
-        for f in rec["files"]:  # the image is scored: the suite renders it again
-            (scratch / f).unlink(missing_ok=True)
         return score_outcomes(outcomes, self.o.objective, self.o.classes, self.spec.max_rois)
 
     # ---- the loop
@@ -590,6 +599,56 @@ class _Search:
                 self.trials.append(trial)
                 if self.on_trial:
                     self.on_trial(trial, self.o.budget)
+
+
+def _adopt_scored_renders(final: OddSpec, out: Path, seed: int, scenes: Sequence[int], opts: PlanOptions) -> int:
+    """Move the scored renders of those ``scenes`` whose suite image is the one image the
+    search scored (a scene not expanded; or an expanded one when the suite has one variant
+    and no masking modes) from the search's scratch folder into the suite, with their scene
+    records, so that ``generate_suite`` finds them finished and does not render them again.
+    A render is moved only when its record's parameters are those the final spec gives the
+    scene (``sample_scene``) and all its files are there. Returns the number of scenes
+    moved. The folder becomes an unfinished suite of the final spec (its job record written
+    as ``generate_suite`` writes it), which ``generate_suite`` resumes; nothing is moved
+    into a folder that holds anything else (a finished suite: a re-run)."""
+    from oddsuite.fileio import write_json
+    from oddsuite.odd import sample_scene
+    from oddsuite.odd.samplers.search import scene_scope
+    from oddsuite.suite.generate import _jsonable
+    from oddsuite.suite.layout import JOB, scene_record
+    from oddsuite.suite.state import inspect_folder, job_key
+
+    scratch = out / STATE / "render"
+    key = job_key(final.sha256, seed, opts.as_dict())
+    state = inspect_folder(out)
+    if state.kind == "new":
+        write_json(out / JOB, {**key, "scenes": len(scenes)})
+    elif state.kind != "unfinished" or state.key != key:
+        return 0
+    scored_only = ((searched_variant(final),), ())
+    moved = 0
+    for i in scenes:
+        if scene_scope(final, i, opts.modes) != scored_only:
+            continue
+        src, dst = scratch / scene_record(i), out / scene_record(i)
+        if dst.is_file() or not src.is_file():
+            continue
+        try:
+            rec = json.loads(src.read_text(encoding="utf-8"))
+            files = list(rec["files"])
+            same = json.dumps(rec["params"], sort_keys=True) == json.dumps(
+                _jsonable(sample_scene(final, seed, i).flat()), sort_keys=True)
+        except (ValueError, KeyError, TypeError):
+            continue
+        if not same or not all((scratch / f).is_file() for f in files):
+            continue
+        for f in files:
+            (out / f).parent.mkdir(parents=True, exist_ok=True)
+            (scratch / f).replace(out / f)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        src.replace(dst)  # the record last: a scene is finished once its record is there
+        moved += 1
+    return moved
 
 
 def _claim(out: Path, key: Mapping[str, Any]) -> None:
@@ -647,8 +706,9 @@ def search_suite(spec_path: str | Path, out_dir: str | Path, detector: Detector,
         log.warning("search: no scene failed in %d renders (severity above %g)", options.budget, options.fail_above)
     record = s.record(expanded=expanded)
     final = replay_spec(spec, record)
+    adopted = _adopt_scored_renders(final, out, options.seed, [t.scene for t in s.trials], opts)
     res = generate_suite(final, out, scenes=options.budget, seed=options.seed, plan=plan, modes=modes,
                          renderer=renderer, executor=executor, workers=workers, on_start=on_start, on_scene=on_scene,
                          on_image=on_image)
     shutil.rmtree(out / STATE / "render", ignore_errors=True)
-    return SearchResult(out, s.trials, s.infeasible, expanded, options.fail_above, res, record)
+    return SearchResult(out, s.trials, s.infeasible, expanded, options.fail_above, res, record, adopted)
