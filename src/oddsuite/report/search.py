@@ -86,9 +86,14 @@ def trials_figure(df: pd.DataFrame) -> bytes:
     return png_bytes(fig)
 
 
+#: a dimension is ranked by how far apart its failing and passing scenes lie only when each
+#: side holds at least this many scenes (fewer: the distance is noise; it ranks last)
+MIN_SIDE = 5
+
+
 def _separation(df: pd.DataFrame, col: str) -> float:
     fail, ok = df.loc[df["failing"], col], df.loc[~df["failing"], col]
-    if not len(fail) or not len(ok):
+    if len(fail) < MIN_SIDE or len(ok) < MIN_SIDE:
         return 0.0
     return abs(float(fail.mean()) - float(ok.mean()))
 
@@ -185,7 +190,10 @@ def search_section(suite_dir: str | Path | None, trace: Optional[Mapping[str, An
     suite_dir = Path(suite_dir)
     df = trials_table(rec)
     values = _scene_values(suite_dir, rec)
-    seps = {d: _separation(df, f"u:{d}") for d in rec.dimensions}
+    # an object slot counts only in the scenes that hold it (its coordinate is unused elsewhere)
+    held = {d: values[d].reindex(df["scene"]).notna().to_numpy() if d in values.columns else np.ones(len(df), bool)
+            for d in rec.dimensions}
+    seps = {d: _separation(df[held[d]], f"u:{d}") for d in rec.dimensions}
     ranked = sorted(rec.dimensions, key=lambda d: (-seps[d], rec.dimensions.index(d)))
     dims_png = dimensions_figure(df, values, ranked)
     top = df.sort_values(["severity", "objective", "scene"], ascending=[False, False, True]).iloc[0]
