@@ -20,9 +20,10 @@ scene's count is above ``j``); ``Sampler.placement`` hands its coordinates to
 ``sample_scene``, which otherwise draws them from the scene's Generator as usual.
 
 The block is checked when the spec loads (``problems``): its dimensions must be the
-spec's free dimensions in order (followed by its object dimensions, when searched), every point must lie in [0, 1) and keep the spec's
-rules (a searched scene never breaks a rule: ``sample_scene`` would otherwise redraw it
-at random), and the scores and expanded scenes must match the points.
+spec's free dimensions in order (followed by its object dimensions, when searched),
+every point must lie in [0, 1) and keep the spec's rules (a searched scene never breaks
+a rule: ``sample_scene`` would otherwise redraw it at random), and the scores and
+expanded scenes must match the points.
 """
 from __future__ import annotations
 
