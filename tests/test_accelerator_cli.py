@@ -183,3 +183,23 @@ def test_faults_sweep_on_a_worker_pool_equals_the_serial_sweep(tiny_suite, tmp_p
     for r in a["rows"]:
         assert (tmp_path / "serial" / "points" / r["point"] / "predictions.json").read_bytes() == \
                (tmp_path / "pool" / "points" / r["point"] / "predictions.json").read_bytes()
+
+
+def test_findings_are_printed_one_per_line_with_what_null_means(capsys):
+    """`faults mlp-digits` prints its findings as lines, not a raw dict: null reads "not
+    measured", except a collapse count that was looked for and not found."""
+    from oddsuite.commands.faults import print_findings
+
+    print_findings({"int8_accuracy": 0.97333, "requant": "saturate", "median_by_faulty_pes": {"4": 0.9622},
+                    "none_collapse_at_faulty_pes": None, "few_faults_collapse": False,
+                    "fap_keeps_most_at_high_rates": None,
+                    "timing_first_rate_losing_5pt": {"propagate": 1e-05, "te-drop": None}})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "findings:" and "{" not in "".join(out)
+    line = {ln.split()[0]: ln.split(None, 1)[1] for ln in out[1:]}
+    assert line["int8_accuracy"] == "0.9733" and line["few_faults_collapse"] == "no"
+    assert line["none_collapse_at_faulty_pes"] == "none in the measured range"
+    assert line["fap_keeps_most_at_high_rates"] == "not measured"
+    assert line["timing_first_rate_losing_5pt"] == "propagate=1e-05, te-drop=none in the measured range"
+    print_findings({"median_by_faulty_pes": {}, "none_collapse_at_faulty_pes": None})
+    assert capsys.readouterr().out.splitlines()[-1].split(None, 1)[1] == "not measured"

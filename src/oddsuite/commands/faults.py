@@ -172,8 +172,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {key} {r[key]:<8g} {r['mitigation']:<8} median {r['median']:.4f} [{r['min']:.4f}, {r['max']:.4f}] "
               f"over {r['n']} run(s)")
     f = res["findings"]
+    collapse = f["few_faults_collapse"]
+    first = f["none_collapse_at_faulty_pes"]
     print(f"few-faults collapse (median at or below {_fmt(f['collapse_threshold'])} with <= 64 faulty PEs): "
-          f"{f['few_faults_collapse']} (first at {f['none_collapse_at_faulty_pes']} faulty PEs)")
+          + ("not measured (no stuck-at point with 1 to 64 faulty PEs ran)" if collapse is None else
+             ("yes" if collapse else "no")
+             + (f" (first at {first} faulty PEs)" if first is not None else " (none in the measured range)")))
     fapt_note = ""
     if "fapt" in res:
         fapt_note = (f", fapt/ ({len(res['fapt']['models'])} fine-tuned model(s), "
@@ -184,6 +188,31 @@ def run(args: argparse.Namespace) -> int:
 
 def _fmt(x) -> str:
     return "undefined" if x is None else f"{x:.4f}"
+
+
+def print_findings(findings: dict) -> None:
+    """The seed's findings (``studies.mlp_experiment.findings``), one per line: a number to
+    4 significant digits, yes/no, a per-point mapping as ``point=value``. A null in results.json reads
+    ``not measured`` (the sweep did not run what the finding needs), except where it means
+    that nothing was found in what was measured: no fault count collapsed, no rate lost 5
+    points (``none in the measured range``)."""
+    def text(v, inner: bool = False) -> str:
+        if v is None:
+            return "none in the measured range" if inner else "not measured"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, dict):
+            return ", ".join(f"{k}={text(x, True)}" for k, x in v.items()) or "none"
+        return str(v)
+
+    measured_collapse = bool(findings.get("median_by_faulty_pes"))
+    print("findings:")
+    width = max((len(k) for k in findings), default=0)
+    for k, v in findings.items():
+        inner = k == "none_collapse_at_faulty_pes" and measured_collapse
+        print(f"  {k:<{width}}  {text(v, inner)}")
 
 
 def _run_mlp(args: argparse.Namespace) -> int:
@@ -207,6 +236,6 @@ def _run_mlp(args: argparse.Namespace) -> int:
               f"[{r['min']:.4f}, {r['max']:.4f}] over {r['n']} maps")
     for r in res["timing_summary"]:
         print(f"  rate {r['rate']:<8g} {r['mode']:<9} accuracy median {r['median']:.4f} [{r['min']:.4f}, {r['max']:.4f}]")
-    print(f"findings: {res['findings']}")
+    print_findings(res["findings"])
     print(f"wrote {args.out}/results.json, stuck_at.csv, timing.csv, mlp_faults.png")
     return 0
