@@ -110,7 +110,7 @@ def _export_image(suite: Path, out: Path, im: dict, split: str, link: bool, labe
         os.symlink(src.resolve(), dst)
     else:
         shutil.copy2(src, dst)
-    (out / "labels" / split / f"{stem}.txt").write_text(labels)
+    atomic_write_text(out / "labels" / split / f"{stem}.txt", labels)  # never a half-written label file
     return {"file": str(dst.relative_to(out)), "image_id": im["id"], "split": split}
 
 
