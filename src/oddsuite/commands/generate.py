@@ -10,7 +10,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "spec's environment variants. Re-running the same command resumes.")
     p.add_argument("spec", help="ODD spec (YAML)")
     p.add_argument("--out", required=True, help="suite folder (created; an unfinished one is resumed)")
-    p.add_argument("--scenes", type=int, default=20, help="number of scenes (default 20)")
+    p.add_argument("--scenes", type=int, default=None,
+                   help="number of scenes (default 20; for a search suite's spec.yaml, its searched scenes)")
     p.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--plan", choices=["full", "exhaustive", "k-subsets", "ablation", "sampled"],
@@ -30,6 +31,11 @@ def run(args) -> int:
     from oddsuite.suite.progress import ImageBar
 
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes is not None else None
+    if args.scenes is None:
+        from oddsuite.odd import load_spec
+
+        spec = load_spec(args.spec)
+        args.scenes = len((spec.search or {}).get("points") or ()) if spec.sampler == "search" else 20
     with ImageBar(enabled=not args.no_progress, header=lambda plan: f"{args.spec}: {plan.scenes} scenes -> {args.out}") as bar:
         res = generate_suite(args.spec, args.out, scenes=args.scenes, seed=args.seed, workers=args.workers,
                              plan=args.plan, modes=modes, renderer=args.renderer,

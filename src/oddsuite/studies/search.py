@@ -28,10 +28,11 @@ The search, step by step:
    learns to avoid the excluded region; CMA-ES ignores them), counted as ``infeasible``,
    and the next proposal is asked. The render budget counts rendered scenes only.
 3. **Render.** Feasible proposals are rendered in batches of ``batch`` (asked together,
-   TPE's constant liar keeping them apart), each as its full scene in the searched
-   variant only (the first variant without overrides), by the suite's own worker
-   ``render_scene`` on the executor (local pool or Ray), so the pixels are those the
-   suite will hold.
+   TPE's constant liar keeping them apart; the startup's last batch ends with the
+   startup, so the optimiser's first proposals are modelled on every startup score), each
+   as its full scene in the searched variant only (the first variant without overrides),
+   by the suite's own worker ``render_scene`` on the executor (local pool or Ray), so the
+   pixels are those the suite will hold.
 4. **Score.** The detector (in this process, one torch thread: the same bytes on any
    machine) predicts the image, ``metrics.matching.outcome_tables`` gives every ROI's
    outcome at ``conf`` and ``iou`` as ``evaluate`` does, and the objective
@@ -485,6 +486,8 @@ class _Search:
         from optuna.trial import TrialState
 
         want = min(self.o.batch, self.o.budget - len(self.trials))
+        if len(self.trials) < self.o.n_startup:  # the last startup batch stops at the startup's end: the
+            want = min(want, self.o.n_startup - len(self.trials))  # optimiser's first batch sees every startup score
         asked: list[tuple[Any, int, tuple[float, ...]]] = []
         in_a_row = 0
         while len(asked) < want:
@@ -651,6 +654,26 @@ def _adopt_scored_renders(final: OddSpec, out: Path, seed: int, scenes: Sequence
     return moved
 
 
+def _key_differences(prev: Any, want: Mapping[str, Any]) -> str:
+    """What differs between the folder's search key and this run's, as ``field: folder's
+    value, not this run's`` (options by their CLI names; the spec and detector by hash)."""
+    if not isinstance(prev, dict):
+        return "its key.json is unreadable"
+    out = []
+    for k in sorted(set(prev) | set(want)):
+        a, b = prev.get(k), want.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict) and k in ("options", "plan"):
+            for f in sorted(set(a) | set(b)):
+                if a.get(f) != b.get(f):
+                    name = f"--{f.replace('_', '-')}" if k == "options" else f"plan.{f}"
+                    out.append(f"{name} {json.dumps(a.get(f))} there, {json.dumps(b.get(f))} now")
+        else:
+            out.append(f"{k} {json.dumps(a)[:80]} there, {json.dumps(b)[:80]} now")
+    return "; ".join(out) or "nothing visible (the key file was edited?)"
+
+
 def _claim(out: Path, key: Mapping[str, Any]) -> None:
     """Start or resume a search in ``out``: refuse a folder of another search or anything else."""
     kp = out / STATE / "key.json"
@@ -659,9 +682,11 @@ def _claim(out: Path, key: Mapping[str, Any]) -> None:
             prev = json.loads(kp.read_text(encoding="utf-8"))
         except ValueError:
             prev = None
-        if prev != json.loads(json.dumps(key)):
-            raise SuiteError(f"{out}: holds a search of another spec, seed, detector or options ({kp}); use another "
-                             f"--out or delete the folder")
+        want = json.loads(json.dumps(key))
+        if prev != want:
+            raise SuiteError(f"{out}: holds a search of another spec, seed, detector or options ({kp}): "
+                             f"{_key_differences(prev, want)}; use another --out or delete the folder (a finished "
+                             f"search is never extended: a larger --budget is another search)")
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SuiteError(f"{out}: exists and is not a search suite; use an empty or new folder")
@@ -690,8 +715,9 @@ def search_suite(spec_path: str | Path, out_dir: str | Path, detector: Detector,
         raise ModelError(f"{detector!r} is not a Detector (needs name, classes, predict)")
     opts = PlanOptions.from_spec(spec, plan, modes, renderer)
     out = Path(out_dir)
-    key = {"spec_sha256": spec.sha256, "options": asdict(options), "plan": opts.as_dict(),
-           "detector": _detector_id(detector)}
+    # the startup as it resolves: --startup 10 and the default of 10 are the same search
+    key = {"spec_sha256": spec.sha256, "options": {**asdict(options), "startup": options.n_startup},
+           "plan": opts.as_dict(), "detector": _detector_id(detector)}
     _claim(out, key)
     if executor is None:
         from oddsuite.run import LocalExecutor

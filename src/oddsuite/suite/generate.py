@@ -303,6 +303,11 @@ def generate_suite(spec_path: str | Path | OddSpec, out_dir: str | Path, *, scen
         why = cycles_unavailable()
         if why:
             raise RenderError(f"{spec_path}: render.engine cycles: {why}")
+    if spec.sampler == "search":  # refuse before anything is written: a scene past the search cannot be made
+        searched = len((spec.search or {}).get("points") or ())
+        if scenes > searched:
+            raise SuiteError(f"{spec_path}: a search suite's spec holds {searched} searched scenes; --scenes {scenes} "
+                             f"asks for more: use --scenes {searched} (or fewer)")
     the_plan = plan_suite(spec, seed, scenes, opts)
     out = Path(out_dir)
     key = job_key(spec.sha256, seed, opts.as_dict())
