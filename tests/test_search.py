@@ -98,9 +98,10 @@ def test_the_search_block_is_checked_against_the_spec():
     text = replay_spec(spec, rec).source_text
     with pytest.raises(SpecError, match="replayed by `sampler: search` only"):
         parse_spec(text.replace("sampler: search", "sampler: random"), source="s.yaml")
-    with pytest.raises(SpecError, match="not the spec's free dimensions"):
+    with pytest.raises(SpecError, match=r"not the spec's free dimensions.*not in the spec \['environment\.fog"):
         parse_spec(text.replace("fog_visibility_m: [50, 600]", "fog_visibility_m: 200"), source="s.yaml")
-    with pytest.raises(SpecError, match=r"search\.points\.0: every coordinate must lie in \[0, 1\)"):
+    with pytest.raises(SpecError, match=r"search\.points\.0: every coordinate must lie in \[0, 1\); coordinate 1 "
+                                        r"\(environment\.fog_visibility_m\) is 1\.5"):
         parse_spec(text.replace("[0.1, 0.9, 0.2]", "[0.1, 1.5, 0.2]"), source="s.yaml")
     with pytest.raises(SpecError, match=r"search\.expanded"):
         parse_spec(text.replace("expanded: []", "expanded: [3]"), source="s.yaml")
@@ -191,7 +192,8 @@ def test_score_of_outcomes():
 
 def test_options_are_checked(tmp_path):
     spec = parse_spec(SPEC, source="s.yaml")
-    for bad, match in ((SearchOptions(budget=0), "--budget"), (SearchOptions(budget=5, classes=("bus",)), "--classes"),
+    for bad, match in ((SearchOptions(budget=0), "--budget"),
+                       (SearchOptions(budget=5, classes=("bus",)), "--classes: bus is not a class of s.yaml"),
                        (SearchOptions(budget=5, objective="x"), "--objective"), (SearchOptions(budget=5, conf=2),
                                                                                   "--conf")):
         with pytest.raises(OddsuiteError, match=match):
@@ -212,6 +214,65 @@ def test_options_are_checked(tmp_path):
 
     with pytest.raises(SuiteError, match="not a search suite"):
         search_suite(p, tmp_path / "full", _Nothing(), SearchOptions(budget=2))
+
+
+class _NoPredict:  # a real Detector shape; never asked to predict
+    name, classes = "nothing", {0: "car"}
+
+    def predict(self, images, conf=0.001):
+        raise AssertionError("not reached")
+
+
+def test_the_startup_ends_its_own_batch(tmp_path):
+    """With --startup 10 and --batch 4, the third batch holds 2 proposals, not 4: the
+    optimiser's first batch is asked once every startup score is told (else the 2 extra
+    proposals would be drawn at random, as startup ones)."""
+    from optuna.trial import TrialState
+
+    from oddsuite.run import LocalExecutor
+    from oddsuite.studies.search import TrialScore, _Search
+    from oddsuite.suite import PlanOptions
+
+    spec = parse_spec(PLANTED_SPEC, source="p.yaml")
+    o = SearchOptions(budget=14, startup=10, batch=4)
+    s = _Search(spec, tmp_path, _NoPredict(), o, PlanOptions.from_spec(spec), LocalExecutor(1), None)
+    sizes = []
+    while len(s.trials) < o.budget:
+        asked = s.ask_batch()
+        sizes.append(len(asked))
+        for t, scene, point in asked:
+            s.study.tell(t, point[0])
+            s.trials.append(type("T", (), {"scene": scene})())
+    assert sizes == [4, 4, 2, 4]
+    assert len([t for t in s.study.trials if t.state == TrialState.COMPLETE]) == 14
+
+
+def test_a_resumed_search_of_other_options_says_what_differs(tmp_path):
+    from oddsuite.studies.search import _claim
+
+    key = {"spec_sha256": "a" * 64, "options": {"budget": 12, "seed": 3, "startup": 10}, "plan": {"plan": "full"},
+           "detector": {"name": "d", "sha256": None}}
+    _claim(tmp_path / "s", key)
+    _claim(tmp_path / "s", key)  # the same search: resumed
+    other = {**key, "options": {"budget": 13, "seed": 4, "startup": 10}}
+    with pytest.raises(SuiteError, match=r"--budget 12 there, 13 now; --seed 3 there, 4 now.*never extended"):
+        _claim(tmp_path / "s", other)
+    # the default startup is stored as it resolves: asking for it explicitly is the same search
+    assert SearchOptions(budget=50).n_startup == SearchOptions(budget=50, startup=10).n_startup == 10
+
+
+def test_generate_refuses_more_scenes_than_a_search_spec_holds(tmp_path):
+    from oddsuite.suite import generate_suite
+
+    spec = parse_spec(SPEC, source=str(tmp_path / "s.yaml"))
+    space = SearchSpace(spec, placement=False)
+    pt = space.unit_point({"scenery.road_surface": "dry", "environment.fog_visibility_m": 0.9,
+                           "objects.car.count": 1})
+    p = tmp_path / "s.yaml"
+    p.write_text(replay_spec(spec, _record(spec, [pt, pt])).source_text)
+    with pytest.raises(SuiteError, match=r"holds 2 searched scenes; --scenes 20 asks for more: use --scenes 2"):
+        generate_suite(p, tmp_path / "g", scenes=20, seed=0)
+    assert not (tmp_path / "g").exists()  # refused before anything was written
 
 
 # ----------------------------------------------------------------------------- real searches (rendered)
@@ -258,6 +319,7 @@ def searched(tmp_path_factory):
         search_suite(spec, d / "b", det, opts, on_trial=stop_after_3)
     assert not (d / "b" / "manifest.json").exists()
     res = search_suite(spec, d / "b", det, opts)
+    assert res.replayed == 4  # the interrupted run's first two batches were scored (it stopped in the second)
     return d, out, res
 
 

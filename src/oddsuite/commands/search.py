@@ -108,6 +108,8 @@ def run(args) -> int:
         for b in bars.values():
             b.close()
     n = len(res.trials)
+    if res.replayed:
+        print(f"resumed: {res.replayed} trial(s) scored by the interrupted run were replayed, not rendered again")
     top = max(res.trials, key=lambda t: (t.score.objective, -t.scene))
     print(f"searched {n} scenes: {len(res.failing)} failing ({100 * len(res.failing) / n:.0f}%), "
           f"{res.infeasible} proposals pruned for breaking a rule; highest severity {top.score.severity:.2f} "

@@ -366,8 +366,8 @@ class SearchOptions:
                 raise bad(f"--{name}: expected a number in [0, 1], got {v}")
         unknown = sorted(set(self.classes) - set(spec.class_names))
         if unknown:
-            raise bad(f"--classes: {unknown} are not classes of {spec.source_path} "
-                      f"(expected some of: {', '.join(spec.class_names)})")
+            raise bad(f"--classes: {', '.join(unknown)} {'is not a class' if len(unknown) == 1 else 'are not classes'}"
+                      f" of {spec.source_path} (expected some of: {', '.join(spec.class_names)})")
         if searched_variant(spec) is None:
             raise SpecError(f"{spec.source_path}: variants: the search scores the scene as sampled, which needs a "
                             f"variant without overrides (`- name: base`); every variant here overrides something")
@@ -400,6 +400,8 @@ class SearchResult:
     record: dict[str, Any] = field(default_factory=dict)
     #: scenes whose scored render became the suite's image as it was (not rendered again)
     adopted: int = 0
+    #: trials whose score an earlier, interrupted run kept (replayed, not rendered again)
+    replayed: int = 0
 
     @property
     def rendered(self) -> int:
@@ -475,6 +477,7 @@ class _Search:
             self.study.enqueue_trial(self.space.params(halton.unit(i, None)))
         self.trials: list[Trial] = []
         self.infeasible = 0
+        self.replayed = 0  # trials scored by an earlier, interrupted run of this search
         self.categories = {i + 1: n for i, n in enumerate(spec.class_names)}
         self.mapping = map_classes(detector.classes, self.categories, getattr(detector, "class_map", None))
         self.state = out / STATE
@@ -552,6 +555,7 @@ class _Search:
             hit = self._cached(scene, point)
             if hit is not None:
                 scores[scene] = hit
+                self.replayed += 1
             else:
                 todo.append((scene, point))
         if todo:
@@ -737,4 +741,4 @@ def search_suite(spec_path: str | Path, out_dir: str | Path, detector: Detector,
                          renderer=renderer, executor=executor, workers=workers, on_start=on_start, on_scene=on_scene,
                          on_image=on_image)
     shutil.rmtree(out / STATE / "render", ignore_errors=True)
-    return SearchResult(out, s.trials, s.infeasible, expanded, options.fail_above, res, record, adopted)
+    return SearchResult(out, s.trials, s.infeasible, expanded, options.fail_above, res, record, adopted, s.replayed)

@@ -240,10 +240,14 @@ def _record_problems(spec: OddSpec, rec: SearchRecord) -> list[tuple[tuple, str]
     free = [p for _, p in free_dimensions(spec)]
     slots = [od.path for od in object_dimensions(spec)]
     if list(rec.dimensions) not in (free, free + slots):
-        return [(("search", "dimensions"), f"the searched dimensions {list(rec.dimensions)} are not the spec's free "
-                                           f"dimensions {free} (followed by its object dimensions {slots}, when "
-                                           f"searched): the spec was changed after the search; run the search "
-                                           f"again")]
+        want = free + slots if len(rec.dimensions) > len(free) else free
+        missing = [d for d in want if d not in rec.dimensions]
+        extra = [d for d in rec.dimensions if d not in want]
+        what = "; ".join(x for x in (f"missing {missing}" if missing else "", f"not in the spec {extra}" if extra else "",
+                                      "" if missing or extra else "in another order") if x)
+        return [(("search", "dimensions"), f"the searched dimensions are not the spec's free dimensions (followed by "
+                                           f"its object dimensions, when searched): {what}. The spec or the block "
+                                           f"was changed after the search; run the search again")]
     width = len(rec.dimensions)
     if searched_variant(spec) is None or searched_variant(spec).name != rec.variant:
         out.append((("search", "variant"), f"the searched variant {rec.variant!r} is not the spec's first variant "
@@ -257,8 +261,10 @@ def _record_problems(spec: OddSpec, rec: SearchRecord) -> list[tuple[tuple, str]
         if len(pt) != width:
             out.append((("search", "points", k), f"{len(pt)} coordinates; expected {width} (one per dimension)"))
             continue
-        if not all(0.0 <= u < 1.0 for u in pt):
-            out.append((("search", "points", k), "every coordinate must lie in [0, 1)"))
+        bad_u = next((j for j, u in enumerate(pt) if not 0.0 <= u < 1.0), None)
+        if bad_u is not None:
+            out.append((("search", "points", k), f"every coordinate must lie in [0, 1); coordinate {bad_u} "
+                                                 f"({rec.dimensions[bad_u]}) is {pt[bad_u]}"))
             continue
         u = [0.5] * len(dims)
         for i, ui in zip(idx, pt[:len(free)]):
