@@ -28,8 +28,10 @@ Detector (name, classes, predict) around the real one; evaluate, search and trac
 unchanged. The planted class is car, not person: at this resolution the shipped detector
 already misses most persons, which would hide a planted miss.
 
-Usage: nice python benchmarks/search.py [--budget 200] [--seed 7] [--width 160 --height 120]
-[--workdir DIR] [--model DIR]. --workdir defaults to a temporary folder, removed afterwards;
+Usage: nice python benchmarks/search.py [--budget 200] [--seed 7 | --seeds 7 8 9]
+[--width 160 --height 120] [--workdir DIR] [--model DIR]. With --seeds, each seed runs in
+turn (its own halton suite and searches, in DIR/seedN) and a summary prints the ratios per
+seed and their median. --workdir defaults to a temporary folder, removed afterwards;
 --model to models/default.
 """
 from __future__ import annotations
@@ -303,22 +305,51 @@ def report(rows: list[tuple[str, Arm, Arm]], budget: int) -> None:
               f"({text})")
 
 
+def summary(runs: list[tuple[int, list[tuple[str, Arm, Arm]]]], budget: int) -> None:
+    """One line per seed: the ratio at each threshold for both detectors, the planted
+    region's ratio and whether trace recovered it; then the spread over the seeds."""
+    print(f"\nsummary over {len(runs)} seed(s), budget {budget}: search / halton failing scenes per render")
+    head = [f"{lab[:3]} >{thr:g}" for lab, _, _ in runs[0][1] for thr in THRESHOLDS]
+    print(f"{'seed':>6} " + " ".join(f"{h:>9}" for h in head) + f" {'planted region':>15} {'recovered':>10}")
+    got: list[list[float]] = []
+    for seed, rows in runs:
+        vals = []
+        for _, h, s in rows:
+            for thr in THRESHOLDS:
+                vals.append(s.failing_above(thr) / h.failing_above(thr) if h.failing_above(thr) else float("inf"))
+        _, h, s = rows[-1]
+        vals.append(s.planted_failing / h.planted_failing if h.planted_failing else float("inf"))
+        ok, _ = planted_recovered(s.trace)
+        got.append(vals + [float(ok)])
+        print(f"{seed:>6} " + " ".join(f"{v:8.1f}x" for v in vals[:-1]) + f" {vals[-1]:14.1f}x {'yes' if ok else 'no':>10}")
+    a = np.array(got)
+    print(f"{'median':>6} " + " ".join(f"{v:8.1f}x" for v in np.median(a[:, :-2], axis=0))
+          + f" {np.median(a[:, -2]):14.1f}x {int(a[:, -1].sum())} of {len(runs):>3}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="run once per seed (each its own halton suite and searches) and print the spread")
     ap.add_argument("--width", type=int, default=160)
     ap.add_argument("--height", type=int, default=120)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--model", type=Path, default=MODEL, help="the base detector (default: models/default)")
     a = ap.parse_args(argv)
-    if a.workdir is not None:
-        a.workdir.mkdir(parents=True, exist_ok=True)
-        rows = run(a.budget, a.seed, a.width, a.height, a.workdir, a.model)
-    else:
-        with tempfile.TemporaryDirectory() as d:
-            rows = run(a.budget, a.seed, a.width, a.height, Path(d), a.model)
-    report(rows, a.budget)
+    seeds = a.seeds or [a.seed]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            work = (a.workdir if a.workdir is not None else Path(tmp)) / (f"seed{seed}" if a.seeds else "")
+            work.mkdir(parents=True, exist_ok=True)
+            print(f"--- seed {seed}", flush=True)
+            rows = run(a.budget, seed, a.width, a.height, work, a.model)
+            report(rows, a.budget)
+            runs.append((seed, rows))
+    if len(runs) > 1:
+        summary(runs, a.budget)
     return 0
 
 

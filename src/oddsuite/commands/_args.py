@@ -32,6 +32,17 @@ def unit_float(text: str) -> float:
     return v
 
 
+def share(text: str) -> float:
+    """A share in [0, 1) (1 excluded)."""
+    try:
+        v = float(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), got {text!r}") from e
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), got {text!r}")
+    return v
+
+
 def model_arg(text: str) -> tuple[str, object]:
     """``--model-arg KEY=VALUE``: VALUE a Python literal (number, bool, list, quoted text) or plain text."""
     from oddsuite.models.torchvision_det import parse_model_arg

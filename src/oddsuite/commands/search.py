@@ -8,7 +8,7 @@ from typing import Any
 from tqdm import tqdm
 
 from oddsuite.commands._args import non_negative_int as _non_negative, positive_int as _positive_int
-from oddsuite.commands._args import add_model_options, unit_float as _unit_float
+from oddsuite.commands._args import add_model_options, share as _share, unit_float as _unit_float
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +39,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--startup", type=_non_negative, default=None,
                    help="proposals before the optimiser models the scores: the spec's halton points "
                         "(default: a tenth of the budget, at least 10)")
+    p.add_argument("--explore", type=_share, default=0.2, metavar="SHARE",
+                   help="share of the later proposals that continue the halton sequence instead of following the "
+                        "optimiser, so the search keeps covering the ODD and can find a failing region the startup "
+                        "missed (default 0.2; 0: the optimiser only)")
     p.add_argument("--objective", choices=["severity", "failures", "lowest-iou"], default="severity",
                    help="what a scene scores: severity = share of its ROIs missed or mislabelled, ties broken by the "
                         "lowest IoU (default); failures = their number; lowest-iou = 1 - the lowest IoU")
@@ -73,6 +77,7 @@ def run(args) -> int:
                              weights=args.weights, model_args=dict(args.model_arg))
     options = SearchOptions(
         budget=args.budget, seed=args.seed, optimizer=args.optimizer, batch=args.batch, startup=args.startup,
+        explore=args.explore,
         objective=args.objective, classes=tuple(c.strip() for c in args.classes.split(",") if c.strip()),
         conf=args.conf, iou=args.iou, fail_above=args.fail_above, expand=args.expand,
         placement=not args.no_placement)

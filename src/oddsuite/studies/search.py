@@ -84,8 +84,8 @@ from oddsuite.odd.domains import Domain
 from oddsuite.odd.reader import read_yaml
 from oddsuite.odd.rules import broken_rule
 from oddsuite.odd.samplers.halton import HaltonSampler
-from oddsuite.odd.samplers.search import (OBJECTIVE_TEXT, SCORE_COLUMNS, free_dimensions, object_dimensions,
-                                         searched_variant)
+from oddsuite.odd.samplers.search import (OBJECTIVE_TEXT, SCORE_COLUMNS, free_dimensions, halton_trials,
+                                         object_dimensions, searched_variant)
 from oddsuite.suite import GenerateResult, PlanOptions, generate_suite, render_scene
 from oddsuite.suite.generate import SceneJob
 
@@ -98,6 +98,8 @@ STATE = Path(".state") / "search"
 #: decimals of a written unit coordinate (a millionth of a dimension's range)
 DIGITS = 6
 OPTIMIZERS = ("tpe", "cmaes")
+#: the stream tag of the exploration proposals' object draws
+EXPLORE_STREAM = 0x6578706C
 EXPAND = ("failing", "all")
 
 
@@ -319,7 +321,10 @@ class SearchOptions:
     seed, which also seeds the optimiser; optimizer: ``tpe`` (any dimension) or ``cmaes``
     (continuous and integer dimensions; choices fall back to seeded random sampling);
     batch: proposals rendered together; startup: proposals before the optimiser models
-    anything, the spec's own halton points (default: a tenth of the budget, at least 10); objective: a key of ``OBJECTIVES``; classes: score only ROIs of
+    anything, the spec's own halton points (default: a tenth of the budget, at least 10); explore: the
+    share of the later proposals that continue the halton sequence instead of following the
+    optimiser (``odd.samplers.search.halton_trials``), so that the search keeps covering the
+    ODD and finds a failing region the startup missed; objective: a key of ``OBJECTIVES``; classes: score only ROIs of
     these suite categories (all when empty); conf, iou: the operating threshold and match
     IoU of ROI outcomes; fail_above: a scene fails when its severity exceeds it; expand:
     ``failing`` or ``all`` scenes get ROI permutations and variants; placement: search
@@ -331,6 +336,7 @@ class SearchOptions:
     optimizer: str = "tpe"
     batch: int = 4
     startup: Optional[int] = None
+    explore: float = 0.2
     objective: str = "severity"
     classes: tuple[str, ...] = ()
     conf: float = DEFAULT_CONF
@@ -361,6 +367,8 @@ class SearchOptions:
             raise bad(f"--expand: expected one of {', '.join(EXPAND)}, got {self.expand!r}")
         if self.batch < 1 or self.n_startup < 0:
             raise bad(f"--batch must be at least 1 and --startup at least 0 (got {self.batch}, {self.startup})")
+        if not 0.0 <= self.explore < 1.0:
+            raise bad(f"--explore: expected a share in [0, 1), got {self.explore}")
         for name, v in (("conf", self.conf), ("iou", self.iou), ("fail-above", self.fail_above)):
             if not 0.0 <= v <= 1.0:
                 raise bad(f"--{name}: expected a number in [0, 1], got {v}")
@@ -472,9 +480,12 @@ class _Search:
         self.space = SearchSpace(spec, o.placement)
         self.study = optuna.create_study(direction="maximize",
                                          sampler=_optuna_sampler(o, len(self.space.categorical)))
-        halton = HaltonSampler(spec, o.seed)
+        self.halton = HaltonSampler(spec, o.seed)
         for i in range(min(o.n_startup, o.budget)):  # the first proposals cover the ODD evenly: the spec's halton points
-            self.study.enqueue_trial(self.space.params(halton.unit(i, None)))
+            self.study.enqueue_trial(self.space.params(self.halton.unit(i, None)))
+        #: per trial, whether it is a halton point (the startup and the exploration ones)
+        self.schedule = halton_trials(o.budget, o.n_startup, o.explore)
+        self.next_halton = min(o.n_startup, o.budget)  # the halton index the next exploration proposal takes
         self.trials: list[Trial] = []
         self.infeasible = 0
         self.replayed = 0  # trials scored by an earlier, interrupted run of this search
@@ -494,6 +505,9 @@ class _Search:
         asked: list[tuple[Any, int, tuple[float, ...]]] = []
         in_a_row = 0
         while len(asked) < want:
+            scene = len(self.trials) + len(asked)
+            if scene >= self.o.n_startup and self.schedule[scene]:
+                self.study.enqueue_trial(self._exploration_params())
             t = self.study.ask(self.space.distributions)
             point = self.space.unit_point(t.params)
             rule = broken_rule(self.spec.rules, self.space.values(point))
@@ -508,6 +522,19 @@ class _Search:
                 raise SpecError(f"{self.spec.source_path}: rules.{rule}: the optimiser proposed "
                                 f"{in_a_row} points in a row that break the rules; widen a domain or relax the rule")
         return asked
+
+    def _exploration_params(self) -> dict[str, Any]:
+        """The next exploration proposal: the spec's next halton point in the global
+        dimensions, and uniform draws (seeded by the suite seed and the halton index) for
+        the object slots, as ``generate`` would draw them."""
+        h = self.next_halton
+        self.next_halton += 1
+        params = self.space.params(self.halton.unit(h, None))
+        objects = [(p, d) for p, d in self.space.searched if p not in params]
+        rng = np.random.default_rng(np.random.SeedSequence([self.o.seed, h, EXPLORE_STREAM]))
+        for (path, d), u in zip(objects, rng.random(len(objects))):
+            params[path] = d.at(float(u)) if d.kind == "choices" or (d.kind == "range" and d.integer) else float(u)
+        return params
 
     # ---- scoring
     def _trial_file(self, scene: int) -> Path:
@@ -538,7 +565,7 @@ class _Search:
                        "sampler": src.sampler},
             "detector": _detector_id(self.detector),
             "optimizer": o.optimizer, "seed": o.seed, "batch": o.batch, "startup": o.n_startup,
-            "objective": o.objective, "classes": list(o.classes), "conf": o.conf, "iou": o.iou,
+            "explore": o.explore, "objective": o.objective, "classes": list(o.classes), "conf": o.conf, "iou": o.iou,
             "fail_above": o.fail_above, "expand": o.expand, "variant": searched_variant(src).name,  # type: ignore[union-attr]
             "infeasible": self.infeasible,
             "dimensions": [p for p, _ in self.space.searched],

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
@@ -87,6 +88,9 @@ class SearchRecord(_Strict):
     seed: int = Field(ge=0)
     batch: int = Field(ge=1)
     startup: int = Field(ge=0)
+    #: the share of proposals after the startup that continue the halton sequence (0 in a
+    #: record written before exploration existed)
+    explore: float = Field(0.0, ge=0, lt=1)
     objective: Literal["severity", "failures", "lowest-iou"]
     classes: tuple[str, ...] = ()
     conf: float = Field(ge=0, le=1)
@@ -120,6 +124,18 @@ def search_record(spec: OddSpec) -> SearchRecord | None:
 
 
 _RECORDS: dict[str, SearchRecord] = {}
+
+
+def halton_trials(n: int, startup: int, explore: float) -> list[bool]:
+    """Which of the first ``n`` trials of a search are halton points rather than the
+    optimiser's proposals: the first ``startup``, then, after them, trial ``startup + k``
+    when ``floor((k + 1) * explore) > floor(k * explore)`` (``explore`` exactly as written:
+    one in every ``1 / explore``, evenly spread; none when 0). Together they are a
+    quasi-random sample of the ODD (halton in the global dimensions, uniform draws for the
+    object slots), unbiased by the scores."""
+    e = Fraction(str(explore))
+    return [i < startup or (e > 0 and math.floor((i - startup + 1) * e) > math.floor((i - startup) * e))
+            for i in range(n)]
 
 
 def free_dimensions(spec: OddSpec) -> list[tuple[int, str]]:
