@@ -119,26 +119,41 @@ def test_object_slots_are_searched_and_replayed():
     space = SearchSpace(spec)
     slots = [p for p, _ in space.searched][len(space.free):]
     assert slots == [f"objects.car[{j}].{f}" for j in range(3) for f in ("distance_m", "lateral_m", "heading_deg",
-                                                                           "asset")]
+                                                                           "asset", "look")]
     assert [od.path for od in object_dimensions(spec)] == slots
     params = {"scenery.road_surface": "dry", "environment.fog_visibility_m": 0.9, "objects.car.count": 2}
-    for j, (d, lat, head, body) in enumerate([(0.0, 0.25, 180, "van"), (0.999, 0.75, 0, "pickup"),
-                                              (0.5, 0.5, 0, "taxi")]):
+    for j, (d, lat, head, body, look) in enumerate([(0.0, 0.25, 180, "van", 3), (0.999, 0.75, 0, "pickup", 15),
+                                                    (0.5, 0.5, 0, "taxi", 0)]):
         params |= {f"objects.car[{j}].distance_m": d, f"objects.car[{j}].lateral_m": lat,
-                   f"objects.car[{j}].heading_deg": head, f"objects.car[{j}].asset": body}
+                   f"objects.car[{j}].heading_deg": head, f"objects.car[{j}].asset": body,
+                   f"objects.car[{j}].look": look}
     pt = space.unit_point(params)
     assert len(pt) == len(space.searched) and all(0.0 <= x < 1.0 for x in pt)
-    replay = replay_spec(spec, _record(spec, [pt], placement=True))
+    replay = replay_spec(spec, _record(spec, [pt, pt], placement=True))
     assert replay.search["dimensions"] == [p for p, _ in space.searched]
     p = sample_scene(replay, 5, 0)
-    assert [(o.distance_m, o.lateral_m, o.heading_deg, o.family) for o in p.objects] == [
-        (6.0, -1.5, 180, "van"), (pytest.approx(6 + 0.999 * 14), 1.5, 0, "pickup")]
+    assert [(o.distance_m, o.lateral_m, o.heading_deg, o.family, o.look) for o in p.objects] == [
+        (6.0, -1.5, 180, "van", 3), (pytest.approx(6 + 0.999 * 14), 1.5, 0, "pickup", 15)]
     scene = build_scene(replay, p)
     assert [o.asset.name for o in scene.objects] == ["car/van", "car/pickup"]
     assert set(FAMILIES["car"]) >= {"van", "pickup", "taxi"}
-    # a record without object coordinates still loads (a --no-placement search); a wrong width does not
+
+    # a look is the same object in any scene: scene 1 replays the same point with another scene seed
+    def looks(sc):
+        return [[(part.color, part.metallic) for part in o.asset.parts] for o in sc.objects]
+    again = build_scene(replay, sample_scene(replay, 5, 1))
+    assert looks(again) == looks(scene)
+    other = replay_spec(spec, _record(spec, [space.unit_point(params | {"objects.car[0].look": 4})], placement=True))
+    moved = build_scene(other, sample_scene(other, 5, 0))
+    assert looks(moved)[0] != looks(scene)[0] and looks(moved)[1] == looks(scene)[1]
+    # a record without object coordinates still loads (a --no-placement search), and so does one
+    # written before looks were searched (its looks come from the scene seed); a wrong width does not
     assert replay_spec(spec, _record(spec, [pt[:len(space.free)]])).search["points"][0] == list(pt[:3])
-    with pytest.raises(SpecError, match=r"search\.points\.0: 4 coordinates; expected 15"):
+    no_looks = [x for x, (path, _) in zip(pt, space.searched) if not path.endswith(".look")]
+    rec = _record(spec, [no_looks]) | {"dimensions": [p for p, _ in space.searched if not p.endswith(".look")]}
+    old = sample_scene(replay_spec(spec, rec), 5, 0)
+    assert [(o.family, o.look) for o in old.objects] == [("van", None), ("pickup", None)]
+    with pytest.raises(SpecError, match=r"search\.points\.0: 4 coordinates; expected 18"):
         replay_spec(spec, _record(spec, [pt[:4]], placement=True))
     # a plain suite draws what it always drew: the sampler fixes nothing
     plain = sample_scene(spec, 5, 0)
@@ -166,6 +181,59 @@ def test_unit_points_give_the_proposed_values():
         v = space.values(pt)
         assert v["scenery.road_surface"] == surface and v["objects.car.count"] == count
         assert v["environment.fog_visibility_m"] == pytest.approx(dims["environment.fog_visibility_m"].at(u), abs=1e-3)
+
+
+def _asked_points(spec, o, tmp_path, score=lambda point: float(point[1])):
+    """Run a search's proposal loop without rendering (each point scored by ``score``):
+    the _Search and the (scene, point, optuna params) of every asked proposal."""
+    from oddsuite.models import load_detector
+    from oddsuite.studies.search import Trial, TrialScore, _Search
+    from oddsuite.suite import PlanOptions
+
+    s = _Search(spec, tmp_path, load_detector(MODEL), o, PlanOptions("full", ()), executor=None, on_trial=None)
+    asked = []
+    while len(s.trials) < o.budget:
+        for t, scene, point in s.ask_batch():
+            asked.append((scene, point, t.params))
+            s.study.tell(t, score(point))
+            s.trials.append(Trial(scene, point, TrialScore(score(point), 0.0, 1, 0, None)))
+    return s, asked
+
+
+def test_rules_prune_proposals_and_every_asked_point_keeps_them(tmp_path):
+    """Without rendering: proposals that break a rule (optimiser's, startup's or
+    exploration's) are pruned and counted, never asked for a render."""
+    # fog below 450 m (of 50 to 600) is excluded on wet roads, and three cars need a dry one
+    spec = parse_spec(SPEC.replace("{lt: 300}", "{lt: 450}").replace("{dry: 3, wet: 1}", "{dry: 1, wet: 3}"),
+                      source="s.yaml")
+    s, asked = _asked_points(spec, SearchOptions(budget=24, seed=5, batch=4, startup=4, explore=0.25), tmp_path)
+    assert [scene for scene, _, _ in asked] == list(range(24))
+    assert all(broken_rule(spec.rules, s.space.values(point)) is None for _, point, _ in asked)
+    assert s.infeasible > 0
+
+
+def test_exploration_proposals_cover_every_dimension_evenly(tmp_path):
+    """Exploration proposals (``exploring_trials``) are the points of a scrambled Sobol
+    sequence, chosen without looking at the scores: the first 16 put exactly one point in
+    every sixteenth of each continuous coordinate's range, even when the optimiser is told
+    that only the top of one dimension fails."""
+    from oddsuite.odd.samplers.search import exploring_trials
+
+    assert exploring_trials(12, 2, 0.25) == [True, True] + [False, False, False, True] * 2 + [False, False]
+    assert exploring_trials(5, 0, 0.0) == [False] * 5 and exploring_trials(3, 5, 0.5) == [True] * 3
+    spec = parse_spec(SPEC[:SPEC.index("rules:")] + SPEC[SPEC.index("permutations:"):], source="s.yaml")
+    o = SearchOptions(budget=36, seed=2, batch=4, startup=4, explore=0.5)
+    s, asked = _asked_points(spec, o, tmp_path, score=lambda point: float(point[1] > 0.9))
+    schedule = exploring_trials(o.budget, o.n_startup, o.explore)
+    explored = np.array([point for scene, point, _ in asked if scene >= o.n_startup and schedule[scene]])
+    assert len(explored) == 16
+    continuous = [j for j, (_, d) in enumerate(s.space.searched) if d.kind != "choices" and not d.integer]
+    assert len(continuous) >= 5
+    for j in continuous:
+        assert sorted(np.floor(explored[:, j] * 16).astype(int)) == list(range(16)), s.space.searched[j][0]
+    # the optimiser's own proposals went where the score is: the top of the fog range
+    modelled = np.array([point for scene, point, _ in asked if not schedule[scene]])[o.n_startup:]
+    assert (modelled[:, 1] > 0.9).mean() > (explored[:, 1] > 0.9).mean()
 
 
 def test_the_severity_tie_breaker_never_reorders_two_severities():
@@ -346,7 +414,7 @@ def test_searched_scenes_are_suite_scenes_and_keep_the_rules(searched):
     d, _, res = searched
     spec = parse_spec((d / "a" / "spec.yaml").read_text(), source=str(d / "a" / "spec.yaml"))
     assert spec.sampler == "search" and len(spec.search["points"]) == 6 and len(res.trials) == 6
-    assert res.infeasible > 0  # the rules excluded proposals: they were pruned, never rendered
+    assert res.infeasible == spec.search["infeasible"]  # pruned proposals are counted (test_rules_prune_…)
     scenes = pd.read_parquet(d / "a" / "scenes.parquet")
     full = scenes[scenes["mode"] == "full"].drop_duplicates("scene_id").set_index("scene_id")
     space = SearchSpace(spec)
@@ -414,9 +482,11 @@ def test_a_planted_weakness_is_found_within_a_small_budget(tmp_path):
     """The planted detector misses every car >= 10 m in fog below 200 m. On 3 free
     dimensions (fog 50-600 m, car count, sun elevation) at 96x72, 24 searched scenes must
     hold clearly more failing scenes in that region than 24 halton scenes, and once the
-    halton startup is over the search must stay mostly inside it."""
+    halton startup is over the optimiser's proposals (all but the exploration ones) must
+    fall inside it clearly more often than its share of the ODD."""
     from oddsuite.evaluate import evaluate_suite
     from oddsuite.models import load_detector
+    from oddsuite.odd.samplers.search import exploring_trials
     from oddsuite.suite import generate_suite
 
     bench = _bench()
@@ -435,9 +505,12 @@ def test_a_planted_weakness_is_found_within_a_small_budget(tmp_path):
     in_region = [t for t in res.trials if fog[t.scene] < bench.FOG_M]
     found = [t for t in in_region if t.score.severity > 0]
     h_found = int((halton["failing"] & halton["planted"]).sum())
-    after_startup = [t for t in res.trials[startup:] if fog[t.scene] < bench.FOG_M]
+    modelled = [t for t, h in zip(res.trials, exploring_trials(budget, startup, 0.2)) if not h]  # the optimiser's
+    assert len(modelled) == 13  # 24 - 8 startup - 3 exploration proposals (halton points)
+    inside = [t for t in modelled if fog[t.scene] < bench.FOG_M]
     assert len(found) >= max(6, 1.5 * h_found), (len(found), h_found)
-    assert len(after_startup) >= 0.5 * (budget - startup), len(after_startup)
+    share = (bench.FOG_M - 50) / (600 - 50)  # the region's share of the fog range: 27%
+    assert len(inside) >= 1.5 * share * len(modelled), len(inside)
     worst = max(res.trials, key=lambda t: (t.score.objective, -t.scene))
     assert fog[worst.scene] < bench.FOG_M and worst.score.severity == 1.0
 

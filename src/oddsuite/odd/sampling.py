@@ -2,7 +2,7 @@
 
 The spec's sampler (``odd.samplers``: ``random``, ``grid``, ``halton``, …) chooses the
 global dimensions (scenery, environment, camera and the per-class object counts);
-per-object placement (distance, lateral offset, heading, scale) and asset family are drawn
+per-object placement (distance, lateral offset, heading, scale), asset family and look are drawn
 from the scene's own Generators, except where the sampler fixes them (``Sampler.placement``:
 a search suite's searched object slots). Every scene's parameters derive from the suite seed and the scene
 id alone, so any scene can be re-made by itself, on any worker, identically.
@@ -38,6 +38,9 @@ class ObjectParams:
     scale: float
     #: the asset family the sampler fixed (``odd.families.ASSET_FAMILIES``); None: drawn when built
     family: str | None = None
+    #: the searched look (``odd.families.LOOKS``): the asset's own draws are seeded by it
+    #: alone; None: they come from the scene's asset stream
+    look: int | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ def sample_scene(spec: OddSpec, seed: int, scene_id: int) -> SceneParams:
                     heading_deg=float(oc.heading_deg.at(u[2])),
                     scale=float(1.0 + oc.scale_jitter * (2 * u[3] - 1)),
                     family=fixed.get("family"),
+                    look=None if fixed.get("look") is None else int(fixed["look"]),
                 )
             )
     return SceneParams(int(seed), int(scene_id), groups["scenery"], groups["environment"], groups["camera"],

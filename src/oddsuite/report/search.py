@@ -19,6 +19,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from oddsuite.errors import SpecError
+from oddsuite.odd.families import LOOKS
 from oddsuite.odd.reader import read_yaml
 from oddsuite.odd.samplers.search import OBJECTIVE_TEXT, SCORE_COLUMNS, SearchRecord
 from oddsuite.report.images import png_data_uri
@@ -148,7 +149,8 @@ def _scene_values(suite_dir: Path, rec: SearchRecord) -> pd.DataFrame:
     """The value of every searched dimension per scene: global ones from scenes.parquet (the
     searched variant's full image); an object slot's from rois.parquet (the ``slot``-th ROI
     of its class in the scene, as sampled: ``distance_m``, ``lateral_m``, ``heading_deg``,
-    ``asset``; missing where the scene holds fewer objects of the class)."""
+    ``asset``; a look from the search record; missing where the scene holds fewer objects
+    of the class)."""
     p = suite_dir / "scenes.parquet"
     if not p.is_file():
         return pd.DataFrame()
@@ -164,9 +166,13 @@ def _scene_values(suite_dir: Path, rec: SearchRecord) -> pd.DataFrame:
         for d, m in slots:
             if m["key"] not in keys:
                 continue
-            col = "asset" if m["field"] == "asset" else m["field"]
             sel = rois[(rois["category_id"] == keys.index(m["key"]) + 1) & (rois["slot"] == int(m["slot"]))]
-            out[d] = sel.set_index("scene_id")[col].reindex(out.index)
+            if m["field"] == "look":  # not a ROI column: the searched look, where the scene holds the slot
+                j = rec.dimensions.index(d)
+                look = pd.Series({i: int(pt[j] * LOOKS) for i, pt in enumerate(rec.points)})
+                out[d] = look.where(look.index.isin(sel["scene_id"])).reindex(out.index)
+                continue
+            out[d] = sel.set_index("scene_id")[m["field"]].reindex(out.index)
     return out
 
 

@@ -699,6 +699,17 @@ for _key, _table in (("car", CAR_SHAPES), ("person", PERSON_VARIANTS), ("bicycle
         raise AssertionError(f"odd.families.ASSET_FAMILIES[{_key!r}] does not name the shapes scenes.assets builds")
 
 
+#: the stream tag of a searched look's Generator (``look_rng``)
+LOOK_STREAM = 0x6C6F6F6B
+
+
+def look_rng(look: int) -> np.random.Generator:
+    """The Generator of a built-in asset's own draws for searched look ``look``
+    (``odd.families.LOOKS``): seeded by the look alone, so look ``k`` of a family is the
+    same object (paint, proportions, clothing) in every scene and suite."""
+    return np.random.default_rng(np.random.SeedSequence([LOOK_STREAM, int(look)]))
+
+
 def object_asset(key: str, rng: np.random.Generator, mesh: Path | None = None, size_m: float | None = None,
                  units: str | None = None, family: str | None = None) -> Asset:
     """The asset of one object of class ``key``: a built-in builder, or the user mesh with

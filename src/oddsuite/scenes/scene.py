@@ -228,7 +228,8 @@ def build_scene(spec: OddSpec, params: SceneParams) -> Scene:
         objects: list[SceneObject] = []
         for op in params.objects:
             oc = spec.objects[op.key]
-            asset = A.object_asset(op.key, arng, spec.mesh_path(op.key), oc.size_m, oc.units,
+            rng = arng if op.look is None else A.look_rng(op.look)  # a searched look: its own draws
+            asset = A.object_asset(op.key, rng, spec.mesh_path(op.key), oc.size_m, oc.units,
                                    family=op.family).scaled(op.scale)
             hull = asset.hull_vertices()
             radius = float(np.max(np.linalg.norm(hull[:, :2], axis=1)))

@@ -84,7 +84,7 @@ from oddsuite.odd.domains import Domain
 from oddsuite.odd.reader import read_yaml
 from oddsuite.odd.rules import broken_rule
 from oddsuite.odd.samplers.halton import HaltonSampler
-from oddsuite.odd.samplers.search import (OBJECTIVE_TEXT, SCORE_COLUMNS, free_dimensions, halton_trials,
+from oddsuite.odd.samplers.search import (OBJECTIVE_TEXT, SCORE_COLUMNS, free_dimensions, exploring_trials,
                                          object_dimensions, searched_variant)
 from oddsuite.suite import GenerateResult, PlanOptions, generate_suite, render_scene
 from oddsuite.suite.generate import SceneJob
@@ -98,7 +98,7 @@ STATE = Path(".state") / "search"
 #: decimals of a written unit coordinate (a millionth of a dimension's range)
 DIGITS = 6
 OPTIMIZERS = ("tpe", "cmaes")
-#: the stream tag of the exploration proposals' object draws
+#: the stream tag of the exploration proposals' Sobol sequence
 EXPLORE_STREAM = 0x6578706C
 EXPAND = ("failing", "all")
 
@@ -322,9 +322,10 @@ class SearchOptions:
     (continuous and integer dimensions; choices fall back to seeded random sampling);
     batch: proposals rendered together; startup: proposals before the optimiser models
     anything, the spec's own halton points (default: a tenth of the budget, at least 10); explore: the
-    share of the later proposals that continue the halton sequence instead of following the
-    optimiser (``odd.samplers.search.halton_trials``), so that the search keeps covering the
-    ODD and finds a failing region the startup missed; objective: a key of ``OBJECTIVES``; classes: score only ROIs of
+    share of the later proposals that are points of a scrambled Sobol sequence over every
+    searched coordinate instead of the optimiser's (``odd.samplers.search.exploring_trials``),
+    so that the search keeps covering the ODD and finds a narrow failing region the startup
+    missed; objective: a key of ``OBJECTIVES``; classes: score only ROIs of
     these suite categories (all when empty); conf, iou: the operating threshold and match
     IoU of ROI outcomes; fail_above: a scene fails when its severity exceeds it; expand:
     ``failing`` or ``all`` scenes get ROI permutations and variants; placement: search
@@ -484,8 +485,14 @@ class _Search:
         for i in range(min(o.n_startup, o.budget)):  # the first proposals cover the ODD evenly: the spec's halton points
             self.study.enqueue_trial(self.space.params(self.halton.unit(i, None)))
         #: per trial, whether it is a halton point (the startup and the exploration ones)
-        self.schedule = halton_trials(o.budget, o.n_startup, o.explore)
-        self.next_halton = min(o.n_startup, o.budget)  # the halton index the next exploration proposal takes
+        self.schedule = exploring_trials(o.budget, o.n_startup, o.explore)
+        self.next_explore = 0  # the Sobol index the next exploration proposal takes
+        from scipy.stats import qmc
+
+        with warnings.catch_warnings():  # "balance properties": the sequence is used a point at a time
+            warnings.simplefilter("ignore", UserWarning)
+            self.sobol = qmc.Sobol(d=len(self.space.searched), scramble=True,
+                                   seed=np.random.default_rng(np.random.SeedSequence([o.seed, EXPLORE_STREAM])))
         self.trials: list[Trial] = []
         self.infeasible = 0
         self.replayed = 0  # trials scored by an earlier, interrupted run of this search
@@ -524,17 +531,16 @@ class _Search:
         return asked
 
     def _exploration_params(self) -> dict[str, Any]:
-        """The next exploration proposal: the spec's next halton point in the global
-        dimensions, and uniform draws (seeded by the suite seed and the halton index) for
-        the object slots, as ``generate`` would draw them."""
-        h = self.next_halton
-        self.next_halton += 1
-        params = self.space.params(self.halton.unit(h, None))
-        objects = [(p, d) for p, d in self.space.searched if p not in params]
-        rng = np.random.default_rng(np.random.SeedSequence([self.o.seed, h, EXPLORE_STREAM]))
-        for (path, d), u in zip(objects, rng.random(len(objects))):
-            params[path] = d.at(float(u)) if d.kind == "choices" or (d.kind == "range" and d.integer) else float(u)
-        return params
+        """The next exploration proposal: the next point of a scrambled Sobol sequence over
+        every searched coordinate (seeded by the suite seed). Its first 2**k points put one
+        point in every 1/2**k of each coordinate's range, so a failing band of width w of
+        any one dimension is visited once about 1/w exploration proposals were made."""
+        h = self.next_explore
+        self.next_explore += 1
+        u = self.sobol.random(1)[0]
+        assert self.sobol.num_generated == h + 1
+        return {path: d.at(float(x)) if d.kind == "choices" or (d.kind == "range" and d.integer) else float(x)
+                for (path, d), x in zip(self.space.searched, u)}
 
     # ---- scoring
     def _trial_file(self, scene: int) -> Path:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oddsuite.errors import SpecError
 from oddsuite.odd.domains import Domain
-from oddsuite.odd.families import ASSET_FAMILIES
+from oddsuite.odd.families import ASSET_FAMILIES, LOOKS
 from oddsuite.odd.rules import broken_rule
 from oddsuite.odd.samplers.base import UnitSampler
 from oddsuite.odd.spec import OddSpec, Variant
@@ -126,13 +126,12 @@ def search_record(spec: OddSpec) -> SearchRecord | None:
 _RECORDS: dict[str, SearchRecord] = {}
 
 
-def halton_trials(n: int, startup: int, explore: float) -> list[bool]:
-    """Which of the first ``n`` trials of a search are halton points rather than the
-    optimiser's proposals: the first ``startup``, then, after them, trial ``startup + k``
-    when ``floor((k + 1) * explore) > floor(k * explore)`` (``explore`` exactly as written:
-    one in every ``1 / explore``, evenly spread; none when 0). Together they are a
-    quasi-random sample of the ODD (halton in the global dimensions, uniform draws for the
-    object slots), unbiased by the scores."""
+def exploring_trials(n: int, startup: int, explore: float) -> list[bool]:
+    """Which of the first ``n`` trials of a search are not the optimiser's proposals: the
+    ``startup`` ones (the spec's halton points), then, after them, the exploration ones:
+    trial ``startup + k`` when ``floor((k + 1) * explore) > floor(k * explore)``
+    (``explore`` exactly as written: one in every ``1 / explore``, evenly spread; none when
+    0). Both are chosen without looking at any score."""
     e = Fraction(str(explore))
     return [i < startup or (e > 0 and math.floor((i - startup + 1) * e) > math.floor((i - startup) * e))
             for i in range(n)]
@@ -161,11 +160,13 @@ class ObjectDimension:
     domain: Domain
 
 
-def object_dimensions(spec: OddSpec) -> list[ObjectDimension]:
+def object_dimensions(spec: OddSpec, looks: bool = True) -> list[ObjectDimension]:
     """The object slots' searchable coordinates, class by class (spec order), slot by slot
-    up to the class's largest count: each placement field whose domain is not fixed, then
-    the asset family of a built-in class with families (``odd.families.ASSET_FAMILIES``;
-    all families equally likely, as ``generate`` draws them; a user mesh has none)."""
+    up to the class's largest count: each placement field whose domain is not fixed, then,
+    for a built-in class with families (``odd.families.ASSET_FAMILIES``; a user mesh has
+    none), the asset family (all equally likely, as ``generate`` draws them) and, with
+    ``looks``, the look (``odd.families.LOOKS``: which fixed appearance of the family;
+    records written before looks were searched lack it)."""
     out: list[ObjectDimension] = []
     for key, oc in spec.objects.items():
         families = ASSET_FAMILIES.get(key) if oc.mesh is None else None
@@ -177,13 +178,23 @@ def object_dimensions(spec: OddSpec) -> list[ObjectDimension]:
             if families and len(families) > 1:
                 fam = Domain("choices", options=tuple(families), weights=(1.0,) * len(families))
                 out.append(ObjectDimension(f"objects.{key}[{slot}].asset", key, slot, "family", fam))
+            if families and looks:
+                look = Domain("choices", options=tuple(range(LOOKS)), weights=(1.0,) * LOOKS)
+                out.append(ObjectDimension(f"objects.{key}[{slot}].look", key, slot, "look", look))
     return out
 
 
+def _object_layouts(spec: OddSpec) -> list[list[ObjectDimension]]:
+    """The object dimensions a record may hold after the free ones: none, all of them, or
+    all but the looks (a record written before looks were searched)."""
+    return [[], object_dimensions(spec), object_dimensions(spec, looks=False)]
+
+
 def searched_objects(spec: OddSpec, record: "SearchRecord") -> list[ObjectDimension]:
-    """The object dimensions a search record holds: all of ``object_dimensions`` (after the
-    free global dimensions), or none (a search of the global dimensions only)."""
-    return object_dimensions(spec) if len(record.dimensions) > len(free_dimensions(spec)) else []
+    """The object dimensions a search record holds (after the free global dimensions):
+    one of ``_object_layouts``, matched by path (``problems`` reports any other list)."""
+    held = list(record.dimensions[len(free_dimensions(spec)):])
+    return next((ods for ods in _object_layouts(spec) if [od.path for od in ods] == held), object_dimensions(spec))
 
 
 def searched_variant(spec: OddSpec) -> Variant | None:
@@ -221,7 +232,7 @@ class SearchSampler(UnitSampler):
         out: dict[str, Any] = {}
         for od, u in zip(self.objects, point):
             if od.key == key and od.slot == slot:
-                out[od.field] = od.domain.at(u) if od.field == "family" else float(u)
+                out[od.field] = od.domain.at(u) if od.field in ("family", "look") else float(u)
         return out
 
     def unit(self, scene_id: int, rng: np.random.Generator) -> Sequence[float]:
@@ -254,9 +265,9 @@ def _key(x: Any) -> Any:
 def _record_problems(spec: OddSpec, rec: SearchRecord) -> list[tuple[tuple, str]]:
     out: list[tuple[tuple, str]] = []
     free = [p for _, p in free_dimensions(spec)]
-    slots = [od.path for od in object_dimensions(spec)]
-    if list(rec.dimensions) not in (free, free + slots):
-        want = free + slots if len(rec.dimensions) > len(free) else free
+    layouts = [free + [od.path for od in ods] for ods in _object_layouts(spec)]
+    if list(rec.dimensions) not in layouts:
+        want = layouts[1] if len(rec.dimensions) > len(free) else free
         missing = [d for d in want if d not in rec.dimensions]
         extra = [d for d in rec.dimensions if d not in want]
         what = "; ".join(x for x in (f"missing {missing}" if missing else "", f"not in the spec {extra}" if extra else "",
