@@ -452,6 +452,13 @@ def test_evaluate_and_report_show_the_search(searched):
     j = list(rec.dimensions).index("objects.car[0].distance_m")
     assert vals["objects.car[0].distance_m"].tolist() == pytest.approx([6 + 14 * p[j] for p in rec.points])
     assert vals["objects.car[0].asset"].str.startswith("car/").all()
+    k = list(rec.dimensions).index("objects.car[1].look")
+    held = vals["objects.car[1].distance_m"].notna()  # the look of slot 1 shows only where a second car stands
+    assert vals.loc[held, "objects.car[1].look"].tolist() == [int(rec.points[i][k] * 16) for i in vals.index[held]]
+    assert vals.loc[~held, "objects.car[1].look"].isna().all()
+    # the scenes no score steered (here the 2 startup ones) are told apart from the optimiser's
+    n_fail = sum(t.score.severity > 0 for t in res.trials[:2])
+    assert f"chosen without looking at any score</td><td>2</td><td>{n_fail / 2:.2f}" in html
 
 
 PLANTED_SPEC = """\

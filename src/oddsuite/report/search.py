@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from oddsuite.errors import SpecError
 from oddsuite.odd.families import LOOKS
 from oddsuite.odd.reader import read_yaml
-from oddsuite.odd.samplers.search import OBJECTIVE_TEXT, SCORE_COLUMNS, SearchRecord
+from oddsuite.metrics.stats import rate
+from oddsuite.odd.samplers.search import OBJECTIVE_TEXT, SCORE_COLUMNS, SearchRecord, exploring_trials
 from oddsuite.report.images import png_data_uri
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,15 @@ def read_search(suite_dir: str | Path) -> Optional[SearchRecord]:
 
 def trials_table(rec: SearchRecord) -> pd.DataFrame:
     """One row per searched scene: scene, SCORE_COLUMNS, failing, expanded, best_so_far
-    (the highest severity up to and including the scene) and each dimension's unit coordinate."""
+    (the highest severity up to and including the scene), exploring (a startup or
+    exploration proposal, chosen without looking at any score: ``exploring_trials``) and
+    each dimension's unit coordinate."""
     df = pd.DataFrame([list(r) for r in rec.scores], columns=list(SCORE_COLUMNS))
     df.insert(0, "scene", np.arange(len(df)))
     df["failing"] = df["severity"].astype(float) > rec.fail_above
     df["expanded"] = df["scene"].isin(rec.expanded)
     df["best_so_far"] = df["severity"].astype(float).cummax()
+    df["exploring"] = exploring_trials(len(df), rec.startup, rec.explore)
     for j, d in enumerate(rec.dimensions):
         df[f"u:{d}"] = [p[j] for p in rec.points]
     return df
@@ -75,8 +79,12 @@ def trials_figure(df: pd.DataFrame) -> bytes:
 
     fig = _new(8.0, 3.0)
     ax = fig.add_subplot(1, 1, 1)
-    colours = [FAIL_COLOUR if f else PASS_COLOUR for f in df["failing"]]
-    ax.scatter(df["scene"], df["severity"], c=colours, s=14, zorder=3, label="severity of the trial")
+    for exploring, label in ((False, "the optimiser's proposal"), (True, "startup or exploration (no scores seen)")):
+        part = df[df["exploring"] == exploring]
+        colours = [FAIL_COLOUR if f else PASS_COLOUR for f in part["failing"]]
+        if len(part):
+            ax.scatter(part["scene"], part["severity"], s=14, zorder=3, label=label,
+                       **({"facecolors": "none", "edgecolors": colours} if exploring else {"c": colours}))
     ax.step(df["scene"], df["best_so_far"], where="post", color=BEST_COLOUR, lw=1.4,
             label="highest severity so far")
     ax.set_xlabel(f"trial (= scene id), n = {len(df)}")
@@ -210,6 +218,9 @@ def search_section(suite_dir: str | Path | None, trace: Optional[Mapping[str, An
         "objective_text": OBJECTIVE_TEXT.get(rec.objective, rec.objective),
         "n": n, "failing": int(df["failing"].sum()), "failing_share": float(df["failing"].mean()),
         "expanded": len(rec.expanded), "infeasible": rec.infeasible,
+        # chosen without looking at any score: an estimate of the ODD-wide failing share
+        "exploring": rate(int(df.loc[df["exploring"], "failing"].sum()), int(df["exploring"].sum())),
+        "modelled": rate(int(df.loc[~df["exploring"], "failing"].sum()), int((~df["exploring"]).sum())),
         "best": {"scene": int(top["scene"]), "severity": float(top["severity"]), "failed": int(top["rois_failed"]),
                  "scored": int(top["rois_scored"])},
         "dimensions": [{"name": d, "separation": seps[d]} for d in ranked],

@@ -16,13 +16,19 @@ The search, step by step:
    as every other sampler's.
    With ``placement`` (the default), every object slot is searched too: the distance,
    lateral offset and heading of the ``j``-th object of each class (through the class's
-   domains) and its asset family (``odd.samplers.search.object_dimensions``). Where each
-   object stands and what it is decide occlusion and what the detector sees; left to
-   the scene seed, they make the objective noise as a function of the searched point.
-   The first ``startup`` proposals take the spec's own halton points for the global
-   dimensions (the scenes a halton suite of the same seed starts with; the object
+   domains), its asset family and its look (one of ``odd.families.LOOKS`` fixed
+   appearances of the family; ``odd.samplers.search.object_dimensions``). Where each
+   object stands and what it looks like decide occlusion and what the detector sees;
+   left to the scene seed, they make the objective noise as a function of the searched
+   point. The first ``startup`` proposals take the spec's own halton points for the
+   global dimensions (the scenes a halton suite of the same seed starts with; the object
    coordinates drawn by the seeded optimiser), so the optimiser starts from an even
-   cover of the ODD; from then on it proposes where the scores are high.
+   cover of the ODD; from then on it proposes where the scores are high, except for a
+   share ``explore`` of the proposals (``exploring_trials``), which are the next points
+   of a scrambled Sobol sequence over every searched coordinate: a narrow failing region
+   that no startup point hit is still visited (a band of width w of one dimension's
+   range once about 1/w exploration proposals were made), and the optimiser, told its
+   scores, then goes there too.
 2. **Rules.** A proposal that breaks one of the spec's rules is never rendered: it is
    told to optuna as PRUNED (TPE ranks pruned trials below every finished one, so it
    learns to avoid the excluded region; CMA-ES ignores them), counted as ``infeasible``,

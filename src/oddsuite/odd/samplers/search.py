@@ -11,8 +11,9 @@ scene anywhere, and the suite's ``spec.yaml`` (hashed in its manifest) is the re
 the search that ``verify`` and resume check.
 
 A search moves the spec's free global dimensions and, unless told not to, every object
-slot's placement and asset family as well (``object_dimensions``: distance, lateral
-offset and heading through the class's own domains, and the family of a built-in asset),
+slot's placement, asset family and look as well (``object_dimensions``: distance, lateral
+offset and heading through the class's own domains, the family of a built-in asset and
+which of ``odd.families.LOOKS`` fixed appearances of the family it wears),
 as VerifAI searches object positions: which car is where decides occlusion and what the
 detector sees, so a search that leaves it to the scene seed scores noise. Slot ``j`` of
 class ``key`` is the ``j``-th object of that class in the scene (used only when the
