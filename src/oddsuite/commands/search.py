@@ -121,5 +121,13 @@ def run(args) -> int:
           f"(scene {top.scene}, {top.score.rois_failed} of {top.score.rois_scored} ROIs)")
     print(f"suite written: {res.out_dir} ({res.suite.scenes} scenes, {res.suite.images} images; "
           f"{len(res.expanded)} expanded with ROI permutations and variants)")
-    print("its rates describe where the search looked, not the ODD: generate a suite for ODD-wide rates")
+    from oddsuite.metrics.stats import wilson_interval
+
+    unsteered = res.exploring
+    if unsteered:
+        k = len(set(unsteered) & set(res.failing))
+        lo, hi = wilson_interval(k, len(unsteered))
+        print(f"of the {len(unsteered)} scenes no score chose (startup and exploration), {k} failed "
+              f"({100 * k / len(unsteered):.0f}%, 95% CI {100 * lo:.0f}-{100 * hi:.0f}%): an estimate of the ODD-wide rate")
+    print("the suite's rates describe where the search looked, not the ODD: generate a suite for ODD-wide rates")
     return 0

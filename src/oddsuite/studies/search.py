@@ -430,6 +430,13 @@ class SearchResult:
     def failing(self) -> list[int]:
         return [t.scene for t in self.trials if t.score.severity > self.fail_above]
 
+    @property
+    def exploring(self) -> list[int]:
+        """The scenes no score chose (startup and exploration proposals: ``exploring_trials``)."""
+        rec = self.record
+        flags = exploring_trials(len(self.trials), int(rec.get("startup", 0)), float(rec.get("explore", 0.0)))
+        return [t.scene for t, f in zip(self.trials, flags) if f]
+
 
 # ----------------------------------------------------------------------------- the search
 
