@@ -213,10 +213,10 @@ def test_rules_prune_proposals_and_every_asked_point_keeps_them(tmp_path):
 
 
 def test_exploration_proposals_cover_every_dimension_evenly(tmp_path):
-    """Exploration proposals (``exploring_trials``) are the points of a scrambled Sobol
-    sequence, chosen without looking at the scores: the first 16 put exactly one point in
-    every sixteenth of each continuous coordinate's range, even when the optimiser is told
-    that only the top of one dimension fails."""
+    """Startup and exploration proposals (``exploring_trials``) are the points of a
+    scrambled Sobol sequence, chosen without looking at the scores: the first 16 put
+    exactly one point in every sixteenth of each continuous coordinate's range, even when
+    the optimiser is told that only the top of one dimension fails."""
     from oddsuite.odd.samplers.search import exploring_trials
 
     assert exploring_trials(12, 2, 0.25) == [True, True] + [False, False, False, True] * 2 + [False, False]
@@ -225,8 +225,9 @@ def test_exploration_proposals_cover_every_dimension_evenly(tmp_path):
     o = SearchOptions(budget=36, seed=2, batch=4, startup=4, explore=0.5)
     s, asked = _asked_points(spec, o, tmp_path, score=lambda point: float(point[1] > 0.9))
     schedule = exploring_trials(o.budget, o.n_startup, o.explore)
-    explored = np.array([point for scene, point, _ in asked if scene >= o.n_startup and schedule[scene]])
-    assert len(explored) == 16
+    explored = np.array([point for scene, point, _ in asked if schedule[scene]])
+    assert len(explored) == 4 + 16
+    explored = explored[:16]
     continuous = [j for j, (_, d) in enumerate(s.space.searched) if d.kind != "choices" and not d.integer]
     assert len(continuous) >= 5
     for j in continuous:
@@ -326,7 +327,9 @@ def test_a_resumed_search_of_other_options_says_what_differs(tmp_path):
     with pytest.raises(SuiteError, match=r"--budget 12 there, 13 now; --seed 3 there, 4 now.*never extended"):
         _claim(tmp_path / "s", other)
     # the default startup is stored as it resolves: asking for it explicitly is the same search
-    assert SearchOptions(budget=50).n_startup == SearchOptions(budget=50, startup=10).n_startup == 10
+    assert SearchOptions(budget=50).n_startup == SearchOptions(budget=50, startup=8).n_startup == 8
+    # a sixth of the budget rounded down to a power of two (a balanced Sobol size), at least 8
+    assert [SearchOptions(budget=b).n_startup for b in (1, 24, 95, 96, 200, 2000)] == [8, 8, 8, 16, 32, 256]
 
 
 def test_generate_refuses_more_scenes_than_a_search_spec_holds(tmp_path):
@@ -512,8 +515,8 @@ def test_a_planted_weakness_is_found_within_a_small_budget(tmp_path):
     in_region = [t for t in res.trials if fog[t.scene] < bench.FOG_M]
     found = [t for t in in_region if t.score.severity > 0]
     h_found = int((halton["failing"] & halton["planted"]).sum())
-    modelled = [t for t, h in zip(res.trials, exploring_trials(budget, startup, 0.2)) if not h]  # the optimiser's
-    assert len(modelled) == 13  # 24 - 8 startup - 3 exploration proposals (halton points)
+    modelled = [t for t, h in zip(res.trials, exploring_trials(budget, startup, 0.1)) if not h]  # the optimiser's
+    assert len(modelled) == 15  # 24 - 8 startup - 1 exploration proposal (Sobol points)
     inside = [t for t in modelled if fog[t.scene] < bench.FOG_M]
     assert len(found) >= max(6, 1.5 * h_found), (len(found), h_found)
     share = (bench.FOG_M - 50) / (600 - 50)  # the region's share of the fog range: 27%

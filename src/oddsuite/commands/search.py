@@ -37,12 +37,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch", type=_positive_int, default=4,
                    help="proposals rendered together on the executor (default 4); part of what the suite is")
     p.add_argument("--startup", type=_non_negative, default=None,
-                   help="proposals before the optimiser models the scores: the spec's halton points "
-                        "(default: a tenth of the budget, at least 10)")
-    p.add_argument("--explore", type=_share, default=0.2, metavar="SHARE",
-                   help="share of the later proposals that continue the halton sequence instead of following the "
-                        "optimiser, so the search keeps covering the ODD and can find a failing region the startup "
-                        "missed (default 0.2; 0: the optimiser only)")
+                   help="proposals before the optimiser models the scores: points of a scrambled Sobol sequence "
+                        "over every searched coordinate (default: a sixth of the budget rounded down to a power of "
+                        "two, at least 8)")
+    p.add_argument("--explore", type=_share, default=0.1, metavar="SHARE",
+                   help="share of the later proposals that are the Sobol sequence's next points instead of the "
+                        "optimiser's, so the search keeps covering the ODD and can find a failing region the startup "
+                        "missed (default 0.1; 0: the optimiser only)")
     p.add_argument("--objective", choices=["severity", "failures", "lowest-iou"], default="severity",
                    help="what a scene scores: severity = share of its ROIs missed or mislabelled, ties broken by the "
                         "lowest IoU (default); failures = their number; lowest-iou = 1 - the lowest IoU")

@@ -20,15 +20,17 @@ The search, step by step:
    appearances of the family; ``odd.samplers.search.object_dimensions``). Where each
    object stands and what it looks like decide occlusion and what the detector sees;
    left to the scene seed, they make the objective noise as a function of the searched
-   point. The first ``startup`` proposals take the spec's own halton points for the
-   global dimensions (the scenes a halton suite of the same seed starts with; the object
-   coordinates drawn by the seeded optimiser), so the optimiser starts from an even
-   cover of the ODD; from then on it proposes where the scores are high, except for a
-   share ``explore`` of the proposals (``exploring_trials``), which are the next points
-   of a scrambled Sobol sequence over every searched coordinate: a narrow failing region
-   that no startup point hit is still visited (a band of width w of one dimension's
-   range once about 1/w exploration proposals were made), and the optimiser, told its
-   scores, then goes there too.
+   point. The first ``startup`` proposals are the first points of a scrambled Sobol
+   sequence over every searched coordinate (seeded by the suite seed), so the optimiser
+   starts from an even cover of the searched space: the first 2**k points put one point
+   in every 1/2**k of each coordinate's range, and a failing band of width w of one
+   dimension is visited once about 1/w points were rendered. From then on the optimiser
+   proposes where the scores are high, except for a share ``explore`` of the proposals
+   (``exploring_trials``), which are the sequence's next points: a narrow failing
+   region that the startup missed is still visited, and the optimiser, told its score,
+   can go there too. The startup is sized so that the region is found early: found
+   late, one failing scene among many the optimiser already knows fail weighs little in
+   its model.
 2. **Rules.** A proposal that breaks one of the spec's rules is never rendered: it is
    told to optuna as PRUNED (TPE ranks pruned trials below every finished one, so it
    learns to avoid the excluded region; CMA-ES ignores them), counted as ``infeasible``,
@@ -89,7 +91,6 @@ from oddsuite.odd import OddSpec, load_spec, parse_spec
 from oddsuite.odd.domains import Domain
 from oddsuite.odd.reader import read_yaml
 from oddsuite.odd.rules import broken_rule
-from oddsuite.odd.samplers.halton import HaltonSampler
 from oddsuite.odd.samplers.search import (OBJECTIVE_TEXT, SCORE_COLUMNS, free_dimensions, exploring_trials,
                                          object_dimensions, searched_variant)
 from oddsuite.suite import GenerateResult, PlanOptions, generate_suite, render_scene
@@ -327,11 +328,11 @@ class SearchOptions:
     seed, which also seeds the optimiser; optimizer: ``tpe`` (any dimension) or ``cmaes``
     (continuous and integer dimensions; choices fall back to seeded random sampling);
     batch: proposals rendered together; startup: proposals before the optimiser models
-    anything, the spec's own halton points (default: a tenth of the budget, at least 10); explore: the
-    share of the later proposals that are points of a scrambled Sobol sequence over every
-    searched coordinate instead of the optimiser's (``odd.samplers.search.exploring_trials``),
-    so that the search keeps covering the ODD and finds a narrow failing region the startup
-    missed; objective: a key of ``OBJECTIVES``; classes: score only ROIs of
+    anything, the first points of a scrambled Sobol sequence over every searched coordinate
+    (default: a sixth of the budget rounded down to a power of two, at least 8); explore:
+    the share of the later proposals that are the sequence's next points instead of the
+    optimiser's (``odd.samplers.search.exploring_trials``), so that the search keeps
+    covering the ODD and finds a narrow failing region the startup missed; objective: a key of ``OBJECTIVES``; classes: score only ROIs of
     these suite categories (all when empty); conf, iou: the operating threshold and match
     IoU of ROI outcomes; fail_above: a scene fails when its severity exceeds it; expand:
     ``failing`` or ``all`` scenes get ROI permutations and variants; placement: search
@@ -343,7 +344,7 @@ class SearchOptions:
     optimizer: str = "tpe"
     batch: int = 4
     startup: Optional[int] = None
-    explore: float = 0.2
+    explore: float = 0.1
     objective: str = "severity"
     classes: tuple[str, ...] = ()
     conf: float = DEFAULT_CONF
@@ -354,8 +355,11 @@ class SearchOptions:
 
     @property
     def n_startup(self) -> int:
-        """The startup proposals: ``startup``, or a tenth of the budget (at least 10)."""
-        return int(self.startup) if self.startup is not None else max(10, self.budget // 10)
+        """The startup proposals: ``startup``, or a sixth of the budget rounded down to a
+        power of two (the Sobol sequence's balanced sizes), at least 8."""
+        if self.startup is not None:
+            return int(self.startup)
+        return max(8, 1 << max(0, (self.budget // 6).bit_length() - 1))
 
     def check(self, spec: OddSpec) -> None:
         """OddsuiteError naming the option that cannot work with ``spec``."""
@@ -494,12 +498,9 @@ class _Search:
         self.space = SearchSpace(spec, o.placement)
         self.study = optuna.create_study(direction="maximize",
                                          sampler=_optuna_sampler(o, len(self.space.categorical)))
-        self.halton = HaltonSampler(spec, o.seed)
-        for i in range(min(o.n_startup, o.budget)):  # the first proposals cover the ODD evenly: the spec's halton points
-            self.study.enqueue_trial(self.space.params(self.halton.unit(i, None)))
-        #: per trial, whether it is a halton point (the startup and the exploration ones)
+        #: per trial, whether it is a Sobol point (the startup and the exploration ones), not the optimiser's
         self.schedule = exploring_trials(o.budget, o.n_startup, o.explore)
-        self.next_explore = 0  # the Sobol index the next exploration proposal takes
+        self.next_sobol = 0  # the index of the Sobol point the next startup or exploration proposal takes
         from scipy.stats import qmc
 
         with warnings.catch_warnings():  # "balance properties": the sequence is used a point at a time
@@ -526,8 +527,8 @@ class _Search:
         in_a_row = 0
         while len(asked) < want:
             scene = len(self.trials) + len(asked)
-            if scene >= self.o.n_startup and self.schedule[scene]:
-                self.study.enqueue_trial(self._exploration_params())
+            if self.schedule[scene]:  # a startup or exploration proposal: the next Sobol point
+                self.study.enqueue_trial(self._sobol_params())
             t = self.study.ask(self.space.distributions)
             point = self.space.unit_point(t.params)
             rule = broken_rule(self.spec.rules, self.space.values(point))
@@ -543,13 +544,14 @@ class _Search:
                                 f"{in_a_row} points in a row that break the rules; widen a domain or relax the rule")
         return asked
 
-    def _exploration_params(self) -> dict[str, Any]:
-        """The next exploration proposal: the next point of a scrambled Sobol sequence over
-        every searched coordinate (seeded by the suite seed). Its first 2**k points put one
-        point in every 1/2**k of each coordinate's range, so a failing band of width w of
-        any one dimension is visited once about 1/w exploration proposals were made."""
-        h = self.next_explore
-        self.next_explore += 1
+    def _sobol_params(self) -> dict[str, Any]:
+        """The next startup or exploration proposal: the next point of a scrambled Sobol
+        sequence over every searched coordinate (seeded by the suite seed). Its first 2**k
+        points put one point in every 1/2**k of each coordinate's range, so a failing band
+        of width w of any one dimension is visited once about 1/w such proposals were made
+        (a proposal that breaks a rule is pruned and the next point taken)."""
+        h = self.next_sobol
+        self.next_sobol += 1
         u = self.sobol.random(1)[0]
         assert self.sobol.num_generated == h + 1
         return {path: d.at(float(x)) if d.kind == "choices" or (d.kind == "range" and d.integer) else float(x)
@@ -584,7 +586,7 @@ class _Search:
                        "sampler": src.sampler},
             "detector": _detector_id(self.detector),
             "optimizer": o.optimizer, "seed": o.seed, "batch": o.batch, "startup": o.n_startup,
-            "explore": o.explore, "objective": o.objective, "classes": list(o.classes), "conf": o.conf, "iou": o.iou,
+            "design": "sobol", "explore": o.explore, "objective": o.objective, "classes": list(o.classes), "conf": o.conf, "iou": o.iou,
             "fail_above": o.fail_above, "expand": o.expand, "variant": searched_variant(src).name,  # type: ignore[union-attr]
             "infeasible": self.infeasible,
             "dimensions": [p for p, _ in self.space.searched],

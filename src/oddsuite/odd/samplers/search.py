@@ -89,8 +89,12 @@ class SearchRecord(_Strict):
     seed: int = Field(ge=0)
     batch: int = Field(ge=1)
     startup: int = Field(ge=0)
-    #: the share of proposals after the startup that continue the halton sequence (0 in a
-    #: record written before exploration existed)
+    #: how the startup (and exploration) proposals were chosen: ``sobol``, points of a
+    #: scrambled Sobol sequence over every searched coordinate; ``halton`` in a record
+    #: written before that, the spec's halton points in the global dimensions
+    design: Literal["halton", "sobol"] = "halton"
+    #: the share of proposals after the startup that are exploration ones (0 in a record
+    #: written before exploration existed)
     explore: float = Field(0.0, ge=0, lt=1)
     objective: Literal["severity", "failures", "lowest-iou"]
     classes: tuple[str, ...] = ()
@@ -129,7 +133,7 @@ _RECORDS: dict[str, SearchRecord] = {}
 
 def exploring_trials(n: int, startup: int, explore: float) -> list[bool]:
     """Which of the first ``n`` trials of a search are not the optimiser's proposals: the
-    ``startup`` ones (the spec's halton points), then, after them, the exploration ones:
+    ``startup`` ones, then, after them, the exploration ones:
     trial ``startup + k`` when ``floor((k + 1) * explore) > floor(k * explore)``
     (``explore`` exactly as written: one in every ``1 / explore``, evenly spread; none when
     0). Both are chosen without looking at any score."""
