@@ -236,7 +236,8 @@ def planted_recovered(trace: dict[str, Any]) -> tuple[bool, str]:
     return fog_first or rule_fog, f"top slice: {top}; top rule: {rule}"
 
 
-def run(budget: int, seed: int, width: int, height: int, work: Path, model: Path = MODEL) -> list[tuple[str, Arm, Arm]]:
+def run(budget: int, seed: int, width: int, height: int, work: Path, model: Path = MODEL,
+        optimizer: str = "tpe") -> list[tuple[str, Arm, Arm]]:
     from oddsuite.evaluate import evaluate_suite
     from oddsuite.models import load_detector
     from oddsuite.studies.search import SearchOptions, search_suite
@@ -259,7 +260,7 @@ def run(budget: int, seed: int, width: int, height: int, work: Path, model: Path
         h = Arm("halton", budget, scene_table(halton, res_h))
         t = time.perf_counter()
         suite_s = work / f"search-{tag}"
-        r = search_suite(spec, suite_s, det, SearchOptions(budget=budget, seed=seed))
+        r = search_suite(spec, suite_s, det, SearchOptions(budget=budget, seed=seed, optimizer=optimizer))
         res_s = work / f"search-{tag}-results"
         evaluate_suite(suite_s, det, res_s, progress=False)
         s = Arm("search", budget, scene_table(suite_s, res_s), extra_renders=r.rendered - budget)
@@ -337,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=120)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--model", type=Path, default=MODEL, help="the base detector (default: models/default)")
+    ap.add_argument("--optimizer", choices=["tpe", "cmaes", "gp"], default="tpe", help="the search's (default tpe)")
     a = ap.parse_args(argv)
     seeds = a.seeds or [a.seed]
     runs = []
@@ -345,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             work = (a.workdir if a.workdir is not None else Path(tmp)) / (f"seed{seed}" if a.seeds else "")
             work.mkdir(parents=True, exist_ok=True)
             print(f"--- seed {seed}", flush=True)
-            rows = run(a.budget, seed, a.width, a.height, work, a.model)
+            rows = run(a.budget, seed, a.width, a.height, work, a.model, a.optimizer)
             report(rows, a.budget)
             runs.append((seed, rows))
     if len(runs) > 1:

@@ -525,7 +525,7 @@ def test_a_planted_weakness_is_found_within_a_small_budget(tmp_path):
     assert fog[worst.scene] < bench.FOG_M and worst.score.severity == 1.0
 
 
-@pytest.mark.parametrize("optimizer", ["tpe", "cmaes"])
+@pytest.mark.parametrize("optimizer", ["tpe", "cmaes", "gp"])
 def test_the_optimisers_propose_the_same_points_for_the_same_seed(optimizer):
     """The optuna wiring alone (no render): seeded proposals over a spec's space, told a
     fixed function of the point, are the same twice and always map into the space."""

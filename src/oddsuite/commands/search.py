@@ -32,8 +32,9 @@ def register(subparsers: Any) -> None:
                    help="scenes rendered while searching; each is a scene of the suite (default 100)")
     p.add_argument("--out", required=True, type=Path, help="suite folder (created; an unfinished one is resumed)")
     p.add_argument("--seed", type=_non_negative, default=0, help="suite seed, also the optimiser's (default 0)")
-    p.add_argument("--optimizer", choices=["tpe", "cmaes"], default="tpe",
-                   help="tpe: any dimension (default); cmaes: continuous and integer ones (choices at random)")
+    p.add_argument("--optimizer", choices=["tpe", "cmaes", "gp"], default="tpe",
+                   help="tpe: any dimension (default); cmaes: continuous and integer ones (choices at random); "
+                        "gp: Gaussian-process Bayesian optimisation, any dimension (seconds per proposal)")
     p.add_argument("--batch", type=_positive_int, default=4,
                    help="proposals rendered together on the executor (default 4); part of what the suite is")
     p.add_argument("--startup", type=_non_negative, default=None,

@@ -104,7 +104,7 @@ MAX_BUDGET = 2000
 STATE = Path(".state") / "search"
 #: decimals of a written unit coordinate (a millionth of a dimension's range)
 DIGITS = 6
-OPTIMIZERS = ("tpe", "cmaes")
+OPTIMIZERS = ("tpe", "cmaes", "gp")
 #: the stream tag of the exploration proposals' Sobol sequence
 EXPLORE_STREAM = 0x6578706C
 EXPAND = ("failing", "all")
@@ -325,8 +325,9 @@ class SearchOptions:
     """How to search (each field is a CLI option of ``oddsuite search``).
 
     budget: scenes to render while searching (each a scene of the suite); seed: the suite
-    seed, which also seeds the optimiser; optimizer: ``tpe`` (any dimension) or ``cmaes``
-    (continuous and integer dimensions; choices fall back to seeded random sampling);
+    seed, which also seeds the optimiser; optimizer: ``tpe`` (any dimension), ``cmaes``
+    (continuous and integer dimensions; choices fall back to seeded random sampling) or
+    ``gp`` (Gaussian-process Bayesian optimisation, any dimension; seconds per proposal);
     batch: proposals rendered together; startup: proposals before the optimiser models
     anything, the first points of a scrambled Sobol sequence over every searched coordinate
     (default: a sixth of the budget rounded down to a power of two, at least 8); explore:
@@ -451,6 +452,9 @@ def _optuna_sampler(o: SearchOptions, n_categorical: int) -> Any:
     seed = int(np.random.SeedSequence(o.seed).generate_state(1)[0])  # optuna seeds numpy's RandomState: < 2**32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if o.optimizer == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=o.n_startup, warn_independent_sampling=False,
+                                             independent_sampler=optuna.samplers.RandomSampler(seed=seed))
         if o.optimizer == "cmaes":
             if n_categorical:
                 log.info("cmaes: %d categorical dimension(s) are sampled at random (seeded)", n_categorical)

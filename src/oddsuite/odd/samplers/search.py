@@ -85,7 +85,7 @@ class SearchRecord(_Strict):
 
     source: SearchSource
     detector: SearchDetector
-    optimizer: Literal["tpe", "cmaes"]
+    optimizer: Literal["tpe", "cmaes", "gp"]
     seed: int = Field(ge=0)
     batch: int = Field(ge=1)
     startup: int = Field(ge=0)
