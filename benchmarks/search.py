@@ -7,9 +7,10 @@ In one run, on one low-resolution spec, for two detectors:
     10 m or farther when the fog visibility is below 200 m (the ``thick fog`` class of the
     fog taxonomy and the distance bins trace uses, so trace can name the region exactly).
 
-For each: a halton suite of BUDGET scenes and a search (``oddsuite search``, TPE, its
-defaults: the global dimensions and every car slot's distance, lateral offset, heading and
-body searched) of BUDGET scenes, both full scenes in the searched variant, scored the same way
+For each: a halton suite of BUDGET scenes and a search (``oddsuite search`` with its
+defaults: the optimiser ``auto``, a Gaussian process at these budgets, or --optimizer; a
+Sobol startup and exploration; the global dimensions and every car slot's distance,
+lateral offset, heading, body and look searched) of BUDGET scenes, both full scenes in the searched variant, scored the same way
 (``studies.search.score_outcomes``: a scene fails when a visible ROI is missed or
 mislabelled at conf 0.25, IoU 0.5). Printed: failing scenes per 100 renders of each and
 their ratio (goal: search at least 3x halton), the same for scenes failing inside the
@@ -237,7 +238,7 @@ def planted_recovered(trace: dict[str, Any]) -> tuple[bool, str]:
 
 
 def run(budget: int, seed: int, width: int, height: int, work: Path, model: Path = MODEL,
-        optimizer: str = "tpe") -> list[tuple[str, Arm, Arm]]:
+        optimizer: str = "auto") -> list[tuple[str, Arm, Arm]]:
     from oddsuite.evaluate import evaluate_suite
     from oddsuite.models import load_detector
     from oddsuite.studies.search import SearchOptions, search_suite
@@ -338,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=120)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--model", type=Path, default=MODEL, help="the base detector (default: models/default)")
-    ap.add_argument("--optimizer", choices=["tpe", "cmaes", "gp"], default="tpe", help="the search's (default tpe)")
+    ap.add_argument("--optimizer", choices=["auto", "gp", "tpe", "cmaes"], default="auto",
+                    help="the search's (default auto, as oddsuite search)")
     a = ap.parse_args(argv)
     seeds = a.seeds or [a.seed]
     runs = []

@@ -32,9 +32,10 @@ def register(subparsers: Any) -> None:
                    help="scenes rendered while searching; each is a scene of the suite (default 100)")
     p.add_argument("--out", required=True, type=Path, help="suite folder (created; an unfinished one is resumed)")
     p.add_argument("--seed", type=_non_negative, default=0, help="suite seed, also the optimiser's (default 0)")
-    p.add_argument("--optimizer", choices=["tpe", "cmaes", "gp"], default="tpe",
-                   help="tpe: any dimension (default); cmaes: continuous and integer ones (choices at random); "
-                        "gp: Gaussian-process Bayesian optimisation, any dimension (seconds per proposal)")
+    p.add_argument("--optimizer", choices=["auto", "gp", "tpe", "cmaes"], default="auto",
+                   help="gp: Gaussian-process Bayesian optimisation, any dimension; tpe: any dimension, faster for "
+                        "large budgets; cmaes: continuous and integer ones (choices at random); auto (default): gp "
+                        "up to a budget of 500, tpe above")
     p.add_argument("--batch", type=_positive_int, default=4,
                    help="proposals rendered together on the executor (default 4); part of what the suite is")
     p.add_argument("--startup", type=_non_negative, default=None,
@@ -89,7 +90,7 @@ def run(args) -> int:
 
     def on_trial(trial, budget: int) -> None:
         if "search" not in bars:
-            print(f"{args.spec}: searching {budget} scenes with {args.optimizer} for failures of {detector.name}")
+            print(f"{args.spec}: searching {budget} scenes with {options.optimizer_used} for failures of {detector.name}")
             # smoothing=0: the average rate since the start; trials are scored a batch at a time (and a
             # resumed search replays its scored trials at once), which makes the moving rate meaningless
             bars["search"] = tqdm(total=budget, unit="scene", desc="searching", disable=args.no_progress, smoothing=0)

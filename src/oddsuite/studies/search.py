@@ -104,7 +104,10 @@ MAX_BUDGET = 2000
 STATE = Path(".state") / "search"
 #: decimals of a written unit coordinate (a millionth of a dimension's range)
 DIGITS = 6
-OPTIMIZERS = ("tpe", "cmaes", "gp")
+OPTIMIZERS = ("auto", "gp", "tpe", "cmaes")
+#: ``auto`` is ``gp`` up to this budget and ``tpe`` above it (a Gaussian process's fit grows
+#: with the cube of the trials told: seconds per proposal at a few hundred)
+GP_MAX_BUDGET = 500
 #: the stream tag of the exploration proposals' Sobol sequence
 EXPLORE_STREAM = 0x6578706C
 EXPAND = ("failing", "all")
@@ -325,9 +328,10 @@ class SearchOptions:
     """How to search (each field is a CLI option of ``oddsuite search``).
 
     budget: scenes to render while searching (each a scene of the suite); seed: the suite
-    seed, which also seeds the optimiser; optimizer: ``tpe`` (any dimension), ``cmaes``
-    (continuous and integer dimensions; choices fall back to seeded random sampling) or
-    ``gp`` (Gaussian-process Bayesian optimisation, any dimension; seconds per proposal);
+    seed, which also seeds the optimiser; optimizer: ``gp`` (Gaussian-process Bayesian
+    optimisation, any dimension), ``tpe`` (any dimension), ``cmaes`` (continuous and
+    integer dimensions; choices fall back to seeded random sampling) or ``auto`` (the
+    default: ``gp`` up to ``GP_MAX_BUDGET``, else ``tpe``; ``optimizer_used``);
     batch: proposals rendered together; startup: proposals before the optimiser models
     anything, the first points of a scrambled Sobol sequence over every searched coordinate
     (default: a sixth of the budget rounded down to a power of two, at least 8); explore:
@@ -342,7 +346,7 @@ class SearchOptions:
 
     budget: int
     seed: int = 0
-    optimizer: str = "tpe"
+    optimizer: str = "auto"
     batch: int = 4
     startup: Optional[int] = None
     explore: float = 0.1
@@ -353,6 +357,13 @@ class SearchOptions:
     fail_above: float = 0.0
     expand: str = "failing"
     placement: bool = True
+
+    @property
+    def optimizer_used(self) -> str:
+        """``optimizer``, with ``auto`` resolved: ``gp`` up to ``GP_MAX_BUDGET`` scenes, else ``tpe``."""
+        if self.optimizer != "auto":
+            return self.optimizer
+        return "gp" if self.budget <= GP_MAX_BUDGET else "tpe"
 
     @property
     def n_startup(self) -> int:
@@ -452,10 +463,10 @@ def _optuna_sampler(o: SearchOptions, n_categorical: int) -> Any:
     seed = int(np.random.SeedSequence(o.seed).generate_state(1)[0])  # optuna seeds numpy's RandomState: < 2**32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if o.optimizer == "gp":
+        if o.optimizer_used == "gp":
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=o.n_startup, warn_independent_sampling=False,
                                              independent_sampler=optuna.samplers.RandomSampler(seed=seed))
-        if o.optimizer == "cmaes":
+        if o.optimizer_used == "cmaes":
             if n_categorical:
                 log.info("cmaes: %d categorical dimension(s) are sampled at random (seeded)", n_categorical)
             return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=o.n_startup, warn_independent_sampling=False,
@@ -589,7 +600,7 @@ class _Search:
             "source": {"file": Path(src.source_path or "spec.yaml").name, "sha256": src.sha256,
                        "sampler": src.sampler},
             "detector": _detector_id(self.detector),
-            "optimizer": o.optimizer, "seed": o.seed, "batch": o.batch, "startup": o.n_startup,
+            "optimizer": o.optimizer_used, "seed": o.seed, "batch": o.batch, "startup": o.n_startup,
             "design": "sobol", "explore": o.explore, "objective": o.objective, "classes": list(o.classes), "conf": o.conf, "iou": o.iou,
             "fail_above": o.fail_above, "expand": o.expand, "variant": searched_variant(src).name,  # type: ignore[union-attr]
             "infeasible": self.infeasible,
@@ -772,7 +783,8 @@ def search_suite(spec_path: str | Path, out_dir: str | Path, detector: Detector,
     opts = PlanOptions.from_spec(spec, plan, modes, renderer)
     out = Path(out_dir)
     # the startup as it resolves: --startup 10 and the default of 10 are the same search
-    key = {"spec_sha256": spec.sha256, "options": {**asdict(options), "startup": options.n_startup},
+    key = {"spec_sha256": spec.sha256, "options": {**asdict(options), "startup": options.n_startup,
+                                                        "optimizer": options.optimizer_used},
            "plan": opts.as_dict(), "detector": _detector_id(detector)}
     _claim(out, key)
     if executor is None:
