@@ -33,10 +33,12 @@ The search, step by step:
    its model.
 2. **Rules.** A proposal that breaks one of the spec's rules is never rendered: it is
    told to optuna as PRUNED (TPE ranks pruned trials below every finished one, so it
-   learns to avoid the excluded region; CMA-ES ignores them), counted as ``infeasible``,
-   and the next proposal is asked. The render budget counts rendered scenes only.
+   learns to avoid the excluded region; CMA-ES ignores them) or, to the Gaussian process,
+   which models finished trials only, as scoring 0 (the lowest score of every
+   objective), counted as ``infeasible``, and the next proposal is asked. The render budget counts rendered scenes only.
 3. **Render.** Feasible proposals are rendered in batches of ``batch`` (asked together,
-   TPE's constant liar keeping them apart; the startup's last batch ends with the
+   TPE's constant liar, or the Gaussian process's treatment of running trials, keeping
+   them apart; the startup's last batch ends with the
    startup, so the optimiser's first proposals are modelled on every startup score), each
    as its full scene in the searched variant only (the first variant without overrides),
    by the suite's own worker ``render_scene`` on the executor (local pool or Ray), so the
@@ -551,7 +553,10 @@ class _Search:
                 asked.append((t, len(self.trials) + len(asked), point))
                 in_a_row = 0
                 continue
-            self.study.tell(t, state=TrialState.PRUNED)
+            if self.o.optimizer_used == "gp":  # GPSampler models finished trials only: it learns the
+                self.study.tell(t, 0.0)  # excluded region from the lowest score any objective gives
+            else:
+                self.study.tell(t, state=TrialState.PRUNED)
             self.infeasible += 1
             in_a_row += 1
             if in_a_row > self.spec.max_placement_tries:
@@ -633,7 +638,9 @@ class _Search:
                                      f"in {self.state}; fix the cause and run the same command to resume.")
                 records[job.scene_id] = rec
             for scene, point in todo:
-                scores[scene] = self._score(records[scene], scratch)
+                # as the record keeps it (6 decimals): a resumed run tells the optimiser the kept score,
+                # and the Gaussian process proposes differently on a score that differs in the 17th digit
+                scores[scene] = TrialScore.from_row(self._score(records[scene], scratch).row())
                 atomic_write_bytes(self._trial_file(scene), (json.dumps(
                     {"scene": scene, "point": list(point), "score": scores[scene].row()}) + "\n").encode())
         return [scores[s] for _, s, _ in asked]
