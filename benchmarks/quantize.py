@@ -5,9 +5,12 @@ exists, otherwise a small stand-in: a random-weight yolov8n made input-dependent
 (``lively_random_model``), whose mAP means nothing (it is said so in the output). The model is
 exported to fp32 ONNX if it is not ONNX already and quantized with ``oddsuite.quant.quantize``
 (static, QDQ, per-channel int8 weights, uint8 activations, calibrated on a seeded sample of the
-suite) by each recipe of ``--recipes``: ``deploy`` (the defaults: percentile calibration, the
-head's convolutions quantized and only its decoding tail float, 7-bit weights) and ``previous``
-(min-max calibration, the whole head float, 8-bit weights: what oddsuite did before). Goal:
+suite) by each recipe of ``--recipes`` (``RECIPES``; default ``deploy,full-range,previous``):
+``deploy`` (the defaults: percentile calibration, the head's convolutions quantized and only its
+decoding tail and the stem float, 7-bit weights), ``full-range`` (the same with 8-bit weights:
+the recipe for VNNI / AMX CPUs), ``stem-int8`` (the stem quantized: the default before),
+``silu-float`` (SiLU left float) and ``previous`` (min-max calibration, the whole head float,
+8-bit weights: what oddsuite did first). Goal:
 fp32 / int8 >= 2.5x at |delta mAP| <= 0.01; both numbers are printed side by side. Then, per
 recipe:
 
@@ -98,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"model (default: {DEFAULT_MODEL} if it exists, else a small random yolov8n)")
     ap.add_argument("--imgsz", type=int, default=640, help="input size of the stand-in model (default 640)")
     ap.add_argument("--calib-images", type=int, default=32, help="calibration images (default 32)")
-    ap.add_argument("--recipes", default="deploy,previous",
-                    help="comma-separated: deploy (the defaults), previous (minmax, head float, 8-bit weights)")
+    ap.add_argument("--recipes", default="deploy,full-range,previous",
+                    help=f"comma-separated, of {', '.join(RECIPES)} (default deploy,full-range,previous; "
+                         f"deploy is oddsuite's defaults, the others are what RECIPES says they change)")
     ap.add_argument("--profile", action="store_true", help="also break the time down by operator type")
     ap.add_argument("--threads", type=int, default=1,
                     help="ONNX Runtime intra-op threads for both models (default 1: the machine is shared)")
@@ -170,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
 RECIPES = {
     "deploy": {},  # oddsuite.quant.quantize.DEFAULTS
     "previous": {"method": "minmax", "keep_float": "head", "reduce_range": False},
+    # 8-bit weights: exact on VNNI / AMX CPUs (VPDPBUSD accumulates in 32 bits), saturating on AVX2
+    "full-range": {"reduce_range": False},
+    # the recipe before the stem was kept float (2026-12-02)
+    "stem-int8": {"keep_float": "decode"},
+    # SiLU left float: convolutions, concatenations, pooling and resizing quantized; ONNX Runtime
+    # fuses each x * sigmoid(x) into one float QuickGelu between a DequantizeLinear and a QuantizeLinear
+    "silu-float": {"op_types": ("Conv", "Concat", "MaxPool", "Resize", "Add")},
 }
 
 

@@ -125,9 +125,10 @@ def test_int8_model_record_lists_calibration_images_and_hashes(int8, model_dir, 
     st = rec["settings"]
     assert (st["method"], st["quant_format"], st["weight_type"], st["activation_type"], st["per_channel"],
             st["reduce_range"]) == ("percentile", "QDQ", "QInt8", "QUInt8", True, True)
-    assert st["keep_float"] == "decode" and st["n_nodes_kept_float"] == len(rec["nodes_kept_float"]) > 0
+    assert st["keep_float"] == "decode+stem" and st["n_nodes_kept_float"] == len(rec["nodes_kept_float"]) > 0
     assert rec["warnings"] == []
-    assert all("/model.22/" in n for n in rec["nodes_kept_float"])
+    assert all("/model.22/" in n or "/model.0/" in n for n in rec["nodes_kept_float"])
+    assert sum("/model.0/" in n for n in rec["nodes_kept_float"]) == 3  # the stem: Conv, Sigmoid, Mul
     assert not any("/cv2." in n or "/cv3." in n for n in rec["nodes_kept_float"])  # the head's convolutions: int8
     assert {"onnx", "onnxruntime", "torch"} <= set(rec["versions"])
 
@@ -150,12 +151,15 @@ def test_int8_model_loads_runs_and_is_int8(int8, images):
     int8_weights = [i for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4]
     scales = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     assert any(v.ndim == 1 and v.size > 1 for k, v in scales.items() if k.endswith("_scale"))
-    # the kept-float decoding tail (the DFL's fixed conv) reads float weights; every other conv,
-    # the head's branches included, a DequantizeLinear output of int8 weights
+    # the kept-float decoding tail (the DFL's fixed conv) and the stem read float weights; every
+    # other conv, the head's branches included, a DequantizeLinear output of int8 weights
     produced_by = {o: n for n in m.graph.node for o in n.output}
-    decode_convs = [n for n in m.graph.node if n.op_type == "Conv" and "/dfl/" in n.name]
-    int8_convs = [n for n in m.graph.node if n.op_type == "Conv" and "/dfl/" not in n.name]
-    assert decode_convs and all(n.input[1] not in produced_by for n in decode_convs)
+    float_convs = [n for n in m.graph.node if n.op_type == "Conv" and ("/dfl/" in n.name or "/model.0/" in n.name)]
+    int8_convs = [n for n in m.graph.node if n.op_type == "Conv" and n not in float_convs]
+    assert len(float_convs) == 2 and all(n.input[1] not in produced_by for n in float_convs)
+    # the stem's output is quantized once, before the next convolution reads it
+    stem_out = next(n for n in m.graph.node if n.name.endswith("/model.0/act/Mul")).output[0]
+    assert [n.op_type for n in m.graph.node if stem_out in n.input] == ["QuantizeLinear"]
     assert all(produced_by[n.input[1]].op_type == "DequantizeLinear" for n in int8_convs)
     assert any("/model.22/cv3." in n.name for n in int8_convs)
     assert len(int8_weights) == len(int8_convs) > 40
@@ -176,6 +180,12 @@ def test_quantize_is_reproducible_and_options(tmp_path, fp32, suite, int8):
     assert set(decode) < set(head) and all("/model.22/" in n for n in head)
     assert not any("/cv2." in n or "/cv3." in n for n in decode) and "/m/model.22/dfl/Softmax" in decode
     assert any("/cv3." in n and n.endswith("/Conv") for n in head)
+    # the stem is the first module alone, not what is computed from it; '+' joins specs
+    stem = nodes_to_keep_float(m, "stem")
+    assert [n.rsplit("/", 1)[-1] for n in stem] == ["Conv", "Sigmoid", "Mul"] and all("/model.0/" in n for n in stem)
+    both = nodes_to_keep_float(m, "decode+stem")
+    assert both == nodes_to_keep_float(m, ["stem", "decode"]) and set(both) == set(stem) | set(decode)
+    assert both.index(stem[-1]) < both.index(decode[0])  # graph order
     # a regex keeps the matched nodes and everything computed from them
     kept = nodes_to_keep_float(m, r"model\.21/")
     assert kept[0].startswith("/m/model.21/") and any("/model.22/" in n for n in kept)

@@ -37,10 +37,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--percentile", type=_percentile, default=99.999, help="for --method percentile (default 99.999)")
     p.add_argument("--activations", choices=["quint8", "qint8"], default="quint8",
                    help="activation type (default quint8); weights are always per-channel qint8")
-    p.add_argument("--keep-float", default="decode", metavar="head|decode|none|REGEX",
+    p.add_argument("--keep-float", default="decode+stem", metavar="decode+stem|decode|stem|head|none|REGEX",
                    help="nodes left in float: 'decode' (only the head's decoding tail: its convolutions are "
-                        "quantized; default), 'head' (the last Detect module and what follows it), 'none', "
-                        "or a regular expression searched in node names (with what follows the matches)")
+                        "quantized), 'stem' (the first module alone: the convolution that reads the image and "
+                        "its activation), 'head' (the last Detect module and what follows it), 'none', "
+                        "or a regular expression searched in node names (with what follows the matches); "
+                        "join several with '+' (default decode+stem)")
     p.add_argument("--full-range-weights", action="store_true",
                    help="8-bit weights instead of the default 7-bit (reduce_range): on CPUs without VNNI the "
                         "u8s8 kernels saturate with full-range weights")
