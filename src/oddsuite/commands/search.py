@@ -16,8 +16,8 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "search", help="falsification: spend the render budget where the detector fails, as a suite",
-        description="Search the spec's ODD for scenes where the detector fails: an optimiser (optuna TPE or "
-                    "CMA-ES, seeded) proposes scenes, each is rendered as its full scene only and scored, and the "
+        description="Search the spec's ODD for scenes where the detector fails: an optimiser (optuna's Gaussian "
+                    "process, TPE or CMA-ES, seeded) proposes scenes, each is rendered as its full scene only and scored, and the "
                     "next proposals go where scores are high. The searched scenes become a suite (their parameters "
                     "in scenes.parquet, the points in spec.yaml); the failing ones (or all, --expand all) get their "
                     "ROI permutations and variants, so evaluate, trace and report work as usual. Rates on such a "
