@@ -283,6 +283,16 @@ def _per100(n: int, renders: int) -> float:
 THRESHOLDS = (0.0, 0.5)
 
 
+def _ratio(a: float, b: float) -> str:
+    """``a / b`` as ``1.5x``; ``n/a`` when both are 0, ``inf`` when only ``b`` is."""
+    return f"{a / b:.1f}x" if b else ("n/a" if not a else "inf")
+
+
+def _div(a: float, b: float) -> float:
+    """``a / b``; NaN when both are 0 (printed ``nanx``), inf when only ``b`` is."""
+    return a / b if b else (float("nan") if not a else float("inf"))
+
+
 def report(rows: list[tuple[str, Arm, Arm]], budget: int) -> None:
     print(f"\nfailing scenes per 100 renders (budget {budget} scenes each; a scene fails when its severity, the "
           f"share of its visible ROIs missed or mislabelled, is above the threshold)")
@@ -294,13 +304,12 @@ def report(rows: list[tuple[str, Arm, Arm]], budget: int) -> None:
         for thr in THRESHOLDS:
             ph, ps = _per100(h.failing_above(thr), h.renders), _per100(s.failing_above(thr), s.renders)
             pt = _per100(s.failing_above(thr), s.renders + s.extra_renders)
-            inf = float("inf")
-            print(f"{label:24} {thr:10g} {ph:8.1f} {ps:8.1f} {ps / ph if ph else inf:6.1f}x "
-                  f"{100 / ph if ph else inf:7.1f}x {pt:19.1f} {pt / ph if ph else inf:6.1f}x")
+            print(f"{label:24} {thr:10g} {ph:8.1f} {ps:8.1f} {_ratio(ps, ph):>7} "
+                  f"{_ratio(100, ph):>8} {pt:19.1f} {_ratio(pt, ph):>7}")
     label, h, s = rows[-1]
     ph, ps = _per100(h.planted_failing, h.renders), _per100(s.planted_failing, s.renders)
     print(f"\nin the planted region (fog < {FOG_M:g} m with a car >= {NEAR_M:g} m), failing scenes per 100 renders: "
-          f"halton {ph:.1f}, search {ps:.1f}, ratio {ps / ph if ph else float('inf'):.1f}x")
+          f"halton {ph:.1f}, search {ps:.1f}, ratio {_ratio(ps, ph)}")
     for arm in (h, s):
         ok, text = planted_recovered(arm.trace)
         print(f"trace on the {arm.name} suite, planted detector: planted region ranked first: {'yes' if ok else 'no'} "
@@ -318,9 +327,9 @@ def summary(runs: list[tuple[int, list[tuple[str, Arm, Arm]]]], budget: int) -> 
         vals = []
         for _, h, s in rows:
             for thr in THRESHOLDS:
-                vals.append(s.failing_above(thr) / h.failing_above(thr) if h.failing_above(thr) else float("inf"))
+                vals.append(_div(s.failing_above(thr), h.failing_above(thr)))
         _, h, s = rows[-1]
-        vals.append(s.planted_failing / h.planted_failing if h.planted_failing else float("inf"))
+        vals.append(_div(s.planted_failing, h.planted_failing))
         ok, _ = planted_recovered(s.trace)
         got.append(vals + [float(ok)])
         print(f"{seed:>6} " + " ".join(f"{v:8.1f}x" for v in vals[:-1]) + f" {vals[-1]:14.1f}x {'yes' if ok else 'no':>10}")

@@ -397,6 +397,19 @@ def searched(tmp_path_factory):
     return d, out, res
 
 
+def test_a_search_holds_its_folder_lock(searched):
+    """While another run holds the folder, a search refuses it before writing anything."""
+    from oddsuite.models import load_detector
+    from oddsuite.suite.lock import SuiteLock
+
+    d, _, _ = searched
+    before = _files(d / "b")
+    with SuiteLock(d / "b", "search"):
+        with pytest.raises(SuiteError, match="locked by another search run"):
+            search_suite(d / "s.yaml", d / "b", load_detector(MODEL), SearchOptions(budget=6, seed=3, batch=2, startup=2))
+    assert _files(d / "b") == before
+
+
 def test_the_same_search_gives_the_same_suite_byte_for_byte(searched):
     d, out, res = searched
     a, b = _files(d / "a"), _files(d / "b")

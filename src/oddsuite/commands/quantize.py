@@ -44,8 +44,10 @@ def register(subparsers: Any) -> None:
                         "or a regular expression searched in node names (with what follows the matches); "
                         "join several with '+' (default decode+stem)")
     p.add_argument("--full-range-weights", action="store_true",
-                   help="8-bit weights instead of the default 7-bit (reduce_range): on CPUs without VNNI the "
-                        "u8s8 kernels saturate with full-range weights")
+                   help="8-bit weights instead of the default 7-bit (reduce_range). Use it when the model will "
+                        "run on CPUs with VNNI or AMX (AVX-512 VNNI, AVX-VNNI, AMX-INT8): exact there and more "
+                        "accurate. On CPUs without VNNI (AVX2 only) ONNX Runtime's u8s8 kernels saturate with "
+                        "8-bit weights, which is why 7-bit is the default")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
     p.add_argument("--sha256", metavar="HEX", default=None, help="expected SHA-256 of the source model file")
     p.add_argument("--trust-pickle", action="store_true",

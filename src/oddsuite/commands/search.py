@@ -117,7 +117,11 @@ def run(args) -> int:
             b.close()
     n = len(res.trials)
     if res.replayed:
-        print(f"resumed: {res.replayed} trial(s) scored by the interrupted run were replayed, not rendered again")
+        print(f"{res.replayed} trial(s) already scored in {args.out / '.state' / 'search'} (an earlier run of this "
+              f"search) were replayed, not rendered again")
+    if options.n_startup >= options.budget:
+        print(f"note: --startup {options.n_startup} >= --budget {options.budget}: every scene is a Sobol point, "
+              f"none was chosen by the optimiser")
     top = max(res.trials, key=lambda t: (t.score.objective, -t.scene))
     print(f"searched {n} scenes: {len(res.failing)} failing ({100 * len(res.failing) / n:.0f}%), "
           f"{res.infeasible} proposals pruned for breaking a rule; highest severity {top.score.severity:.2f} "

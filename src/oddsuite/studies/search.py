@@ -97,6 +97,7 @@ from oddsuite.odd.samplers.search import (OBJECTIVE_TEXT, SCORE_COLUMNS, free_di
                                          object_dimensions, searched_variant)
 from oddsuite.suite import GenerateResult, PlanOptions, generate_suite, render_scene
 from oddsuite.suite.generate import SceneJob
+from oddsuite.suite.lock import SuiteLock
 
 log = logging.getLogger(__name__)
 
@@ -798,16 +799,20 @@ def search_suite(spec_path: str | Path, out_dir: str | Path, detector: Detector,
         from oddsuite.run import LocalExecutor
 
         executor = LocalExecutor(workers)
-    with _quiet_optuna_one_thread():
-        s = _Search(spec, out, detector, options, opts, executor, on_trial)
-        s.run()
-    failing = [t.scene for t in s.trials if t.score.severity > options.fail_above]
-    expanded = [t.scene for t in s.trials] if options.expand == "all" else failing
-    if not failing:
-        log.warning("search: no scene failed in %d renders (severity above %g)", options.budget, options.fail_above)
-    record = s.record(expanded=expanded)
-    final = replay_spec(spec, record)
-    adopted = _adopt_scored_renders(final, out, options.seed, [t.scene for t in s.trials], opts)
+    # the folder's lock while the search writes its state and moves its renders (two runs on one
+    # folder would mix them); generate_suite takes it again for the suite
+    with SuiteLock(out, "search"):
+        _claim(out, key)  # again, now that no other run can change it
+        with _quiet_optuna_one_thread():
+            s = _Search(spec, out, detector, options, opts, executor, on_trial)
+            s.run()
+        failing = [t.scene for t in s.trials if t.score.severity > options.fail_above]
+        expanded = [t.scene for t in s.trials] if options.expand == "all" else failing
+        if not failing:
+            log.warning("search: no scene failed in %d renders (severity above %g)", options.budget, options.fail_above)
+        record = s.record(expanded=expanded)
+        final = replay_spec(spec, record)
+        adopted = _adopt_scored_renders(final, out, options.seed, [t.scene for t in s.trials], opts)
     res = generate_suite(final, out, scenes=options.budget, seed=options.seed, plan=plan, modes=modes,
                          renderer=renderer, executor=executor, workers=workers, on_start=on_start, on_scene=on_scene,
                          on_image=on_image)

@@ -90,7 +90,7 @@ def _contrasts(row: dict[str, Any], plan: str | None) -> tuple[bool, str]:
     if row["n_pairs"] > 0:
         return True, said
     why = (f"every instance pair added a {c} beside another {c}" if inst["n_pairs"] and not inst["n_first"]
-           else f"no rendered context held a {tc} without any {c}")
+           else f"no rendered context held a {tc} without any {'other ' if tc == c else ''}{c}")
     return False, (f"not identifiable with {_plan_text(plan)}: {why}; {SEPARATING_PLANS} would separate it. "
                    + said)
 
