@@ -5,12 +5,13 @@ exists, otherwise a small stand-in: a random-weight yolov8n made input-dependent
 (``lively_random_model``), whose mAP means nothing (it is said so in the output). The model is
 exported to fp32 ONNX if it is not ONNX already and quantized with ``oddsuite.quant.quantize``
 (static, QDQ, per-channel int8 weights, uint8 activations, calibrated on a seeded sample of the
-suite) by each recipe of ``--recipes`` (``RECIPES``; default ``deploy,full-range,previous``):
+suite) by each recipe of ``--recipes`` (``RECIPES``; default ``deploy,full-range,reduced,previous``):
 ``deploy`` (the defaults: percentile calibration, the head's convolutions quantized and only its
-decoding tail and the stem float, 7-bit weights), ``full-range`` (the same with 8-bit weights:
-the recipe for VNNI / AMX CPUs), ``stem-int8`` (the stem quantized: the default before),
-``silu-float`` (SiLU left float) and ``previous`` (min-max calibration, the whole head float,
-8-bit weights: what oddsuite did first). Goal:
+decoding tail and the stem float, the weights' range chosen for this CPU: 8-bit with VNNI or
+AMX-INT8, 7-bit on x86 without), ``full-range`` and ``reduced`` (the same with 8-bit or 7-bit
+weights whatever the CPU), ``stem-int8`` (7-bit, the stem quantized: the default before
+2026-12-02), ``silu-float`` (SiLU left float) and ``previous`` (min-max calibration, the whole
+head float, 8-bit weights: what oddsuite did first). Goal:
 fp32 / int8 >= 2.5x at |delta mAP| <= 0.01; both numbers are printed side by side. Then, per
 recipe:
 
@@ -101,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"model (default: {DEFAULT_MODEL} if it exists, else a small random yolov8n)")
     ap.add_argument("--imgsz", type=int, default=640, help="input size of the stand-in model (default 640)")
     ap.add_argument("--calib-images", type=int, default=32, help="calibration images (default 32)")
-    ap.add_argument("--recipes", default="deploy,full-range,previous",
-                    help=f"comma-separated, of {', '.join(RECIPES)} (default deploy,full-range,previous; "
+    ap.add_argument("--recipes", default="deploy,full-range,reduced,previous",
+                    help=f"comma-separated, of {', '.join(RECIPES)} (default deploy,full-range,reduced,previous; "
                          f"deploy is oddsuite's defaults, the others are what RECIPES says they change)")
     ap.add_argument("--profile", action="store_true", help="also break the time down by operator type")
     ap.add_argument("--threads", type=int, default=1,
@@ -176,8 +177,10 @@ RECIPES = {
     "previous": {"method": "minmax", "keep_float": "head", "reduce_range": False},
     # 8-bit weights: exact on VNNI / AMX CPUs (VPDPBUSD accumulates in 32 bits), saturating on AVX2
     "full-range": {"reduce_range": False},
+    # 7-bit weights: what an x86 CPU without VNNI needs (deploy chooses it there)
+    "reduced": {"reduce_range": True},
     # the recipe before the stem was kept float (2026-12-02)
-    "stem-int8": {"keep_float": "decode"},
+    "stem-int8": {"keep_float": "decode", "reduce_range": True},
     # SiLU left float: convolutions, concatenations, pooling and resizing quantized; ONNX Runtime
     # fuses each x * sigmoid(x) into one float QuickGelu between a DequantizeLinear and a QuantizeLinear
     "silu-float": {"op_types": ("Conv", "Concat", "MaxPool", "Resize", "Add")},
@@ -205,7 +208,8 @@ def _run_recipe(recipe: str, fp32: Path, calib: Path, suite: Path, work: Path, b
     q = quantize_model(fp32, calib, work / f"int8-{recipe}.onnx", calib_images=args.calib_images, seed=0, **kw)
     print(f"\n== recipe {recipe}: {kw}\nquantized in {time.time() - t:.0f} s: "
           f"{q.record['calibration']['n_images']} calibration images, {q.record['settings']['n_nodes_kept_float']} "
-          f"nodes kept float; fp32 {fp32.stat().st_size / 1e6:.1f} MB, int8 {q.path.stat().st_size / 1e6:.1f} MB",
+          f"nodes kept float; {q.record['settings']['weights_range']}; fp32 {fp32.stat().st_size / 1e6:.1f} MB, "
+          f"int8 {q.path.stat().st_size / 1e6:.1f} MB",
           flush=True)
     lat = latency(fp32, q.path, batches, args.threads, args.calls)
     print(f"latency, batch 1, {input_hw[0]}x{input_hw[1]}, {args.threads} thread(s), "

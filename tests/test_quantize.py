@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from onnx import numpy_helper
 from oddsuite.errors import ModelError, OddsuiteError
 from oddsuite.models import load_detector
 from oddsuite.models.common import sha256_file
+from oddsuite.quant.quantize import auto_reduce_range, cpu_int8_isa
 
 IMGSZ = 160
 LOW = {"iou": 0.3, "conf": 0.01}
@@ -123,8 +125,11 @@ def test_int8_model_record_lists_calibration_images_and_hashes(int8, model_dir, 
         assert im["sha256"] == sha256_file(suite / im["file_name"])
     assert cal["suite_manifest_sha256"] == sha256_file(suite / "manifest.json")
     st = rec["settings"]
-    assert (st["method"], st["quant_format"], st["weight_type"], st["activation_type"], st["per_channel"],
-            st["reduce_range"]) == ("percentile", "QDQ", "QInt8", "QUInt8", True, True)
+    assert (st["method"], st["quant_format"], st["weight_type"], st["activation_type"], st["per_channel"]
+            ) == ("percentile", "QDQ", "QInt8", "QUInt8", True)
+    # the weights' range chosen for the CPU that quantized (the test's own)
+    reduce, why = auto_reduce_range(cpu_int8_isa(), platform.machine())
+    assert st["reduce_range"] is reduce and st["weights_range"] == f"auto: {why}"
     assert st["keep_float"] == "decode+stem" and st["n_nodes_kept_float"] == len(rec["nodes_kept_float"]) > 0
     assert rec["warnings"] == []
     assert all("/model.22/" in n or "/model.0/" in n for n in rec["nodes_kept_float"])
@@ -163,9 +168,24 @@ def test_int8_model_loads_runs_and_is_int8(int8, images):
     assert all(produced_by[n.input[1]].op_type == "DequantizeLinear" for n in int8_convs)
     assert any("/model.22/cv3." in n.name for n in int8_convs)
     assert len(int8_weights) == len(int8_convs) > 40
-    # 7-bit symmetric weights (reduce_range): |w| <= 64, so two uint8 x int8 products fit in int16
+    # symmetric weights over the range chosen for this CPU: 7-bit (reduce_range) |w| <= 64, so two
+    # uint8 x int8 products fit in int16 (AVX2); 8-bit |w| <= 127 (VNNI, AMX, ARM)
     w = np.concatenate([numpy_helper.to_array(i).ravel() for i in int8_weights])
-    assert np.abs(w.astype(int)).max() == 64
+    assert np.abs(w.astype(int)).max() == (64 if int8.record["settings"]["reduce_range"] else 127)
+
+
+def test_the_weights_range_is_chosen_for_the_cpu():
+    """7-bit weights only on x86 without an int8 dot product (AVX2's u8s8 kernels saturate
+    with 8-bit ones); 8-bit with VNNI, AVX-VNNI or AMX-INT8, and on other architectures."""
+    from oddsuite.quant.quantize import auto_reduce_range
+
+    assert auto_reduce_range(("avx2", "avx512f"), "x86_64")[0] is True
+    assert auto_reduce_range((), "AMD64")[0] is True
+    for isa in (("avx2", "avx512f", "avx512_vnni"), ("avx2", "avx_vnni"), ("amx_int8",)):
+        reduce, why = auto_reduce_range(isa, "x86_64")
+        assert reduce is False and isa[-1] in why
+    assert auto_reduce_range((), "aarch64") == (False, "8-bit weights: not an x86 CPU (aarch64), no int16 pair saturation")
+    assert set(cpu_int8_isa()) <= {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}
 
 
 def test_quantize_is_reproducible_and_options(tmp_path, fp32, suite, int8):
@@ -321,12 +341,18 @@ def test_cli_quantize_and_compare(tmp_path, suite, fp32, capsys):
 
     out = tmp_path / "models" / "x-int8.onnx"
     assert main(["quantize", "--model", str(fp32), "--calib", str(suite), "--out", str(out), "--calib-images", "2",
-                 "--seed", "3", "--method", "entropy", "--keep-float", r"model\.22/", "--full-range-weights"]) == 0
+                 "--seed", "3", "--method", "entropy", "--keep-float", r"model\.22/", "--weights-range", "reduced"]) == 0
     text = capsys.readouterr().out
     assert "record:" in text and "entropy calibration on 2 images" in text
     rec = json.loads((tmp_path / "models" / "x-int8.onnx.json").read_text())
     assert rec["calibration"]["seed"] == 3 and rec["settings"]["keep_float"] == r"model\.22/"
-    assert rec["settings"]["reduce_range"] is False
+    assert rec["settings"]["reduce_range"] is True and rec["settings"]["weights_range"] == "given: 7-bit weights"
+    assert "weights range: given: 7-bit weights" in text
+    from oddsuite.cli import build_parser
+
+    args = ["quantize", "--model", "m", "--calib", "s", "--out", "o.onnx"]
+    assert build_parser().parse_args(args).weights_range == "auto"
+    assert build_parser().parse_args(args + ["--full-range-weights"]).weights_range == "full"
 
     res = tmp_path / "res"
     assert main(["compare", str(suite), "--model", str(fp32), "--model", str(out), "--out", str(res), "--top", "2",

@@ -43,11 +43,13 @@ def register(subparsers: Any) -> None:
                         "its activation), 'head' (the last Detect module and what follows it), 'none', "
                         "or a regular expression searched in node names (with what follows the matches); "
                         "join several with '+' (default decode+stem)")
-    p.add_argument("--full-range-weights", action="store_true",
-                   help="8-bit weights instead of the default 7-bit (reduce_range). Use it when the model will "
-                        "run on CPUs with VNNI or AMX (AVX-512 VNNI, AVX-VNNI, AMX-INT8): exact there and more "
-                        "accurate. On CPUs without VNNI (AVX2 only) ONNX Runtime's u8s8 kernels saturate with "
-                        "8-bit weights, which is why 7-bit is the default")
+    p.add_argument("--weights-range", choices=["auto", "full", "reduced"], default="auto",
+                   help="int8 weights over the full 8-bit range or reduced to 7 bits (reduce_range). 'auto' "
+                        "(default) chooses for this CPU, taken to be the one the model will run on: 7-bit on x86 "
+                        "without VNNI or AMX-INT8 (AVX2 only: ONNX Runtime's u8s8 kernels saturate with 8-bit "
+                        "weights), 8-bit elsewhere (more accurate). Quantizing for another CPU, say which")
+    p.add_argument("--full-range-weights", dest="weights_range", action="store_const", const="full",
+                   help="the same as --weights-range full")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
     p.add_argument("--sha256", metavar="HEX", default=None, help="expected SHA-256 of the source model file")
     p.add_argument("--trust-pickle", action="store_true",
@@ -61,13 +63,15 @@ def run(args: argparse.Namespace) -> int:
     res = quantize_model(args.model, args.calib, args.out, calib_images=args.calib_images, seed=args.seed,
                          method=args.method, keep_float=args.keep_float, activations=args.activations,
                          per_channel=not args.per_tensor, sha256=args.sha256, trust_pickle=args.trust_pickle,
-                         percentile=args.percentile, reduce_range=not args.full_range_weights)
+                         percentile=args.percentile,
+                         reduce_range={"auto": None, "full": False, "reduced": True}[args.weights_range])
     r = res.record
     cal, st = r["calibration"], r["settings"]
     print(f"{r['source']['name']} ({r['source']['kind']}, sha256 {r['source']['sha256'][:12]}) -> {res.path}")
     print(f"  int8 QDQ, weights {st['weight_type']} {'per-channel' if st['per_channel'] else 'per-tensor'}, "
           f"activations {st['activation_type']}, {st['method']} calibration on {cal['n_images']} images "
           f"(seed {cal['seed']}), {st['n_nodes_kept_float']} nodes kept float ({st['keep_float']})")
+    print(f"  weights range: {st['weights_range']}")
     print(f"  sha256 {r['output']['sha256']}  ({r['output']['bytes'] / 1e6:.1f} MB, "
           f"{r['output']['op_counts'].get('QuantizeLinear', 0)} QuantizeLinear)")
     print(f"record: {res.record_path}")

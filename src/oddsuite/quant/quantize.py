@@ -12,8 +12,8 @@ The flow a deployment toolchain follows, made reproducible and recorded:
    ONNX adapter pre-processes it (:func:`oddsuite.models.common.preprocess`: letterbox to the
    model's input size, RGB, /255), fed in small chunks to the calibrator (min-max, entropy or
    percentile), so memory stays bounded whatever the sample size;
-4. ``quantize_static``: QDQ format, per-channel symmetric QInt8 weights (7-bit by default,
-   ``reduce_range``: see :func:`quantize_model`), QUInt8 (default) or QInt8 activations,
+4. ``quantize_static``: QDQ format, per-channel symmetric QInt8 weights (7-bit by default
+   on x86 CPUs without VNNI, 8-bit elsewhere, ``reduce_range``: see :func:`quantize_model`), QUInt8 (default) or QInt8 activations,
    percentile calibration by default; nodes matching ``keep_float`` stay in float
    (``"decode+stem"``, the default: the head's decoding tail, its convolutions quantized,
    and the stem, the first convolution, which reads the 3-channel image, with its activation;
@@ -368,7 +368,43 @@ def _suite_manifest_sha(suite: Path) -> str | None:
 #: the deployment recipe (benchmarks/quantize.py measures it against the alternatives): percentile
 #: calibration, the head's convolutions quantized (only its decoding tail float), the stem (the
 #: 3-channel first convolution) float, 7-bit weights
-DEFAULTS = {"method": "percentile", "keep_float": "decode+stem", "reduce_range": True}
+DEFAULTS = {"method": "percentile", "keep_float": "decode+stem", "reduce_range": None}
+
+#: the x86 instruction sets with an int8 dot product that accumulates in 32 bits
+INT8_DOT_ISA = ("avx512_vnni", "avx_vnni", "amx_int8")
+_X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def cpu_int8_isa() -> tuple[str, ...]:
+    """The int8-relevant instruction sets of this CPU (``avx2``, ``avx512f``, ``avx512_vnni``,
+    ``avx_vnni``, ``amx_int8``), from ``/proc/cpuinfo``'s flags; empty where it cannot be read."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return tuple(sorted(f for f in flags if f in ("avx2", "avx512f") + INT8_DOT_ISA))
+
+
+def auto_reduce_range(isa: Sequence[str], machine: str) -> tuple[bool, str]:
+    """``(reduce_range, why)`` for a model to run on a CPU with instruction sets ``isa`` and
+    architecture ``machine`` (``platform.machine()``). 7-bit weights on x86 without an int8 dot
+    product (``INT8_DOT_ISA``): ONNX Runtime's u8s8 kernels there (AVX2 ``VPMADDUBSW``) add
+    pairs of products in int16 and saturate with 8-bit weights (-0.066 mAP on the default
+    detector). 8-bit weights everywhere else (VNNI and AMX accumulate in 32 bits; ARM's kernels
+    do not use the int16 pairs): 7-bit weights halve their resolution (-0.018 mAP against
+    -0.006 with 8-bit on AVX-512 VNNI, benchmarks/quantize.py). ONNX Runtime's documentation
+    gives the same rule for ``reduce_range``."""
+    dot = [f for f in isa if f in INT8_DOT_ISA]
+    if machine.lower() not in _X86:
+        return False, f"8-bit weights: not an x86 CPU ({machine}), no int16 pair saturation"
+    if dot:
+        return False, f"8-bit weights: this CPU has {', '.join(dot)} (32-bit accumulation)"
+    return True, ("7-bit weights: this x86 CPU has no VNNI or AMX-INT8, and its u8s8 kernels saturate "
+                  "with 8-bit weights")
 
 
 def _settings(method: str, activations: str, per_channel: bool, keep_float: str | Sequence[str] | None, n_kept: int,
@@ -477,20 +513,28 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
                    keep_float: str | Sequence[str] | None = DEFAULTS["keep_float"],
                    activations: str = "quint8", per_channel: bool = True, sha256: str | None = None,
                    trust_pickle: bool = False, percentile: float = 99.999,
-                   reduce_range: bool = DEFAULTS["reduce_range"],
+                   reduce_range: bool | None = DEFAULTS["reduce_range"],
                    op_types: Sequence[str] | None = None) -> QuantizeResult:
     """Quantize ``model`` to int8 (QDQ) calibrated on ``calib_images`` images of ``calib_suite``;
     write it to ``out`` and the record to ``<out>.json``. See the module doc for each step.
 
-    ``reduce_range``: 7-bit weights. On x86 CPUs without VNNI (AVX2 only) ONNX Runtime's u8s8
-    kernels add pairs of uint8 x int8 products in int16 (``VPMADDUBSW``), which saturates for
-    full-range weights; 7-bit weights cannot saturate there. On VNNI / AMX CPUs 8-bit weights are
-    exact and measured slightly more accurate (``--full-range-weights``). ``op_types``: the operator types to quantize (default: all ONNX Runtime can)."""
+    ``reduce_range``: 7-bit weights (True) or 8-bit (False); None (the default) chooses for the
+    CPU that quantizes, which is taken to be the CPU the model will run on
+    (:func:`auto_reduce_range`: 7-bit only on x86 without VNNI or AMX-INT8); the record's
+    ``settings.weights_range`` says which and why. Pass it explicitly for another target.
+    ``op_types``: the operator types to quantize (default: all ONNX Runtime can)."""
     import onnx
 
     from oddsuite.models.onnx_rt import OnnxDetector
 
+    import platform
+
     method, activations = method.lower(), activations.lower()
+    if reduce_range is None:
+        reduce_range, why = auto_reduce_range(cpu_int8_isa(), platform.machine())
+        why = f"auto: {why}"
+    else:
+        why = f"given: {'7' if reduce_range else '8'}-bit weights"
     if method not in METHODS:
         raise ModelError(f"--method: expected one of {list(METHODS)}, got {method!r}")
     if activations not in ACTIVATION_TYPES:
@@ -525,6 +569,7 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
             log.warning("%s: %s", out, w)
         settings = _settings(method, activations, per_channel, keep_float, len(exclude), percentile,
                              reduce_range, op_types)
+        settings["weights_range"] = why
         _publish(qm, out, src, settings, len(sample), seed, input_hw)
         ops = _op_counts(qm)
 

@@ -29,6 +29,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from oddsuite.quant.quantize import INT8_DOT_ISA
+
 log = logging.getLogger(__name__)
 
 FORMAT = "oddsuite-latency/1"
@@ -59,7 +61,7 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
         pass
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "usable_cpus": affinity,
-            "int8_isa": sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")),
+            "int8_isa": sorted(f for f in flags if f in ("avx2", "avx512f") + INT8_DOT_ISA),
             "torch_threads": torch.get_num_threads(), "ort_threads": threads, "versions": versions,
             "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
