@@ -28,14 +28,14 @@ The flow a deployment toolchain follows, made reproducible and recorded:
 
 Where the time goes (``benchmarks/quantize.py --profile``, ONNX Runtime's profiler, the
 default detector at 320 px, one thread). On an AMD EPYC with AVX-512 VNNI, int8
-``QLinearConv`` runs the convolutions 2.8x faster than the fp32 NCHWc ``Conv`` (6.9 against
-19.4 ms). The 3-channel stem convolution is the exception: 1.2 ms in int8, more than in fp32,
-hence ``"stem"`` in the default ``keep_float``. SiLU costs more in int8 (``QLinearSigmoid`` +
-``QLinearMul``, 3.1 ms) than the fused fp32 ``QuickGelu`` (1.25 ms), and the float decoding's
-Softmax is 1.8 ms: the whole model runs 2.1x faster than fp32. On an AVX2 CPU without VNNI,
-int8 convolutions were only 1.5x faster, and the model 1.3x. Without ``reduce_range``, the u8s8
-saturation of AVX2 cost 0.066 mAP there. On VNNI, 8-bit weights are exact and were the more
-accurate (delta mAP +0.006 against -0.006 for 7-bit, 114 images).
+``QLinearConv`` runs the convolutions about 3x faster than the fp32 NCHWc ``Conv`` (6.8-7.1
+against 20-23 ms). The 3-channel stem convolution is the exception: 1.2 ms in int8, more than
+in fp32, hence ``"stem"`` in the default ``keep_float``. SiLU costs more in int8
+(``QLinearSigmoid`` + ``QLinearMul``, about 3.1 ms) than the fused fp32 ``QuickGelu`` (about
+1.4 ms), and the float decoding's Softmax about 1.6 ms: the whole model runs 2.1x faster than
+fp32, at -0.006 mAP with 8-bit weights and -0.018 with 7-bit (546 held-out images). On an AVX2
+CPU without VNNI, int8 convolutions were only 1.5x faster, the model 1.3x, and 8-bit weights
+cost 0.066 mAP (u8s8 saturation): hence :func:`auto_reduce_range`.
 """
 from __future__ import annotations
 
