@@ -188,11 +188,12 @@ RECIPES = {
 
 
 def _cpu() -> str:
+    from oddsuite.quant.quantize import INT8_DOT_ISA
     from oddsuite.studies.latency import machine_info
 
     m = machine_info()
     isa = m["int8_isa"]
-    vnni = [f for f in isa if f in ("avx512_vnni", "avx_vnni", "amx_int8")]
+    vnni = [f for f in isa if f in INT8_DOT_ISA]
     return (f"{m['cpu']}, int8 instructions: {', '.join(isa) or 'none listed'}"
             + ("" if vnni else " (no VNNI or AMX: ONNX Runtime's u8s8 kernels use AVX2 VPMADDUBSW)"))
 

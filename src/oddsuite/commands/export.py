@@ -1,19 +1,10 @@
 """``oddsuite export SUITE --format yolo --out DIR``: a suite as an ultralytics data set."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from e
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return v
+from oddsuite.commands._args import share
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +19,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--images", choices=["full", "all"], default="full",
                    help="full: full-scene images only (default); all: every image, ROI subsets included")
     p.add_argument("--copy", action="store_true", help="copy the images instead of symlinking them")
-    p.add_argument("--val-fraction", type=_fraction, default=0.2, metavar="F",
+    p.add_argument("--val-fraction", type=share, default=0.2, metavar="F",
                    help="share of scenes held out for validation (default 0.2; 0: val = train)")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
     p.set_defaults(func=run)

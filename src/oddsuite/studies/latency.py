@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from oddsuite.quant.quantize import INT8_DOT_ISA
+from oddsuite.quant.quantize import cpu_int8_isa
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,12 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
     """What the numbers were measured on: CPU model and flags of note, cores, threads, load, versions."""
     import torch
 
-    cpu, flags = platform.processor() or "unknown", set()
+    cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name") and cpu in ("unknown", "x86_64", ""):
                 cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
     versions = {"python": platform.python_version(), "torch": torch.__version__}
@@ -61,7 +60,7 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
         pass
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "usable_cpus": affinity,
-            "int8_isa": sorted(f for f in flags if f in ("avx2", "avx512f") + INT8_DOT_ISA),
+            "int8_isa": list(cpu_int8_isa()),
             "torch_threads": torch.get_num_threads(), "ort_threads": threads, "versions": versions,
             "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
