@@ -35,11 +35,11 @@ The search, step by step:
    told to optuna as PRUNED (TPE ranks pruned trials below every finished one, so it
    learns to avoid the excluded region; CMA-ES ignores them) or, to the Gaussian process,
    which models finished trials only, as scoring 0 (the lowest score of every
-   objective), counted as ``infeasible``, and the next proposal is asked. The render budget counts rendered scenes only.
+   objective), counted as ``infeasible``, and the next proposal is asked. The render
+   budget counts rendered scenes only.
 3. **Render.** Feasible proposals are rendered in batches of ``batch`` (asked together,
    TPE's constant liar, or the Gaussian process's treatment of running trials, keeping
-   them apart; the startup's last batch ends with the
-   startup, so the optimiser's first proposals are modelled on every startup score), each
+   them apart; the startup's last batch ends with the startup, so the optimiser's first proposals are modelled on every startup score), each
    as its full scene in the searched variant only (the first variant without overrides),
    by the suite's own worker ``render_scene`` on the executor (local pool or Ray), so the
    pixels are those the suite will hold.
