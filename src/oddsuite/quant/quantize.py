@@ -12,9 +12,9 @@ The flow a deployment toolchain follows, made reproducible and recorded:
    ONNX adapter pre-processes it (:func:`oddsuite.models.common.preprocess`: letterbox to the
    model's input size, RGB, /255), fed in small chunks to the calibrator (min-max, entropy or
    percentile), so memory stays bounded whatever the sample size;
-4. ``quantize_static``: QDQ format, per-channel symmetric QInt8 weights (7-bit by default
-   on x86 CPUs without VNNI, 8-bit elsewhere, ``reduce_range``: see :func:`quantize_model`), QUInt8 (default) or QInt8 activations,
-   percentile calibration by default; nodes matching ``keep_float`` stay in float
+4. ``quantize_static``: QDQ format, per-channel symmetric QInt8 weights (by default 7-bit
+   on x86 CPUs without VNNI, 8-bit elsewhere: ``reduce_range``, see :func:`quantize_model`),
+   QUInt8 (default) or QInt8 activations, percentile calibration by default; nodes matching ``keep_float`` stay in float
    (``"decode+stem"``, the default: the head's decoding tail, its convolutions quantized,
    and the stem, the first convolution, which reads the 3-channel image, with its activation;
    ``"head"``: the last Detect module and everything computed from it. Some float tail is
@@ -44,6 +44,7 @@ import io
 import json
 import logging
 import os
+import platform
 import re
 import tempfile
 from dataclasses import dataclass
@@ -162,15 +163,20 @@ def downstream_nodes(model, seeds: Iterable[str]) -> list[str]:
     return keep
 
 
+def _module_indices(model, what: str) -> list[int]:
+    """The ``model.N`` module numbers in the node names; ModelError naming ``what`` when none."""
+    indices = [i for i in (_module_index(n.name) for n in model.graph.node) if i is not None]
+    if not indices:
+        raise ModelError(f"cannot tell {what} from the node names (no '/model.N/' module paths); "
+                         "pass --keep-float with a node-name regex, or 'none'")
+    return indices
+
+
 def head_nodes(model) -> list[str]:
     """The nodes of the detection head: those of the last ``model.N`` module (ultralytics
     module paths in node names, as both ultralytics' and oddsuite's exporters write them),
     plus every node computed from them (decoding, concatenation of the output)."""
-    indices = [i for i in (_module_index(n.name) for n in model.graph.node) if i is not None]
-    if not indices:
-        raise ModelError("cannot tell the detection head from the node names (no '/model.N/' module paths); "
-                         "pass --keep-float with a node-name regex, or 'none'")
-    last = max(indices)
+    last = max(_module_indices(model, "the detection head"))
     return downstream_nodes(model, [n.name for n in model.graph.node if _module_index(n.name) == last])
 
 
@@ -195,11 +201,7 @@ def stem_nodes(model) -> list[str]:
     input channels an int8 convolution cannot fill its dot-product instructions (VNNI sums
     4 bytes per lane), so ONNX Runtime's QLinearConv runs it slower than the fp32 NCHWc one;
     kept float, the stem's output is quantized once, before the next convolution."""
-    indices = [i for i in (_module_index(n.name) for n in model.graph.node) if i is not None]
-    if not indices:
-        raise ModelError("cannot tell the stem from the node names (no '/model.N/' module paths); "
-                         "pass --keep-float with a node-name regex, or 'none'")
-    first = min(indices)
+    first = min(_module_indices(model, "the stem"))
     return [n.name for n in model.graph.node if _module_index(n.name) == first]
 
 
@@ -336,7 +338,6 @@ def record_path_for(out: str | Path) -> Path:
 
 
 def _versions(exported: bool) -> dict[str, str]:
-    import platform
     from importlib import metadata
 
     out = {"python": platform.python_version()}
@@ -367,7 +368,7 @@ def _suite_manifest_sha(suite: Path) -> str | None:
 
 #: the deployment recipe (benchmarks/quantize.py measures it against the alternatives): percentile
 #: calibration, the head's convolutions quantized (only its decoding tail float), the stem (the
-#: 3-channel first convolution) float, 7-bit weights
+#: 3-channel first convolution) float, the weights' range chosen for the CPU (``auto_reduce_range``)
 DEFAULTS = {"method": "percentile", "keep_float": "decode+stem", "reduce_range": None}
 
 #: the x86 instruction sets with an int8 dot product that accumulates in 32 bits
@@ -526,8 +527,6 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
     import onnx
 
     from oddsuite.models.onnx_rt import OnnxDetector
-
-    import platform
 
     method, activations = method.lower(), activations.lower()
     if reduce_range is None:
