@@ -200,6 +200,36 @@ def test_export_onnx_metadata(onnx_path):
     assert meta["imgsz"] == str([IMGSZ, IMGSZ]) and meta["task"] == "detect"
 
 
+def test_export_writes_the_dfl_element_wise(onnx_path, model_dir):
+    """The exported DFL is the same expectation as ultralytics' softmax + ramp conv (to float
+    rounding, large logits included: it subtracts the max first), in element-wise ops, with no
+    Softmax (which ONNX Runtime runs row by row over the 16 bins); a DFL whose ramp was edited
+    is exported as it is."""
+    import copy
+
+    import onnx
+    import torch
+    from ultralytics.nn.modules.block import DFL
+
+    from oddsuite.models.onnx_rt import _dfl_as_elementwise
+
+    ops = [n.op_type for n in onnx.load(str(onnx_path)).graph.node if "/dfl/" in n.name]
+    assert "Softmax" not in ops and "Exp" in ops and "Conv" not in ops
+    dfl = DFL(16)
+    x = torch.randn(2, 64, 50, generator=torch.Generator().manual_seed(0)) * 30
+    x[0, :16, 0] = 500.0  # exp would overflow without the max subtracted
+    ref = dfl(x)
+    fast = copy.deepcopy(dfl)
+    assert _dfl_as_elementwise(fast) == 1
+    assert torch.allclose(fast(x), ref, atol=1e-4) and torch.isfinite(fast(x)).all()
+    edited = copy.deepcopy(dfl)
+    edited.conv.weight.data[0, 3] = 7.0
+    assert _dfl_as_elementwise(edited) == 0 and "forward" not in vars(edited)
+    det = load_detector(model_dir)
+    assert _dfl_as_elementwise(copy.deepcopy(det.torch_model)) == 1
+    assert "forward" not in vars(det.torch_model.model[-1].dfl)  # the detector itself is untouched
+
+
 # --------------------------------------------------------------------------- integrity and trust
 
 

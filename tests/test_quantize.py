@@ -156,12 +156,12 @@ def test_int8_model_loads_runs_and_is_int8(int8, images):
     int8_weights = [i for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4]
     scales = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     assert any(v.ndim == 1 and v.size > 1 for k, v in scales.items() if k.endswith("_scale"))
-    # the kept-float decoding tail (the DFL's fixed conv) and the stem read float weights; every
-    # other conv, the head's branches included, a DequantizeLinear output of int8 weights
+    # the stem reads float weights (the DFL is exported without a conv); every other conv, the
+    # head's branches included, a DequantizeLinear output of int8 weights
     produced_by = {o: n for n in m.graph.node for o in n.output}
-    float_convs = [n for n in m.graph.node if n.op_type == "Conv" and ("/dfl/" in n.name or "/model.0/" in n.name)]
+    float_convs = [n for n in m.graph.node if n.op_type == "Conv" and "/model.0/" in n.name]
     int8_convs = [n for n in m.graph.node if n.op_type == "Conv" and n not in float_convs]
-    assert len(float_convs) == 2 and all(n.input[1] not in produced_by for n in float_convs)
+    assert len(float_convs) == 1 and all(n.input[1] not in produced_by for n in float_convs)
     # the stem's output is quantized once, before the next convolution reads it
     stem_out = next(n for n in m.graph.node if n.name.endswith("/model.0/act/Mul")).output[0]
     assert [n.op_type for n in m.graph.node if stem_out in n.input] == ["QuantizeLinear"]
@@ -198,7 +198,7 @@ def test_quantize_is_reproducible_and_options(tmp_path, fp32, suite, int8):
     assert nodes_to_keep_float(m, "none") == []
     head, decode = nodes_to_keep_float(m, "head"), nodes_to_keep_float(m, "decode")
     assert set(decode) < set(head) and all("/model.22/" in n for n in head)
-    assert not any("/cv2." in n or "/cv3." in n for n in decode) and "/m/model.22/dfl/Softmax" in decode
+    assert not any("/cv2." in n or "/cv3." in n for n in decode) and "/m/model.22/dfl/Exp" in decode
     assert any("/cv3." in n and n.endswith("/Conv") for n in head)
     # the stem is the first module alone, not what is computed from it; '+' joins specs
     stem = nodes_to_keep_float(m, "stem")
