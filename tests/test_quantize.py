@@ -279,6 +279,9 @@ def test_damaged_copy_flips_and_loses_sqnr_from_that_layer_on(tmp_path, suite, f
     assert (out / "layers.png").stat().st_size > 1000
     assert [o["node"] for o in layers["origins"]] == [DAMAGED_CONV]
     assert r["layers"]["origins"][0]["node"] == DAMAGED_CONV
+    from oddsuite.commands.compare import summary_lines
+
+    assert f"error starts at     {DAMAGED_CONV} (" in "\n".join(summary_lines(r))  # not quantized: the node itself
     # downstream of the damaged conv: low SQNR; everything else (before it, or on branches
     # that do not pass through it): bit-identical
     m = onnx.load(str(fp32))
@@ -322,6 +325,12 @@ def test_fp32_vs_int8_reports_map_of_each_and_quantized_layers(tmp_path, suite, 
     # int8 error accumulates with depth: the backbone's first module is closer to fp32 than the head's input
     mods = {m["module"]: m for m in lay["modules"]}
     assert mods["model.0"]["out_sqnr_db"] > mods["model.21"]["out_sqnr_db"]
+    # the stem is float: error enters where its output is quantized, and the summary says so
+    from oddsuite.commands.compare import summary_lines
+
+    first = r["layers"]["origins"][0]
+    assert first["node"].endswith("/model.0/act/Mul") and first["quantized"] is True
+    assert f"error starts at     the int8 output of {first['node']} (" in "\n".join(summary_lines(r))
 
 
 def test_a_torch_model_is_exported_for_the_layer_comparison(tmp_path, model_dir, fp32):

@@ -59,7 +59,8 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
                      f"{lay['n_tensors']} tensors ({lay['n_quantized']} quantized in B)")
         if lay.get("origins"):
             o = lay["origins"][0]
-            lines.append(f"    error starts at     {o['node']} (SQNR {o['sqnr_db']:.1f} dB; everything before is identical)")
+            where = f"the int8 output of {o['node']}" if o.get("quantized") else o["node"]
+            lines.append(f"    error starts at     {where} (SQNR {o['sqnr_db']:.1f} dB; everything before is identical)")
         if lay.get("noisiest_quantized"):
             q = lay["noisiest_quantized"][0]
             lines.append(f"    noisiest int8 tensor {q['tensor']} (its own QDQ SQNR {q['qdq_sqnr_db']:.1f} dB)")

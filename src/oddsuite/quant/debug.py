@@ -323,7 +323,7 @@ def summarise(pairing: Pairing, sums: dict[str, np.ndarray], mismatch: set[str],
 
     def brief(t: dict[str, Any]) -> dict[str, Any]:
         return {k: t[k] for k in ("depth", "tensor", "node", "op_type", "module", "sqnr_db", "input_sqnr_db",
-                                  "drop_db", "origin")}
+                                  "drop_db", "origin", "quantized")}
 
     drops = sorted((t for t in tensors if t["drop_db"] is not None), key=lambda t: -t["drop_db"])[:10]
     noisiest = sorted((t for t in tensors if t["qdq_sqnr_db"] is not None), key=lambda t: t["qdq_sqnr_db"])[:10]
