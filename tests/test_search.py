@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -408,6 +409,10 @@ def test_a_search_holds_its_folder_lock(searched):
         with pytest.raises(SuiteError, match="locked by another search run"):
             search_suite(d / "s.yaml", d / "b", load_detector(MODEL), SearchOptions(budget=6, seed=3, batch=2, startup=2))
     assert _files(d / "b") == before
+    # the suite's render phase holds the lock as the search too: a refused run is told "search"
+    from oddsuite.suite.layout import LOCK
+
+    assert json.loads((d / "a" / LOCK).read_text())["command"] == "search"
 
 
 def test_the_same_search_gives_the_same_suite_byte_for_byte(searched):

@@ -815,6 +815,6 @@ def search_suite(spec_path: str | Path, out_dir: str | Path, detector: Detector,
         adopted = _adopt_scored_renders(final, out, options.seed, [t.scene for t in s.trials], opts)
     res = generate_suite(final, out, scenes=options.budget, seed=options.seed, plan=plan, modes=modes,
                          renderer=renderer, executor=executor, workers=workers, on_start=on_start, on_scene=on_scene,
-                         on_image=on_image)
+                         on_image=on_image, lock_as="search")
     shutil.rmtree(out / STATE / "render", ignore_errors=True)
     return SearchResult(out, s.trials, s.infeasible, expanded, options.fail_above, res, record, adopted, s.replayed)

@@ -282,9 +282,10 @@ def generate_suite(spec_path: str | Path | OddSpec, out_dir: str | Path, *, scen
                    renderer: Optional[str] = None, executor: Any = None,
                    on_start: Optional[Callable[[SuitePlan], None]] = None,
                    on_scene: Optional[Callable[[int], None]] = None,
-                   on_image: Optional[Callable[[int], None]] = None) -> GenerateResult:
+                   on_image: Optional[Callable[[int], None]] = None, lock_as: str = "generate") -> GenerateResult:
     """Generate, resume or extend a suite (see ``oddsuite.suite.state`` for what a folder
-    may hold and which runs are refused). One run at a time holds the folder's lock.
+    may hold and which runs are refused). One run at a time holds the folder's lock; its note
+    names the command as ``lock_as`` (``oddsuite search`` renders its suite as "search").
 
     ``on_start(plan)`` is called once the run is planned (at once: scenes are sampled as
     they are rendered, never all up front); ``on_scene(n_images)`` after each scene is done
@@ -315,7 +316,7 @@ def generate_suite(spec_path: str | Path | OddSpec, out_dir: str | Path, *, scen
     the_plan.images_of(0)  # a spec whose scenes cannot be sampled or permuted fails here, before a folder exists
     existed, fresh = out.exists(), not out.exists() or not any(out.iterdir())
     with _writing(out, LOCK):
-        lock = SuiteLock(out).acquire()
+        lock = SuiteLock(out, lock_as).acquire()
     try:
         state = inspect_folder(out)  # again, now that no other run can change it
         action = decide(out, state, key, scenes)
