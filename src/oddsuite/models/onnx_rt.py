@@ -284,7 +284,7 @@ def _dfl_expectation(self, x):
     """DFL (Li et al., "Generalized Focal Loss", NeurIPS 2020, eq. 5): the expected distance
     sum_i i * softmax(x)_i over the ``c1`` bins, written as ``sum_i i*e_i / sum_i e_i`` with
     ``e = exp(x - max_i x)``. The same value as ultralytics' ``DFL.forward`` (softmax over the
-    bins, then a 1x1 convolution with weights 0..c1-1) to float rounding (~1e-6 pixels), in
+    bins, then a 1x1 convolution with weights 0..c1-1) to float rounding (~1e-6 bins), in
     element-wise ONNX ops: ONNX Runtime runs a Softmax over a 16-long non-last axis row by row
     (1.6 ms for yolov8n at 320 px on one thread, as much as all its SiLUs), these in 0.1 ms.
     x: (B, 4 * c1, A) logits; returns (B, 4, A)."""
