@@ -230,6 +230,46 @@ def test_export_writes_the_dfl_element_wise(onnx_path, model_dir):
     assert "forward" not in vars(det.torch_model.model[-1].dfl)  # the detector itself is untouched
 
 
+def test_export_splits_each_c2f_with_constant_sizes(onnx_path, model_dir, toy):
+    """Each C2f is exported as one Split with constant sizes, as ultralytics' exporter does, not
+    chunk()'s Shape-derived Slices (ONNX Runtime materialised the int8 cv1 output in float just
+    to read its shape); the ONNX model still gives torch's outputs; the detector is untouched."""
+    import copy
+
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from oddsuite.models.common import preprocess
+    from oddsuite.models.onnx_rt import _split_with_constant_sizes
+
+    g = onnx.load(str(onnx_path)).graph
+    det = load_detector(model_dir)
+    n_c2f = sum(type(m).__name__ == "C2f" for m in det.torch_model.modules())
+    assert n_c2f > 0
+    splits = [n for n in g.node if n.op_type == "Split"]
+    assert len(splits) == n_c2f
+    consts = {i.name for i in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    assert all(n.input[1] in consts for n in splits)  # sizes are constants, not computed
+    produced_by = {o: n for n in g.node for o in n.output}
+    assert not [n.name for n in g.node if n.op_type == "Slice" and "/dfl/" not in n.name
+                and any(i in produced_by and produced_by[i].op_type in ("Div", "Mul", "Gather") for i in n.input[1:3])
+                and "/model.22/" not in n.name]
+    assert _split_with_constant_sizes(copy.deepcopy(det.torch_model)) == n_c2f
+    assert not any("forward" in vars(m) for m in det.torch_model.modules() if type(m).__name__ == "C2f")
+    _, images = toy
+    x, _ = preprocess(list(images[:2]), (IMGSZ, IMGSZ))
+    s = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = s.run(None, {"images": x})[0]
+    m = copy.deepcopy(det.torch_model).eval()
+    with torch.inference_mode():
+        ref = m(torch.from_numpy(x))
+    ref = (ref[0] if isinstance(ref, (list, tuple)) else ref).numpy()
+    assert got.shape == ref.shape
+    assert np.abs(got[:, :4] - ref[:, :4]).max() < 0.05  # box coordinates, pixels (float rounding)
+    assert np.abs(got[:, 4:] - ref[:, 4:]).max() < 1e-4  # class scores
+
+
 # --------------------------------------------------------------------------- integrity and trust
 
 

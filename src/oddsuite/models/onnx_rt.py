@@ -215,7 +215,9 @@ def export_onnx(detector, path: str | Path, imgsz: int | Sequence[int] | None = 
     adapter and ultralytics tools both read it. Uses torch's TorchScript-based exporter
     directly: no onnxslim/onnxsim, nothing installed or fetched. The head's DFL is written as
     element-wise ops, the same values to float rounding (:func:`_dfl_expectation`), because
-    ONNX Runtime's Softmax over its 16 bins cost as much as all of yolov8n's SiLUs.
+    ONNX Runtime's Softmax over its 16 bins cost as much as all of yolov8n's SiLUs; each C2f
+    splits with constant sizes (:func:`_split_with_constant_sizes`), as ultralytics' exporter
+    does.
     """
     import onnx
 
@@ -261,6 +263,7 @@ def _trace(model, hw: tuple[int, int], opset: int, dynamic_batch: bool):
     for p in m.parameters():
         p.requires_grad_(False)
     _dfl_as_elementwise(m)
+    _split_with_constant_sizes(m)
     head = m.model[-1]
     head.export = True
     head.format = "onnx"
@@ -278,6 +281,27 @@ def _trace(model, hw: tuple[int, int], opset: int, dynamic_batch: bool):
             do_constant_folding=True, dynamo=False,
         )
     return onnx.load_model_from_string(buf.getvalue())
+
+
+def _split_with_constant_sizes(model) -> int:
+    """Give each module of ``model`` (a copy being exported) that has ultralytics'
+    ``forward_split`` (``C2f`` and its subclasses: ``split((c, c), 1)`` with Python ints instead of
+    ``chunk(2, 1)``) that forward, as ultralytics' own ONNX exporter does; returns how many were
+    changed. The same values. Traced with a dynamic batch, ``chunk`` computes its split points from
+    ``Shape``: ONNX Runtime then materialised each C2f's ``cv1`` output in NCHW float (a
+    ``Transpose`` and a ``DequantizeLinear`` in the int8 model) only to read its shape, and sliced
+    channels out of NHWC data: with constant sizes it is one ``Split`` (int8 yolov8n at 320 px
+    about 0.5 ms, 5%, faster; fp32 unchanged)."""
+    try:
+        from ultralytics.nn.modules.block import C2f
+    except ImportError:  # not an ultralytics model
+        return 0
+    n = 0
+    for mod in model.modules():
+        if isinstance(mod, C2f) and callable(getattr(mod, "forward_split", None)) and "forward" not in vars(mod):
+            mod.forward = mod.forward_split
+            n += 1
+    return n
 
 
 def _dfl_expectation(self, x):
