@@ -174,6 +174,80 @@ def test_int8_model_loads_runs_and_is_int8(int8, images):
     assert np.abs(w.astype(int)).max() == (64 if int8.record["settings"]["reduce_range"] else 127)
 
 
+def test_nearest_upsamples_are_quantized_as_channels_last_expands(int8):
+    """The int8 model has no Resize: each nearest upsample of the neck became Transpose,
+    Reshape, Expand, Reshape, Transpose (exact; see test_the_upsample_rewrite_is_exact), the
+    record lists them, and ONNX Runtime's optimiser cancels the Transposes against its own
+    channels-last layout, leaving the Expand on uint8 between int8 nodes."""
+    import onnxruntime as ort
+
+    m = onnx.load(str(int8.path))
+    ops = [n.op_type for n in m.graph.node]
+    assert "Resize" not in ops and ops.count("Expand") == 2
+    done = int8.record["pre_process"]["nearest_upsample_as_expand"]
+    assert [d["node"] for d in done] == ["/m/model.10/Resize", "/m/model.13/Resize"]
+    assert all(d["scale"] == [2, 2] for d in done)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(int8.path.parent / "optimised.onnx")
+    ort.InferenceSession(str(int8.path), so, providers=["CPUExecutionProvider"])
+    opt = onnx.load(so.optimized_model_filepath).graph
+    produced_by = {o: n for n in opt.node for o in n.output}
+    expands = [n for n in opt.node if n.op_type == "Expand"]
+    assert len(expands) == 2 and not [n for n in opt.node if n.op_type == "Resize"]
+    for e in expands:  # fed by the int8 SiLU through a Reshape, no Transpose or float on the way
+        src = produced_by[produced_by[e.input[0]].input[0]]
+        assert src.op_type == "QLinearMul", src.op_type
+
+
+def test_the_upsample_rewrite_is_exact_and_only_for_nearest_integer_scales():
+    """nearest_upsample_as_expand gives ONNX Runtime's Resize outputs bit for bit (float and
+    uint8, factors 2x2 and 3x2, dynamic batch), and leaves alone what it does not reproduce:
+    linear mode, half_pixel coordinates, a sizes input, a fractional scale."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from oddsuite.quant.rewrite import nearest_upsample_as_expand
+
+    def model(dtype, scales, **attrs):
+        a = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor", **attrs}
+        g = helper.make_graph(
+            [helper.make_node("Constant", [], ["sc"], value=numpy_helper.from_array(np.array(scales, np.float32))),
+             helper.make_node("Resize", ["x", "", "sc"], ["y"], name="up", **a)],
+            "g", [helper.make_tensor_value_info("x", dtype, ["n", 5, 3, 4])],
+            [helper.make_tensor_value_info("y", dtype, None)])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        return onnx.shape_inference.infer_shapes(m)
+
+    def run(m, x):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    rng = np.random.default_rng(0)
+    for dtype, np_type in ((TensorProto.FLOAT, np.float32), (TensorProto.UINT8, np.uint8)):
+        x = (rng.random((2, 5, 3, 4)) * 200).astype(np_type)
+        for scales in ([1, 1, 2, 2], [1, 1, 3, 2]):
+            m = model(dtype, scales)
+            ref = run(m, x)
+            done = nearest_upsample_as_expand(m)
+            assert done == [{"node": "up", "scale": scales[2:], "chw": [5, 3, 4]}]
+            assert "Resize" not in [n.op_type for n in m.graph.node]
+            onnx.checker.check_model(m)
+            got = run(m, x)
+            assert got.dtype == ref.dtype and got.shape == ref.shape and np.array_equal(got, ref)
+            assert np.array_equal(got, x.repeat(scales[2], 2).repeat(scales[3], 3))
+    for attrs, scales in (({"mode": "linear"}, [1, 1, 2, 2]),
+                          ({"coordinate_transformation_mode": "half_pixel"}, [1, 1, 2, 2]),
+                          ({}, [1, 1, 1.5, 2])):
+        m = model(TensorProto.FLOAT, scales, **attrs)
+        assert nearest_upsample_as_expand(m) == [] and "Resize" in [n.op_type for n in m.graph.node]
+    m = model(TensorProto.FLOAT, [1, 1, 2, 2])
+    resize = next(n for n in m.graph.node if n.op_type == "Resize")
+    m.graph.initializer.append(numpy_helper.from_array(np.array([2, 5, 6, 8], np.int64), "sz"))
+    resize.input[:] = ["x", "", "", "sz"]
+    assert nearest_upsample_as_expand(m) == []
+
+
 def test_the_weights_range_is_chosen_for_the_cpu():
     """7-bit weights only on x86 without an int8 dot product (AVX2's u8s8 kernels saturate
     with 8-bit ones); 8-bit with VNNI, AVX-VNNI or AMX-INT8, and on other architectures."""
