@@ -12,21 +12,25 @@ AMX-INT8, 7-bit on x86 without), ``full-range`` and ``reduced`` (the same with 8
 weights whatever the CPU), ``stem-int8`` (7-bit, the stem quantized: the default before
 2026-12-02), ``silu-float`` (SiLU left float) and ``previous`` (min-max calibration, the whole
 head float, 8-bit weights: what oddsuite did first). Goal:
-fp32 / int8 >= 2.5x at |delta mAP| <= 0.01; both numbers are printed side by side. Then, per
-recipe:
+fp32 / int8 >= 2.5x at |delta mAP| <= 0.01 for every calibration sample of ``--calib-seeds``
+(default three): the delta moves with the images that calibrate (on the default detector from
+-0.002 to -0.012 for one recipe), so one draw would be a lucky or unlucky number; the worst
+and the mean are printed beside the ratio. Then, per recipe:
 
 - latency: both models in ONNX Runtime with the same SessionOptions (same threads, full graph
   optimisation), batch 1, real pre-processed suite images, measured side by side in one run,
   calls interleaved (fp32, int8, int8, fp32, ...), median and 10th/90th percentiles of the
   calls, and the ratio fp32 / int8 of the medians (> 1: int8 is faster);
-- behaviour: ``oddsuite.studies.compare.compare_models`` on the suite: mAP of each and the delta,
+- behaviour, once per calibration seed: ``oddsuite.studies.compare.compare_models`` on the
+  suite: mAP of each and the delta,
   detection agreement, flips, score drift, and where the layer-level SQNR says error enters;
 - with ``--profile``: where the time goes, from ONNX Runtime's profiler (time per operator
   type, both models, same options), and the CPU's int8 instruction sets: without VNNI
   (AVX-512 VNNI, AVX-VNNI) or AMX-INT8, ONNX Runtime's u8s8 convolutions use AVX2
   ``VPMADDUBSW``, which bounds their speed-up over fp32 to about 1.5x.
 
-    .venv/bin/python benchmarks/quantize.py [--suite SUITE] [--model M] [--threads 1] [--calls 30] [--profile]
+    .venv/bin/python benchmarks/quantize.py [--suite SUITE] [--calib SUITE] [--model M] [--threads 1]
+        [--calls 30] [--calib-seeds 0,1,2] [--profile]
 
 Without ``--suite`` a small suite is generated first (odd_specs/urban_day.yaml, 2 scenes,
 seed 1: a few minutes of rendering). Calibrating on the suite that is also scored is what
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -102,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"model (default: {DEFAULT_MODEL} if it exists, else a small random yolov8n)")
     ap.add_argument("--imgsz", type=int, default=640, help="input size of the stand-in model (default 640)")
     ap.add_argument("--calib-images", type=int, default=32, help="calibration images (default 32)")
+    ap.add_argument("--calib-seeds", default="0,1,2",
+                    help="comma-separated seeds of the calibration sample (default 0,1,2): each recipe is "
+                         "quantized once per seed and scored each time, because the mAP delta depends on "
+                         "which images calibrate; latency is measured on the first seed's model")
     ap.add_argument("--recipes", default="deploy,full-range,reduced,previous",
                     help=f"comma-separated, of {', '.join(RECIPES)} (default deploy,full-range,reduced,previous; "
                          f"deploy is oddsuite's defaults, the others are what RECIPES says they change)")
@@ -162,11 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for recipe in [r.strip() for r in args.recipes.split(",") if r.strip()]:
             rows.append(_run_recipe(recipe, fp32, calib, suite, work, batches, det.input_hw, args))
-        print(f"\ngoal: fp32 / int8 >= 2.5x with |delta mAP| <= 0.01 (all images and full-scene images)")
+        print(f"\ngoal: fp32 / int8 >= 2.5x with |delta mAP| <= 0.01 (all images and full-scene images), "
+              f"for every calibration seed ({', '.join(map(str, _seeds(args)))}): worst delta shown, mean beside it")
         for r in rows:
-            met = r["ratio"] >= 2.5 and all(d is not None and abs(d) <= 0.01 for d in (r["d_all"], r["d_full"]))
-            print(f"  {r['recipe']:<9} fp32 / int8 {r['ratio']:.2f}x (paired {r['paired']:.2f}x) | delta mAP all "
-                  f"{_fmt(r['d_all'], 4)}, full-scene {_fmt(r['d_full'], 4)} | goal {'met' if met else 'not met'}")
+            worst = {k: max(r[k], key=lambda d: abs(d) if d is not None else math.inf) for k in ("d_all", "d_full")}
+            mean = {k: (statistics.fmean(r[k]) if None not in r[k] else None) for k in ("d_all", "d_full")}
+            met = r["ratio"] >= 2.5 and all(d is not None and abs(d) <= 0.01 for d in worst.values())
+            print(f"  {r['recipe']:<10} fp32 / int8 {r['ratio']:.2f}x (paired {r['paired']:.2f}x) | delta mAP all "
+                  f"{_fmt(worst['d_all'], 4)} (mean {_fmt(mean['d_all'], 4)}), full-scene {_fmt(worst['d_full'], 4)} "
+                  f"(mean {_fmt(mean['d_full'], 4)}) | goal {'met' if met else 'not met'}")
         if args.out:
             print(f"\nkept in {work}")
     return 0
@@ -205,8 +218,10 @@ def _run_recipe(recipe: str, fp32: Path, calib: Path, suite: Path, work: Path, b
     if recipe not in RECIPES:
         raise SystemExit(f"--recipes: {recipe!r} is not one of {', '.join(RECIPES)}")
     kw = {**DEFAULTS, **RECIPES[recipe]}
+    seeds = _seeds(args)
     t = time.time()
-    q = quantize_model(fp32, calib, work / f"int8-{recipe}.onnx", calib_images=args.calib_images, seed=0, **kw)
+    q = quantize_model(fp32, calib, work / f"int8-{recipe}.onnx", calib_images=args.calib_images, seed=seeds[0],
+                       **kw)
     print(f"\n== recipe {recipe}: {kw}\nquantized in {time.time() - t:.0f} s: "
           f"{q.record['calibration']['n_images']} calibration images, {q.record['settings']['n_nodes_kept_float']} "
           f"nodes kept float; {q.record['settings']['weights_range']}; fp32 {fp32.stat().st_size / 1e6:.1f} MB, "
@@ -225,9 +240,28 @@ def _run_recipe(recipe: str, fp32: Path, calib: Path, suite: Path, work: Path, b
             print(f"  where the time goes, {name} (ONNX Runtime profiler, share of operator time):")
             for op, ms, share, n in op_profile(path, batches, args.threads):
                 print(f"    {op:<20} {ms:7.2f} ms/call  {100 * share:5.1f}%  ({n} nodes)")
-    d_all, d_full = _behaviour(suite, fp32, q.path, work / f"compare-{recipe}", args.threads)
+    d_all, d_full = [], []
+    for seed in seeds:
+        path = q.path
+        if seed != seeds[0]:
+            path = quantize_model(fp32, calib, work / f"int8-{recipe}-seed{seed}.onnx",
+                                  calib_images=args.calib_images, seed=seed, **kw).path
+        print(f"calibration seed {seed}: ", end="")
+        da, df = _behaviour(suite, fp32, path, work / f"compare-{recipe}-seed{seed}", args.threads)
+        d_all.append(da)
+        d_full.append(df)
     return {"recipe": recipe, "ratio": lat["ratio_fp32_over_int8"], "paired": lat["paired_ratio_median"],
             "d_all": d_all, "d_full": d_full}
+
+
+def _seeds(args) -> list[int]:
+    try:
+        seeds = [int(v) for v in str(args.calib_seeds).split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"--calib-seeds: expected comma-separated integers, got {args.calib_seeds!r}") from None
+    if not seeds:
+        raise SystemExit("--calib-seeds: expected at least one seed")
+    return seeds
 
 
 def op_profile(path: Path, batches: list[np.ndarray], threads: int, calls: int = 10, top: int = 8) -> list:

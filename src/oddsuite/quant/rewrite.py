@@ -73,7 +73,7 @@ def nearest_upsample_as_expand(model) -> list[dict[str, Any]]:
 
     g = model.graph
     consts = _constants(g)
-    new_nodes, done = [], []
+    new_nodes, done, freed = [], [], set()
     for n in g.node:
         if n.op_type != "Resize" or n.domain not in ("", "ai.onnx"):
             new_nodes.append(n)
@@ -102,7 +102,15 @@ def nearest_upsample_as_expand(model) -> list[dict[str, Any]]:
             helper.make_node("Transpose", [f"{p}/up_nhwc"], [n.output[0]], name=f"{p}/ToNCHW", perm=[0, 3, 1, 2]),
         ]
         done.append({"node": p, "scale": [kh, kw], "chw": [c, h, w]})
+        freed.add(n.input[2])
     if done:
+        # the scales the Resizes read go too when nothing else reads them (ONNX Runtime warns of
+        # unused initializers on every load)
+        used = {i for m in new_nodes for i in m.input} | {o.name for o in g.output}
+        freed -= used
         del g.node[:]
-        g.node.extend(new_nodes)
+        g.node.extend(m for m in new_nodes if not (m.op_type == "Constant" and m.output[0] in freed))
+        kept = [i for i in g.initializer if i.name not in freed]
+        del g.initializer[:]
+        g.initializer.extend(kept)
     return done
