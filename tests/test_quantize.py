@@ -126,7 +126,7 @@ def test_int8_model_record_lists_calibration_images_and_hashes(int8, model_dir, 
     assert cal["suite_manifest_sha256"] == sha256_file(suite / "manifest.json")
     st = rec["settings"]
     assert (st["method"], st["quant_format"], st["weight_type"], st["activation_type"], st["per_channel"]
-            ) == ("percentile", "QDQ", "QInt8", "QUInt8", True)
+            ) == ("minmax", "QDQ", "QInt8", "QUInt8", True)
     # the weights' range chosen for the CPU that quantized (the test's own)
     reduce, why = auto_reduce_range(cpu_int8_isa(), platform.machine())
     assert st["reduce_range"] is reduce and st["weights_range"] == f"auto: {why}"
@@ -246,6 +246,25 @@ def test_the_upsample_rewrite_is_exact_and_only_for_nearest_integer_scales():
     m.graph.initializer.append(numpy_helper.from_array(np.array([2, 5, 6, 8], np.int64), "sz"))
     resize.input[:] = ["x", "", "", "sz"]
     assert nearest_upsample_as_expand(m) == []
+
+
+def test_the_api_and_the_cli_default_to_the_deployment_recipe():
+    """oddsuite.quantize, quantize_model and `oddsuite quantize` share DEFAULTS (they are
+    written out separately, so that importing oddsuite stays light)."""
+    import argparse
+    import inspect
+
+    import oddsuite
+    from oddsuite.commands import quantize as cmd
+    from oddsuite.quant.quantize import DEFAULTS, quantize_model
+
+    for fn in (oddsuite.quantize, quantize_model):
+        sig = inspect.signature(fn).parameters
+        assert {k: sig[k].default for k in DEFAULTS} == DEFAULTS, fn
+    sub = argparse.ArgumentParser().add_subparsers()
+    cmd.register(sub)
+    args = sub.choices["quantize"].parse_args(["--model", "m", "--calib", "s", "--out", "x.onnx"])
+    assert (args.method, args.keep_float) == (DEFAULTS["method"], DEFAULTS["keep_float"])
 
 
 def test_the_weights_range_is_chosen_for_the_cpu():

@@ -282,13 +282,13 @@ def compare(suite: str | Path, model_a: str | Path | Detector, model_b: str | Pa
 
 
 def quantize(model: str | Path, calib_suite: str | Path, out: str | Path, *, calib_images: int = 64, seed: int = 0,
-             method: str = "percentile", keep_float: str | Sequence[str] | None = "decode+stem",
+             method: str = "minmax", keep_float: str | Sequence[str] | None = "decode+stem",
              activations: str = "quint8", per_channel: bool = True, sha256: str | None = None,
              trust_pickle: bool = False, percentile: float = 99.999, reduce_range: bool | None = None) -> Quantized:
     """Quantize ``model`` to int8 (ONNX Runtime, static QDQ) calibrated on ``calib_images``
     seeded images of ``calib_suite``; writes ``out`` (``*.onnx``) and ``out.json``
     (``oddsuite quantize``). The defaults are the deployment recipe
-    (``oddsuite.quant.quantize.DEFAULTS``: percentile calibration, only the head's decoding tail
+    (``oddsuite.quant.quantize.DEFAULTS``: min-max calibration, only the head's decoding tail
     and the stem float; 7-bit weights on x86 CPUs without VNNI or AMX-INT8, 8-bit elsewhere:
     ``reduce_range`` True or False chooses for another target). Raises ModelError for a bad
     method, activation type or file."""

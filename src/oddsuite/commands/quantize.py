@@ -32,8 +32,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--calib-images", type=positive_int, default=64, metavar="N",
                    help="calibration images drawn from the suite (default 64; all if it has fewer)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample (default 0)")
-    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="percentile",
-                   help="calibration method (default percentile)")
+    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax",
+                   help="calibration method (default minmax: the observed range of every tensor over the "
+                        "calibration images)")
     p.add_argument("--percentile", type=_percentile, default=99.999, help="for --method percentile (default 99.999)")
     p.add_argument("--activations", choices=["quint8", "qint8"], default="quint8",
                    help="activation type (default quint8); weights are always per-channel qint8")
