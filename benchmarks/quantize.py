@@ -11,7 +11,8 @@ decoding tail and the stem float, the weights' range chosen for this CPU: 8-bit 
 AMX-INT8, 7-bit on x86 without), ``full-range`` and ``reduced`` (the same with 8-bit or 7-bit
 weights whatever the CPU), ``percentile`` (the 99.999th percentile calibration: the default
 before 2026-12-02), ``stem-int8`` (7-bit, the stem quantized: the default before then),
-``silu-float`` (SiLU left float) and ``previous`` (min-max calibration, the whole head float,
+``silu-float`` (SiLU left float), ``shared-concat`` (Concat scales shared where that widens a
+range at most 1.5x) and ``previous`` (min-max calibration, the whole head float,
 8-bit weights: what oddsuite did first). Goal:
 fp32 / int8 >= 2.5x at |delta mAP| <= 0.01 for every calibration sample of ``--calib-seeds``
 (default three): the delta moves with the images that calibrate (on the default detector with
@@ -195,6 +196,8 @@ RECIPES = {
     "full-range": {"reduce_range": False},
     # 7-bit weights: what an x86 CPU without VNNI needs (deploy chooses it there)
     "reduced": {"reduce_range": True},
+    # each Concat's inputs and output on one scale where that widens a range at most 1.5x
+    "shared-concat": {"share_concat_scales": 1.5},
     # the 99.999th percentile calibration (the default before 2026-12-02)
     "percentile": {"method": "percentile"},
     # the recipe before the stem was kept float (2026-12-02)

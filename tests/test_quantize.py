@@ -248,6 +248,46 @@ def test_the_upsample_rewrite_is_exact_and_only_for_nearest_integer_scales():
     assert nearest_upsample_as_expand(m) == []
 
 
+def test_shared_concat_scales_make_each_shared_concat_a_copy(tmp_path, fp32, suite, int8):
+    """With share_concat_scales, every Concat of a shared group reads inputs on its output's
+    scale and zero point (ONNX Runtime's QLinearConcat then copies), groups that would widen a
+    range more than allowed keep their own, the record lists the groups, and the rest of the
+    model (the stem's output, say) is quantized as without sharing; a widening below 1 is refused."""
+    from oddsuite.quant.quantize import quantize_model
+
+    def qparams(m):
+        init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+        return {n.input[0]: (float(init[n.input[1]]), int(init[n.input[2]]))
+                for n in m.graph.node if n.op_type == "QuantizeLinear" and init[n.input[1]].size == 1}
+
+    r = quantize_model(fp32, suite, tmp_path / "shared.onnx", calib_images=6, seed=0, share_concat_scales=100.0)
+    groups = r.record["concat_scale_groups"]
+    assert r.record["settings"]["share_concat_scales"] == 100.0
+    assert len(groups) >= 8 and all(g["shared"] and g["widening"] >= 1 for g in groups)
+    m = onnx.load(str(r.path))
+    q = qparams(m)
+    produced_by = {o: n for n in m.graph.node for o in n.output}
+    concats = [n for n in m.graph.node if n.op_type == "Concat" and n.output[0] in q]
+    assert len(concats) >= 8
+    for n in concats:
+        dq = [produced_by[i] for i in n.input]
+        assert all(d.op_type == "DequantizeLinear" for d in dq)
+        ins = {(float(numpy_helper.to_array(next(i for i in m.graph.initializer if i.name == d.input[1]))),
+                int(numpy_helper.to_array(next(i for i in m.graph.initializer if i.name == d.input[2]))))
+               for d in dq}
+        assert ins == {q[n.output[0]]}, n.name
+    # the unshared model's Concats requantize somewhere; sharing left the stem's output alone
+    q0 = qparams(onnx.load(str(int8.path)))
+    assert any({q0.get(produced_by[i].input[0]) for i in n.input} != {q0[n.output[0]]} for n in concats
+               if n.output[0] in q0)
+    stem = "/m/model.0/act/Mul_output_0"
+    assert q[stem] == q0[stem]
+    none = quantize_model(fp32, suite, tmp_path / "none.onnx", calib_images=6, seed=0, share_concat_scales=1.0)
+    assert not any(g["shared"] for g in none.record["concat_scale_groups"] if g["widening"] > 1.0)
+    with pytest.raises(ModelError, match="share-concat-scales"):
+        quantize_model(fp32, suite, tmp_path / "bad.onnx", calib_images=6, share_concat_scales=0.5)
+
+
 def test_the_api_and_the_cli_default_to_the_deployment_recipe():
     """oddsuite.quantize, quantize_model and `oddsuite quantize` share DEFAULTS (they are
     written out separately, so that importing oddsuite stays light)."""

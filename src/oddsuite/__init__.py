@@ -284,20 +284,22 @@ def compare(suite: str | Path, model_a: str | Path | Detector, model_b: str | Pa
 def quantize(model: str | Path, calib_suite: str | Path, out: str | Path, *, calib_images: int = 64, seed: int = 0,
              method: str = "minmax", keep_float: str | Sequence[str] | None = "decode+stem",
              activations: str = "quint8", per_channel: bool = True, sha256: str | None = None,
-             trust_pickle: bool = False, percentile: float = 99.999, reduce_range: bool | None = None) -> Quantized:
+             trust_pickle: bool = False, percentile: float = 99.999, reduce_range: bool | None = None,
+             share_concat_scales: float | None = None) -> Quantized:
     """Quantize ``model`` to int8 (ONNX Runtime, static QDQ) calibrated on ``calib_images``
     seeded images of ``calib_suite``; writes ``out`` (``*.onnx``) and ``out.json``
     (``oddsuite quantize``). The defaults are the deployment recipe
     (``oddsuite.quant.quantize.DEFAULTS``: min-max calibration, only the head's decoding tail
     and the stem float; 7-bit weights on x86 CPUs without VNNI or AMX-INT8, 8-bit elsewhere:
-    ``reduce_range`` True or False chooses for another target). Raises ModelError for a bad
-    method, activation type or file."""
+    ``reduce_range`` True or False chooses for another target; ``share_concat_scales``: see
+    ``quantize_model``). Raises ModelError for a bad method, activation type, widening or file."""
     from oddsuite.results import Quantized
     from oddsuite.quant.quantize import quantize_model
 
     res = quantize_model(model, calib_suite, out, calib_images=calib_images, seed=seed, method=method,
                          keep_float=keep_float, activations=activations, per_channel=per_channel, sha256=sha256,
-                         trust_pickle=trust_pickle, percentile=percentile, reduce_range=reduce_range)
+                         trust_pickle=trust_pickle, percentile=percentile, reduce_range=reduce_range,
+                         share_concat_scales=share_concat_scales)
     return Quantized(Path(res.path), res.record["output"]["sha256"], Path(res.record_path), res.record)
 
 

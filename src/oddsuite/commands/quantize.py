@@ -51,6 +51,10 @@ def register(subparsers: Any) -> None:
                         "weights), 8-bit elsewhere (more accurate). Quantizing for another CPU, say which")
     p.add_argument("--full-range-weights", dest="weights_range", action="store_const", const="full",
                    help="the same as --weights-range full")
+    p.add_argument("--share-concat-scales", type=float, nargs="?", const=1.5, default=None, metavar="W",
+                   help="give each Concat's inputs and output one scale where their union range is at most W "
+                        "times a member's own (W default 1.5, about half a bit): ONNX Runtime then copies "
+                        "instead of requantizing; calibrates twice. Off by default (it costs some accuracy)")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weight scales")
     p.add_argument("--sha256", metavar="HEX", default=None, help="expected SHA-256 of the source model file")
     p.add_argument("--trust-pickle", action="store_true",
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     res = quantize_model(args.model, args.calib, args.out, calib_images=args.calib_images, seed=args.seed,
                          method=args.method, keep_float=args.keep_float, activations=args.activations,
                          per_channel=not args.per_tensor, sha256=args.sha256, trust_pickle=args.trust_pickle,
-                         percentile=args.percentile,
+                         percentile=args.percentile, share_concat_scales=args.share_concat_scales,
                          reduce_range={"auto": None, "full": False, "reduced": True}[args.weights_range])
     r = res.record
     cal, st = r["calibration"], r["settings"]
@@ -73,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
           f"activations {st['activation_type']}, {st['method']} calibration on {cal['n_images']} images "
           f"(seed {cal['seed']}), {st['n_nodes_kept_float']} nodes kept float ({st['keep_float']})")
     print(f"  weights range: {st['weights_range']}")
+    if "concat_scale_groups" in r:
+        gs = r["concat_scale_groups"]
+        print(f"  Concat scales shared in {sum(g['shared'] for g in gs)} of {len(gs)} groups "
+              f"(widening at most {st['share_concat_scales']})")
     print(f"  sha256 {r['output']['sha256']}  ({r['output']['bytes'] / 1e6:.1f} MB, "
           f"{r['output']['op_counts'].get('QuantizeLinear', 0)} QuantizeLinear)")
     print(f"record: {res.record_path}")

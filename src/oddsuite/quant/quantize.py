@@ -48,6 +48,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -63,7 +64,7 @@ from oddsuite.errors import ModelError, SuiteError
 from oddsuite.fileio import atomic_path, sha256_file, write_json
 from oddsuite.models.base import model_info
 from oddsuite.models.common import preprocess
-from oddsuite.quant.rewrite import nearest_upsample_as_expand
+from oddsuite.quant.rewrite import concat_scale_groups, nearest_upsample_as_expand
 from oddsuite.suite.layout import MANIFEST
 from oddsuite.suite.reader import read_annotations, read_image
 
@@ -433,13 +434,17 @@ def _settings(method: str, activations: str, per_channel: bool, keep_float: str 
 
 def _quantize_static(pre: Path, dst: Path, reader: SuiteCalibrationReader, *, method: str, activations: str,
                      per_channel: bool, exclude: list[str], percentile: float, stride: int, source: Path,
-                     reduce_range: bool, op_types: Sequence[str] | None) -> None:
+                     reduce_range: bool, op_types: Sequence[str] | None,
+                     overrides: dict[str, list[dict[str, Any]]] | None = None) -> None:
     """Step 4: ONNX Runtime's ``quantize_static`` (QDQ, QInt8 weights, 7-bit with ``reduce_range``;
-    the operator types ``op_types``, default all it can) fed by ``reader`` in strided chunks; its
-    progress prints are logged, its failures are ModelErrors."""
+    the operator types ``op_types``, default all it can; ``overrides``: its
+    ``TensorQuantOverrides``) fed by ``reader`` in strided chunks; its progress prints are
+    logged, its failures are ModelErrors."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     extra: dict[str, Any] = {"CalibStridedMinMax": stride, "WeightSymmetric": True}
+    if overrides:
+        extra["TensorQuantOverrides"] = overrides
     if method == "percentile":
         extra["CalibPercentile"] = float(percentile)
     cal = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -525,7 +530,8 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
                    activations: str = "quint8", per_channel: bool = True, sha256: str | None = None,
                    trust_pickle: bool = False, percentile: float = 99.999,
                    reduce_range: bool | None = DEFAULTS["reduce_range"],
-                   op_types: Sequence[str] | None = None) -> QuantizeResult:
+                   op_types: Sequence[str] | None = None,
+                   share_concat_scales: float | None = None) -> QuantizeResult:
     """Quantize ``model`` to int8 (QDQ) calibrated on ``calib_images`` images of ``calib_suite``;
     write it to ``out`` and the record to ``<out>.json``. See the module doc for each step.
 
@@ -533,7 +539,13 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
     CPU that quantizes, which is taken to be the CPU the model will run on
     (:func:`auto_reduce_range`: 7-bit only on x86 without VNNI or AMX-INT8); the record's
     ``settings.weights_range`` says which and why. Pass it explicitly for another target.
-    ``op_types``: the operator types to quantize (default: all ONNX Runtime can)."""
+    ``op_types``: the operator types to quantize (default: all ONNX Runtime can).
+    ``share_concat_scales``: None (default) or the widening W >= 1 allowed to give each Concat's
+    inputs and output one scale (:func:`oddsuite.quant.rewrite.concat_scale_groups`): the model
+    is calibrated and quantized twice, the second time with the groups whose union range is at
+    most W times a member's own; ONNX Runtime then copies instead of requantizing. Faster, and
+    less accurate where a narrow input takes a wide scale (``benchmarks/quantize.py``, recipe
+    ``shared-concat``)."""
     import onnx
 
     from oddsuite.models.onnx_rt import OnnxDetector
@@ -546,6 +558,8 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         why = f"given: {'7' if reduce_range else '8'}-bit weights"
     if method not in METHODS:
         raise ModelError(f"--method: expected one of {list(METHODS)}, got {method!r}")
+    if share_concat_scales is not None and not (math.isfinite(share_concat_scales) and share_concat_scales >= 1):
+        raise ModelError(f"--share-concat-scales: expected a widening >= 1 (1.5: half a bit), got {share_concat_scales}")
     if activations not in ACTIVATION_TYPES:
         raise ModelError(f"--activations: expected one of {list(ACTIVATION_TYPES)}, got {activations!r}")
     out = Path(out)
@@ -568,14 +582,25 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         if pre_info["nearest_upsample_as_expand"]:
             onnx.save(pm, str(pre))
         exclude = nodes_to_keep_float(pm, keep_float)
-        reader = SuiteCalibrationReader([suite / s["file_name"] for s in sample], input_name, input_hw,
-                                        batch=fixed_batch or 1)
-        stride = _chunk_size(len(reader))
+        def reader():
+            return SuiteCalibrationReader([suite / s["file_name"] for s in sample], input_name, input_hw,
+                                          batch=fixed_batch or 1)
+
+        stride = _chunk_size(len(reader()))
         log.info("quantizing %s: %d calibration images, %s, %d nodes kept float", src.onnx_path, len(sample),
                  method, len(exclude))
-        _quantize_static(pre, tmp / "int8.onnx", reader, method=method, activations=activations,
-                         per_channel=per_channel, exclude=exclude, percentile=percentile, stride=stride,
-                         source=src.onnx_path, reduce_range=reduce_range, op_types=op_types)
+        common = dict(method=method, activations=activations, per_channel=per_channel, exclude=exclude,
+                      percentile=percentile, stride=stride, source=src.onnx_path, reduce_range=reduce_range,
+                      op_types=op_types)
+        _quantize_static(pre, tmp / "int8.onnx", reader(), **common)
+        concat_groups = None
+        if share_concat_scales is not None:
+            overrides, concat_groups = concat_scale_groups(onnx.load(str(tmp / "int8.onnx")),
+                                                           float(share_concat_scales))
+            log.info("sharing the scales of %d of %d Concat groups", sum(g["shared"] for g in concat_groups),
+                     len(concat_groups))
+            if overrides:
+                _quantize_static(pre, tmp / "int8.onnx", reader(), overrides=overrides, **common)
         qm = onnx.load(str(tmp / "int8.onnx"))
         warnings = output_warnings(qm)
         for w in warnings:
@@ -583,12 +608,16 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         settings = _settings(method, activations, per_channel, keep_float, len(exclude), percentile,
                              reduce_range, op_types)
         settings["weights_range"] = why
+        if share_concat_scales is not None:
+            settings["share_concat_scales"] = float(share_concat_scales)
         _publish(qm, out, src, settings, len(sample), seed, input_hw)
         ops = _op_counts(qm)
 
     record = _record(out, ops, src, input_hw, suite, sample, calib_images=calib_images, seed=seed,
                      batch=int(fixed_batch or 1), chunk=int(stride), settings=settings, pre_info=pre_info,
                      exclude=exclude, warnings=warnings)
+    if concat_groups is not None:
+        record["concat_scale_groups"] = concat_groups
     rec_path = record_path_for(out)
     write_json(rec_path, record, sort_keys=False, nan="null")
     return QuantizeResult(out, rec_path, record)

@@ -114,3 +114,86 @@ def nearest_upsample_as_expand(model) -> list[dict[str, Any]]:
         del g.initializer[:]
         g.initializer.extend(kept)
     return done
+
+
+#: operators whose quantized output ONNX Runtime's QDQ quantizer gives its input's scale (they
+#: move or select uint8 values without arithmetic), so a shared scale passes through them
+_SAME_SCALE_OPS = frozenset({"Split", "Slice", "MaxPool", "Reshape", "Transpose", "Expand", "Resize", "Squeeze",
+                             "Unsqueeze", "Flatten"})
+
+
+def concat_scale_groups(qmodel, max_widening: float) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Scale sharing for the ``Concat`` nodes of a QDQ model ``qmodel`` (a first quantization,
+    per-tensor uint8 activations): tensors that must share one scale so that ONNX Runtime's
+    ``QLinearConcat`` copies instead of requantizing (a table lookup per element) are grouped
+    (each Concat's output with its inputs, through :data:`_SAME_SCALE_OPS`, transitively), and
+    each group whose union range is at most ``max_widening`` times the narrowest member's own
+    range gets that union as every member's calibrated range.
+
+    Returns ``(overrides, groups)``: ``overrides`` in ONNX Runtime's ``TensorQuantOverrides`` form
+    (``{tensor: [{"rmin", "rmax"}]}``, float32, for a second ``quantize_static``) and one
+    ``{"tensors", "rmin", "rmax", "widening", "shared"}`` per group, for the record. A member's
+    range is its ``QuantizeLinear``'s: ``((0 - zp) * scale, (255 - zp) * scale)``.
+
+    The price: members narrower than the union lose resolution (``widening`` 1.5 is about half a
+    bit); groups that would widen more keep their own scales and their requantization.
+    """
+    from onnx import numpy_helper
+
+    g = qmodel.graph
+    init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    prod = {o: n for n in g.node for o in n.output}
+    rng: dict[str, tuple[float, float]] = {}
+    for n in g.node:
+        if n.op_type == "QuantizeLinear" and n.input[1] in init and init[n.input[1]].size == 1:
+            s, z = float(init[n.input[1]]), int(init[n.input[2]]) if len(n.input) > 2 else 0
+            rng[n.input[0]] = ((0 - z) * s, (255 - z) * s)
+
+    def float_source(t: str) -> str | None:  # DequantizeLinear(QuantizeLinear(x)) -> x
+        dq = prod.get(t)
+        q = prod.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        return q.input[0] if q is not None and q.op_type == "QuantizeLinear" and q.input[0] in rng else None
+
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        parent[find(a)] = find(b)
+
+    concat_outputs = set()
+    for n in g.node:
+        if n.op_type == "Concat" and n.output[0] in rng:
+            concat_outputs.add(n.output[0])
+            for i in n.input:
+                x = float_source(i)
+                if x is not None:
+                    union(x, n.output[0])
+    for n in g.node:  # carry the groups through value-moving operators
+        if n.op_type in _SAME_SCALE_OPS and n.input:
+            x = float_source(n.input[0])
+            for o in n.output:
+                if x is not None and o in rng:
+                    union(x, o)
+    members: dict[str, list[str]] = {}
+    for t in parent:
+        members.setdefault(find(t), []).append(t)
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    groups = []
+    for mem in members.values():
+        if len(mem) < 2 or not concat_outputs.intersection(mem):
+            continue
+        mem = sorted(mem)
+        lo, hi = min(rng[t][0] for t in mem), max(rng[t][1] for t in mem)
+        widening = max((hi - lo) / (rng[t][1] - rng[t][0]) for t in mem)
+        shared = widening <= max_widening
+        groups.append({"tensors": mem, "rmin": lo, "rmax": hi, "widening": round(widening, 3), "shared": shared})
+        if shared:
+            for t in mem:
+                overrides[t] = [{"rmin": np.array(lo, np.float32), "rmax": np.array(hi, np.float32)}]
+    return overrides, groups
