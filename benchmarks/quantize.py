@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             worst = {k: max(r[k], key=lambda d: abs(d) if d is not None else math.inf) for k in ("d_all", "d_full")}
             mean = {k: (statistics.fmean(r[k]) if None not in r[k] else None) for k in ("d_all", "d_full")}
             met = r["ratio"] >= 2.5 and all(d is not None and abs(d) <= 0.01 for d in worst.values())
-            print(f"  {r['recipe']:<10} fp32 / int8 {r['ratio']:.2f}x (paired {r['paired']:.2f}x) | delta mAP all "
+            print(f"  {r['recipe']:<13} fp32 / int8 {r['ratio']:.2f}x (paired {r['paired']:.2f}x) | delta mAP all "
                   f"{_fmt(worst['d_all'], 4)} (mean {_fmt(mean['d_all'], 4)}), full-scene {_fmt(worst['d_full'], 4)} "
                   f"(mean {_fmt(mean['d_full'], 4)}) | goal {'met' if met else 'not met'}")
         if args.out:

@@ -32,13 +32,14 @@ The flow a deployment toolchain follows, made reproducible and recorded:
 
 Where the time goes (``benchmarks/quantize.py --profile``, ONNX Runtime's profiler, the
 default detector at 320 px, one thread). On an AMD EPYC with AVX-512 VNNI, int8
-``QLinearConv`` runs the convolutions about 3.35x faster than the fp32 NCHWc ``Conv`` (5.8
-against 19.5 ms). The 3-channel stem convolution is the exception: 1.2 ms in int8, more than
+``QLinearConv`` runs the convolutions about 3.1-3.3x faster than the fp32 NCHWc ``Conv`` (6.3
+against 19-21 ms). The 3-channel stem convolution is the exception: 1.2 ms in int8, more than
 in fp32, hence ``"stem"`` in the default ``keep_float``. SiLU costs more in int8
-(``QLinearSigmoid`` + ``QLinearMul``, about 2.1 ms) than the fused fp32 ``QuickGelu`` (about
-1.3 ms); ``QLinearConcat`` requantizes inputs of different scales (0.55 ms) and the uint8
-``Resize`` takes 0.3 ms. The whole model runs 2.25x faster than fp32 (20.6 against 9.1 ms),
-at -0.006 mAP with 8-bit weights and -0.018 with 7-bit (546 held-out images). On an AVX2
+(``QLinearSigmoid`` + ``QLinearMul``, about 2.3 ms) than the fused fp32 ``QuickGelu`` (about
+1.3 ms); ``QLinearConcat`` requantizes inputs of different scales (0.48 ms; see
+``share_concat_scales``). The whole model runs about 2.35x faster than fp32 (23 against 10 ms
+on a busy afternoon), within 0.005 mAP of it on every calibration sample tried (546 held-out
+images); 7-bit weights cost about 0.01. On an AVX2
 CPU without VNNI, int8 convolutions were only 1.5x faster, the model 1.3x, and 8-bit weights
 cost 0.066 mAP (u8s8 saturation): hence :func:`auto_reduce_range`.
 """
