@@ -288,6 +288,42 @@ def test_shared_concat_scales_make_each_shared_concat_a_copy(tmp_path, fp32, sui
         quantize_model(fp32, suite, tmp_path / "bad.onnx", calib_images=6, share_concat_scales=0.5)
 
 
+def test_concat_scale_groups_read_each_tensors_range_from_its_type():
+    """The group of a Concat holds its output and inputs; a member's range comes from its
+    QuantizeLinear over its integer type (int8 here: -128..127); the group is shared only
+    when the union widens no member more than allowed."""
+    from onnx import TensorProto, helper
+
+    from oddsuite.quant.rewrite import concat_scale_groups
+
+    def q(name, scale):
+        return [helper.make_node("QuantizeLinear", [name, f"{name}_s", f"{name}_z"], [f"{name}_q"]),
+                helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [f"{name}_dq"])], [
+            numpy_helper.from_array(np.array(scale, np.float32), f"{name}_s"),
+            numpy_helper.from_array(np.array(0, np.int8), f"{name}_z")]
+
+    nodes, inits = [], []
+    for name, scale in (("a", 0.1), ("b", 0.2)):
+        n, i = q(name, scale)
+        nodes += n
+        inits += i
+    nodes.append(helper.make_node("Concat", ["a_dq", "b_dq"], ["c"], axis=1))
+    n, i = q("c", 0.2)
+    nodes += n
+    inits += i
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 2]) for x in "ab"],
+                          [helper.make_tensor_value_info("c_dq", TensorProto.FLOAT, [1, 4])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    overrides, groups = concat_scale_groups(m, 2.0)
+    (grp,) = groups
+    assert grp["tensors"] == ["a", "b", "c"] and grp["shared"]
+    assert math.isclose(grp["rmin"], -25.6, rel_tol=1e-6) and math.isclose(grp["rmax"], 25.4, rel_tol=1e-6)
+    assert math.isclose(grp["widening"], 2.0, rel_tol=1e-3)
+    assert set(overrides) == {"a", "b", "c"} and float(overrides["a"][0]["rmin"]) == np.float32(-25.6)
+    overrides, groups = concat_scale_groups(m, 1.9)
+    assert overrides == {} and not groups[0]["shared"]
+
+
 def test_the_api_and_the_cli_default_to_the_deployment_recipe():
     """oddsuite.quantize, quantize_model and `oddsuite quantize` share DEFAULTS (they are
     written out separately, so that importing oddsuite stays light)."""

@@ -124,7 +124,7 @@ _SAME_SCALE_OPS = frozenset({"Split", "Slice", "MaxPool", "Reshape", "Transpose"
 
 def concat_scale_groups(qmodel, max_widening: float) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
     """Scale sharing for the ``Concat`` nodes of a QDQ model ``qmodel`` (a first quantization,
-    per-tensor uint8 activations): tensors that must share one scale so that ONNX Runtime's
+    per-tensor 8-bit activations): tensors that must share one scale so that ONNX Runtime's
     ``QLinearConcat`` copies instead of requantizing (a table lookup per element) are grouped
     (each Concat's output with its inputs, through :data:`_SAME_SCALE_OPS`, transitively), and
     each group whose union range is at most ``max_widening`` times the narrowest member's own
@@ -133,7 +133,8 @@ def concat_scale_groups(qmodel, max_widening: float) -> tuple[dict[str, list[dic
     Returns ``(overrides, groups)``: ``overrides`` in ONNX Runtime's ``TensorQuantOverrides`` form
     (``{tensor: [{"rmin", "rmax"}]}``, float32, for a second ``quantize_static``) and one
     ``{"tensors", "rmin", "rmax", "widening", "shared"}`` per group, for the record. A member's
-    range is its ``QuantizeLinear``'s: ``((0 - zp) * scale, (255 - zp) * scale)``.
+    range is its ``QuantizeLinear``'s: ``((qmin - zp) * scale, (qmax - zp) * scale)`` over its
+    type's integers (0..255 for uint8, -128..127 for int8).
 
     The price: members narrower than the union lose resolution (``widening`` 1.5 is about half a
     bit); groups that would widen more keep their own scales and their requantization.
@@ -146,8 +147,10 @@ def concat_scale_groups(qmodel, max_widening: float) -> tuple[dict[str, list[dic
     rng: dict[str, tuple[float, float]] = {}
     for n in g.node:
         if n.op_type == "QuantizeLinear" and n.input[1] in init and init[n.input[1]].size == 1:
-            s, z = float(init[n.input[1]]), int(init[n.input[2]]) if len(n.input) > 2 else 0
-            rng[n.input[0]] = ((0 - z) * s, (255 - z) * s)
+            zp = init[n.input[2]] if len(n.input) > 2 and n.input[2] in init else np.array(0, np.uint8)
+            lo, hi = np.iinfo(zp.dtype).min, np.iinfo(zp.dtype).max  # uint8 0..255, int8 -128..127
+            s, z = float(init[n.input[1]]), int(zp)
+            rng[n.input[0]] = ((lo - z) * s, (hi - z) * s)
 
     def float_source(t: str) -> str | None:  # DequantizeLinear(QuantizeLinear(x)) -> x
         dq = prod.get(t)
