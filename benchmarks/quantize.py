@@ -10,7 +10,8 @@ suite) by each recipe of ``--recipes`` (``RECIPES``; default ``deploy,percentile
 decoding tail and the stem float, the weights' range chosen for this CPU: 8-bit with VNNI or
 AMX-INT8, 7-bit on x86 without), ``full-range`` and ``reduced`` (the same with 8-bit or 7-bit
 weights whatever the CPU), ``percentile`` (the 99.999th percentile calibration: the default
-before 2026-12-02), ``stem-int8`` (7-bit, the stem quantized: the default before then),
+before 2026-12-02), ``stem-int8`` (7-bit, the stem quantized: the default before then, but
+calibrated as ``deploy``),
 ``silu-float`` (SiLU left float), ``shared-concat`` (Concat scales shared where that widens a
 range at most 1.5x) and ``previous`` (min-max calibration, the whole head float,
 8-bit weights: what oddsuite did first). Goal:

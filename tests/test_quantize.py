@@ -241,6 +241,25 @@ def test_the_upsample_rewrite_is_exact_and_only_for_nearest_integer_scales():
                           ({}, [1, 1, 1.5, 2])):
         m = model(TensorProto.FLOAT, scales, **attrs)
         assert nearest_upsample_as_expand(m) == [] and "Resize" in [n.op_type for n in m.graph.node]
+    # scales held as an initializer that is also a graph input (older torch exports) stay; two
+    # Resizes, one unnamed and one named as the first's default prefix, get distinct parts
+    x = rng.random((1, 5, 3, 4)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "sc"], ["y1"], name="",
+                          mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+         helper.make_node("Resize", ["y1", "", "sc"], ["y"], name="Resize",
+                          mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5, 3, 4]),
+              helper.make_tensor_value_info("sc", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")])
+    m = onnx.shape_inference.infer_shapes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    m.ir_version = 8
+    ref = run(m, x)
+    done = nearest_upsample_as_expand(m)
+    assert len(done) == 2 and len({d["node"] for d in done}) == 2
+    onnx.checker.check_model(m)
+    assert "sc" in {i.name for i in m.graph.initializer} and np.array_equal(run(m, x), ref)
     m = model(TensorProto.FLOAT, [1, 1, 2, 2])
     resize = next(n for n in m.graph.node if n.op_type == "Resize")
     m.graph.initializer.append(numpy_helper.from_array(np.array([2, 5, 6, 8], np.int64), "sz"))
@@ -282,10 +301,21 @@ def test_shared_concat_scales_make_each_shared_concat_a_copy(tmp_path, fp32, sui
                if n.output[0] in q0)
     stem = "/m/model.0/act/Mul_output_0"
     assert q[stem] == q0[stem]
+    # the upsamples' Expands join their groups, so ONNX Runtime still runs them on uint8
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(str(r.path), so, providers=["CPUExecutionProvider"])
+    opt = onnx.load(so.optimized_model_filepath).graph
+    made_by = {o: n.op_type for n in opt.node for o in n.output}
+    expands = [n for n in opt.node if n.op_type == "Expand"]
+    assert len(expands) == 2 and all(made_by[e.input[0]] != "DequantizeLinear" for e in expands)
     none = quantize_model(fp32, suite, tmp_path / "none.onnx", calib_images=6, seed=0, share_concat_scales=1.0)
     assert not any(g["shared"] for g in none.record["concat_scale_groups"] if g["widening"] > 1.0)
-    with pytest.raises(ModelError, match="share-concat-scales"):
-        quantize_model(fp32, suite, tmp_path / "bad.onnx", calib_images=6, share_concat_scales=0.5)
+    for bad in (0.5, float("nan"), True, "2"):
+        with pytest.raises(ModelError, match="share-concat-scales"):
+            quantize_model(fp32, suite, tmp_path / "bad.onnx", calib_images=6, share_concat_scales=bad)
 
 
 def test_concat_scale_groups_read_each_tensors_range_from_its_type():

@@ -37,7 +37,9 @@ def register(subparsers: Any) -> None:
                         "calibration images)")
     p.add_argument("--percentile", type=_percentile, default=99.999, help="for --method percentile (default 99.999)")
     p.add_argument("--activations", choices=["quint8", "qint8"], default="quint8",
-                   help="activation type (default quint8); weights are always per-channel qint8")
+                   help="activation type (default quint8; with qint8, ONNX Runtime 1.32 fused only 6 of the "
+                        "default detector's 62 int8 convolutions on an AVX-512 VNNI CPU: 0.58x the speed of fp32); "
+                        "weights are always qint8, per channel unless --per-tensor")
     p.add_argument("--keep-float", default="decode+stem", metavar="decode+stem|decode|stem|head|none|REGEX",
                    help="nodes left in float: 'decode' (only the head's decoding tail: its convolutions are "
                         "quantized), 'stem' (the first module alone: the convolution that reads the image and "

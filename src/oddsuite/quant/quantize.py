@@ -559,7 +559,9 @@ def quantize_model(model: str | Path, calib_suite: str | Path, out: str | Path, 
         why = f"given: {'7' if reduce_range else '8'}-bit weights"
     if method not in METHODS:
         raise ModelError(f"--method: expected one of {list(METHODS)}, got {method!r}")
-    if share_concat_scales is not None and not (math.isfinite(share_concat_scales) and share_concat_scales >= 1):
+    if share_concat_scales is not None and (isinstance(share_concat_scales, bool)
+                                            or not isinstance(share_concat_scales, (int, float))
+                                            or not (math.isfinite(share_concat_scales) and share_concat_scales >= 1)):
         raise ModelError(f"--share-concat-scales: expected a widening >= 1 (1.5: half a bit), got {share_concat_scales}")
     if activations not in ACTIVATION_TYPES:
         raise ModelError(f"--activations: expected one of {list(ACTIVATION_TYPES)}, got {activations!r}")

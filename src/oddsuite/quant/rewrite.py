@@ -1,8 +1,9 @@
-"""Exact graph rewrites applied to the float model before it is quantized.
+"""Graph changes made for the int8 model before and while it is quantized.
 
-They change how ONNX Runtime runs the int8 model, never what it computes: each is the same
-function, element for element, and is applied only to the graph that is quantized (the fp32
-model keeps the graph that is fastest for it).
+:func:`nearest_upsample_as_expand` is exact: it changes how ONNX Runtime runs the int8 model,
+never what it computes, and is applied only to the graph that is quantized (the fp32 model
+keeps the graph that is fastest for it). :func:`concat_scale_groups` is not: it coarsens some
+tensors' quantization for speed, and runs only when asked (``share_concat_scales``).
 """
 from __future__ import annotations
 
@@ -41,6 +42,23 @@ def _static_chw(graph, name: str) -> tuple[int, int, int] | None:
     return None
 
 
+def _names_read(graph) -> set[str]:
+    """Every tensor name a node of ``graph`` or of its subgraphs (If/Loop/Scan bodies) reads,
+    plus the graph's inputs and outputs."""
+    from onnx import AttributeProto
+
+    names = {v.name for v in list(graph.input) + list(graph.output)}
+    for n in graph.node:
+        names.update(i for i in n.input if i)
+        for a in n.attribute:
+            if a.type == AttributeProto.GRAPH:
+                names |= _names_read(a.g)
+            elif a.type == AttributeProto.GRAPHS:
+                for sub in a.graphs:
+                    names |= _names_read(sub)
+    return names
+
+
 def _integer_scale(scales: np.ndarray | None) -> tuple[int, int] | None:
     if scales is None or scales.shape != (4,) or scales[0] != 1 or scales[1] != 1:
         return None
@@ -63,8 +81,11 @@ def nearest_upsample_as_expand(model) -> list[dict[str, Any]]:
     has no fast path (0.3 ms of yolov8n's 9 ms at 320 px on one thread, against 0.02 ms for the
     same Resize channels-first); after this rewrite its transpose optimiser cancels both
     ``Transpose`` nodes against its own layout transposes, and the ``Expand`` copies whole
-    channel rows (0.02 ms). The new nodes are named ``<resize name>/...`` and the output
-    keeps its name, so ``keep_float`` patterns and per-tensor records still find them.
+    channel rows (0.02 ms). The new nodes are named ``<resize name>/ToNHWC``, ``/Reshape_in``,
+    ``/Expand``, ``/Reshape_out``, ``/ToNCHW`` (an unnamed or repeated name gets a unique
+    prefix) and the output keeps its name, so a ``keep_float`` pattern that searches for the
+    Resize's name finds its parts (one anchored at the end, ``Resize$``, does not). Scales and
+    roi tensors that nothing else reads are removed (kept when they are graph inputs).
 
     Returns one ``{"node", "scale": [kh, kw], "chw": [C, H, W]}`` per rewritten Resize; a Resize
     that does not match (other modes, ``sizes`` input, unknown shape) is left as it is.
@@ -74,6 +95,8 @@ def nearest_upsample_as_expand(model) -> list[dict[str, Any]]:
     g = model.graph
     consts = _constants(g)
     new_nodes, done, freed = [], [], set()
+    taken = {n.name for n in g.node} | {i.name for i in g.initializer} | {o for n in g.node for o in n.output}
+    prefixes: set[str] = set()
     for n in g.node:
         if n.op_type != "Resize" or n.domain not in ("", "ai.onnx"):
             new_nodes.append(n)
@@ -89,7 +112,11 @@ def nearest_upsample_as_expand(model) -> list[dict[str, Any]]:
             new_nodes.append(n)
             continue
         (kh, kw), (c, h, w) = k, chw
-        p = n.name or f"resize_{len(done)}"
+        p, i = n.name or "Resize", 0
+        while p in prefixes or (p != n.name and p in taken) or any(f"{p}/{x}" in taken for x in ("nhwc", "cells")):
+            i += 1
+            p = f"{n.name or 'Resize'}_{i}"
+        prefixes.add(p)
         shapes = {"in": [-1, h, 1, w, 1, c], "expand": [1, h, kh, w, kw, c], "out": [-1, h * kh, w * kw, c]}
         names = {key: f"{p}/{key}_shape" for key in shapes}
         for key, shape in shapes.items():
@@ -102,12 +129,14 @@ def nearest_upsample_as_expand(model) -> list[dict[str, Any]]:
             helper.make_node("Transpose", [f"{p}/up_nhwc"], [n.output[0]], name=f"{p}/ToNCHW", perm=[0, 3, 1, 2]),
         ]
         done.append({"node": p, "scale": [kh, kw], "chw": [c, h, w]})
-        freed.add(n.input[2])
+        freed.update(x for x in n.input[1:3] if x)  # roi, scales
     if done:
-        # the scales the Resizes read go too when nothing else reads them (ONNX Runtime warns of
-        # unused initializers on every load)
-        used = {i for m in new_nodes for i in m.input} | {o.name for o in g.output}
-        freed -= used
+        # the scales (and roi) the Resizes read go too when nothing else reads them (ONNX Runtime
+        # warns of unused initializers on every load); graph inputs and subgraphs' reads stay
+        del g.node[:]
+        g.node.extend(new_nodes)
+        freed -= _names_read(g)
+        new_nodes = list(g.node)
         del g.node[:]
         g.node.extend(m for m in new_nodes if not (m.op_type == "Constant" and m.output[0] in freed))
         kept = [i for i in g.initializer if i.name not in freed]
@@ -116,8 +145,9 @@ def nearest_upsample_as_expand(model) -> list[dict[str, Any]]:
     return done
 
 
-#: operators whose quantized output ONNX Runtime's QDQ quantizer gives its input's scale (they
-#: move or select uint8 values without arithmetic), so a shared scale passes through them
+#: operators that move or select values without arithmetic, so one scale can pass through them:
+#: ONNX Runtime's QDQ quantizer gives most of them their input's scale; Expand it leaves float
+#: between a DequantizeLinear and a QuantizeLinear, which ONNX Runtime removes when the two agree
 _SAME_SCALE_OPS = frozenset({"Split", "Slice", "MaxPool", "Reshape", "Transpose", "Expand", "Resize", "Squeeze",
                              "Unsqueeze", "Flatten"})
 
@@ -150,12 +180,14 @@ def concat_scale_groups(qmodel, max_widening: float) -> tuple[dict[str, list[dic
             zp = init[n.input[2]] if len(n.input) > 2 and n.input[2] in init else np.array(0, np.uint8)
             lo, hi = np.iinfo(zp.dtype).min, np.iinfo(zp.dtype).max  # uint8 0..255, int8 -128..127
             s, z = float(init[n.input[1]]), int(zp)
+            if s == 1.0 and z == 0:  # ONNX Runtime's parameters for a tensor calibrated all zero:
+                continue             # its range is not (lo, hi), so it is left out (and its group)
             rng[n.input[0]] = ((lo - z) * s, (hi - z) * s)
 
-    def float_source(t: str) -> str | None:  # DequantizeLinear(QuantizeLinear(x)) -> x
+    def float_source(t: str) -> str:  # DequantizeLinear(QuantizeLinear(x)) -> x; a float tensor -> itself
         dq = prod.get(t)
         q = prod.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
-        return q.input[0] if q is not None and q.op_type == "QuantizeLinear" and q.input[0] in rng else None
+        return q.input[0] if q is not None and q.op_type == "QuantizeLinear" else t
 
     parent: dict[str, str] = {}
 
@@ -169,32 +201,34 @@ def concat_scale_groups(qmodel, max_widening: float) -> tuple[dict[str, list[dic
     def union(a: str, b: str) -> None:
         parent[find(a)] = find(b)
 
-    concat_outputs = set()
+    concat_outputs, concat_inputs = set(), set()
     for n in g.node:
         if n.op_type == "Concat" and n.output[0] in rng:
             concat_outputs.add(n.output[0])
             for i in n.input:
-                x = float_source(i)
-                if x is not None:
-                    union(x, n.output[0])
-    for n in g.node:  # carry the groups through value-moving operators
+                concat_inputs.add(float_source(i))
+                union(float_source(i), n.output[0])
+    for n in g.node:  # carry the groups through value-moving operators, quantized or float between
         if n.op_type in _SAME_SCALE_OPS and n.input:
-            x = float_source(n.input[0])
             for o in n.output:
-                if x is not None and o in rng:
-                    union(x, o)
+                union(float_source(n.input[0]), o)
     members: dict[str, list[str]] = {}
     for t in parent:
         members.setdefault(find(t), []).append(t)
     overrides: dict[str, list[dict[str, Any]]] = {}
     groups = []
     for mem in members.values():
-        if len(mem) < 2 or not concat_outputs.intersection(mem):
+        if not concat_outputs.intersection(mem):
             continue
-        mem = sorted(mem)
+        # a Concat input with no QuantizeLinear of its own (a constant, say) keeps its scale, so
+        # that Concat requantizes whatever the others share: the group is recorded, not shared
+        complete = all(t in rng for t in concat_inputs.intersection(mem))
+        mem = sorted(t for t in mem if t in rng)
+        if len(mem) < 2:
+            continue
         lo, hi = min(rng[t][0] for t in mem), max(rng[t][1] for t in mem)
-        widening = max((hi - lo) / (rng[t][1] - rng[t][0]) for t in mem)
-        shared = widening <= max_widening
+        widening = max((hi - lo) / max(rng[t][1] - rng[t][0], 1e-30) for t in mem)
+        shared = complete and widening <= max_widening
         groups.append({"tensors": mem, "rmin": lo, "rmax": hi, "widening": round(widening, 3), "shared": shared})
         if shared:
             for t in mem:
