@@ -288,13 +288,11 @@ def test_shared_concat_scales_make_each_shared_concat_a_copy(tmp_path, fp32, sui
     produced_by = {o: n for n in m.graph.node for o in n.output}
     concats = [n for n in m.graph.node if n.op_type == "Concat" and n.output[0] in q]
     assert len(concats) >= 8
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     for n in concats:
         dq = [produced_by[i] for i in n.input]
         assert all(d.op_type == "DequantizeLinear" for d in dq)
-        ins = {(float(numpy_helper.to_array(next(i for i in m.graph.initializer if i.name == d.input[1]))),
-                int(numpy_helper.to_array(next(i for i in m.graph.initializer if i.name == d.input[2]))))
-               for d in dq}
-        assert ins == {q[n.output[0]]}, n.name
+        assert {(float(init[d.input[1]]), int(init[d.input[2]])) for d in dq} == {q[n.output[0]]}, n.name
     # the unshared model's Concats requantize somewhere; sharing left the stem's output alone
     q0 = qparams(onnx.load(str(int8.path)))
     assert any({q0.get(produced_by[i].input[0]) for i in n.input} != {q0[n.output[0]]} for n in concats
